@@ -1,0 +1,107 @@
+"""Durable, private file writes and advisory locks. Standard library only.
+
+Every file this package writes goes through :func:`atomic_write`, so a reader sees
+either the old bytes or the new bytes, never a torn file, and a crash leaves at
+most a hidden ``.tmp`` file behind. Locks live on a separate ``.lock`` file so the
+data file itself can be replaced atomically while the lock is held.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+__all__ = [
+    "PRIVATE_DIR_MODE",
+    "PRIVATE_FILE_MODE",
+    "atomic_write",
+    "file_lock",
+    "make_private_dir",
+    "read_bytes_nofollow",
+]
+
+PRIVATE_DIR_MODE = 0o700
+PRIVATE_FILE_MODE = 0o600
+
+
+def make_private_dir(path: Path) -> None:
+    """Create ``path`` (and parents) as 0700 directories; refuse a symlink at ``path``."""
+    try:
+        os.makedirs(path, mode=PRIVATE_DIR_MODE, exist_ok=True)
+    except FileExistsError:
+        # makedirs raises this when ``path`` exists but is not a directory
+        raise NotADirectoryError(errno.ENOTDIR, "not a directory", str(path)) from None
+    if path.is_symlink():
+        raise OSError(errno.ELOOP, "refusing to use a symlinked directory", str(path))
+
+
+def atomic_write(path: Path, data: bytes, mode: int = PRIVATE_FILE_MODE) -> None:
+    """Write ``data`` to ``path`` via temp file + fsync + ``os.replace``.
+
+    The temporary file is created with ``O_EXCL | O_NOFOLLOW`` in the destination's
+    directory, so a planted symlink can neither redirect the write nor be replaced.
+    """
+    directory = path.parent
+    tmp = directory / f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(tmp, flags, mode)
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+            os.fchmod(fd, mode)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    with contextlib.suppress(OSError):
+        dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+def read_bytes_nofollow(path: Path) -> bytes:
+    """Read a whole file, refusing to follow a symlink at its last component."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        chunks: list[bytes] = []
+        while chunk := os.read(fd, 1 << 16):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def file_lock(path: Path, *, blocking: bool = True) -> Iterator[bool]:
+    """Hold an exclusive ``fcntl`` lock on ``path`` (a dedicated ``.lock`` file).
+
+    Yields ``True`` when the lock is held. With ``blocking=False`` it yields
+    ``False`` instead of waiting when another process holds it.
+    """
+    flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(path, flags, PRIVATE_FILE_MODE)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
