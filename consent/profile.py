@@ -27,6 +27,7 @@ class AppProfile:
     shared_temp_root: Path = Path("/tmp")
     policy_file: Path = _POLICY_DIR / "skyplane.toml"
     cli_name: str = "consent"
+    host_package: str = "skyplane"
 
     # -- environment variable names ---------------------------------------------------
     @property

@@ -1,0 +1,74 @@
+"""Endpoint validation: https everywhere, plain http only to this machine."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from consent._exceptions import InsecureEndpointError
+
+__all__ = ["check_endpoint", "is_loopback_host", "resolve_endpoints"]
+
+
+def is_loopback_host(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_endpoint(url: str, *, source: str = "endpoint") -> str:
+    """Return ``url`` when it is safe to send to, else raise :class:`InsecureEndpointError`."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        parts.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError:
+        raise InsecureEndpointError(f"{source}: {url!r} is not a valid URL.") from None
+    if parts.scheme not in {"https", "http"} or not host:
+        raise InsecureEndpointError(
+            f"{source}: {url!r} is not an http(s) URL; use https://host/path."
+        )
+    if parts.scheme == "http" and not is_loopback_host(host):
+        raise InsecureEndpointError(
+            f"{source}: refusing plain http to {host}; usage data is only sent over https "
+            "(plain http is allowed to loopback only)."
+        )
+    if parts.username or parts.password:
+        raise InsecureEndpointError(f"{source}: put no credentials in the endpoint URL.")
+    return url
+
+
+def resolve_endpoints(
+    policy_endpoint: str,
+    config: Mapping[str, Any],
+    environ: Mapping[str, str],
+    endpoint_env: str,
+    override: str | None = None,
+) -> list[str]:
+    """The primary endpoint then the extras, each checked, without duplicates.
+
+    The primary is the first of: ``override`` (``--endpoint``), the environment
+    variable, the config key ``usage_stats_endpoint``, the policy's endpoint.
+    """
+    if override:
+        primary, source = override, "--endpoint"
+    elif environ.get(endpoint_env):
+        primary, source = environ[endpoint_env], endpoint_env
+    elif isinstance(config.get("usage_stats_endpoint"), str):
+        primary, source = config["usage_stats_endpoint"], "usage_stats_endpoint"
+    else:
+        primary, source = policy_endpoint, "the policy's endpoint"
+    urls = [check_endpoint(primary, source=source)]
+    extras = config.get("usage_stats_extra_endpoints") or []
+    if not isinstance(extras, list):
+        raise InsecureEndpointError("usage_stats_extra_endpoints must be a list of URLs.")
+    for extra in extras:
+        url = check_endpoint(str(extra), source="usage_stats_extra_endpoints")
+        if url not in urls:
+            urls.append(url)
+    return urls

@@ -1,0 +1,227 @@
+"""The operations behind the CLI commands: each decides, writes, and reports.
+
+The CLI only parses arguments and renders what these return, so a host that
+mounts the Typer sub-apps, or calls these directly, gets the same behaviour.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from consent.config import CONFIG_KEYS, config_key, load_config, update_config
+from consent.decision import Decision, decide
+from consent.notices import NoticeText, change_notice, first_notice, policy_status
+from consent.policy import Policy, load_policy
+from consent.profile import DEFAULT_PROFILE, AppProfile
+from consent.record import (
+    Acknowledgement,
+    Choice,
+    ConsentRecord,
+    Notice,
+    Via,
+    update_record,
+    utc_now,
+)
+
+__all__ = [
+    "Announcement",
+    "ChoiceResult",
+    "ConfigChange",
+    "accept_policy",
+    "announce",
+    "apply_choice",
+    "choice_of",
+    "config_get",
+    "config_list",
+    "config_set",
+    "config_unset",
+    "drop_unsent",
+]
+
+
+def choice_of(decision: Decision) -> Choice:
+    if not decision.enabled:
+        return "dont-share"
+    return "review" if decision.review_before_upload else "share"
+
+
+def _acknowledgement(policy: Policy, choice: Choice, via: Via) -> Acknowledgement:
+    return Acknowledgement(
+        version=policy.version,
+        fingerprint=policy.fingerprint,
+        decision=choice,
+        at=utc_now(),
+        via=via,
+        schema=policy.schema,
+    )
+
+
+def drop_unsent(
+    profile: AppProfile = DEFAULT_PROFILE, environ: Mapping[str, str] | None = None
+) -> int:
+    """Delete every pending and held payload (opting out); returns how many."""
+    from consent.spool import Spool
+
+    spool = Spool.existing(profile, environ)
+    return 0 if spool is None else spool.delete_unsent()
+
+
+@dataclass(frozen=True)
+class ChoiceResult:
+    choice: Choice
+    decision: Decision
+    dropped: int
+    record: ConsentRecord
+
+
+def apply_choice(
+    choice: Choice,
+    via: Via,
+    *,
+    profile: AppProfile = DEFAULT_PROFILE,
+    environ: Mapping[str, str] | None = None,
+    policy: Policy | None = None,
+) -> ChoiceResult:
+    """Record a share / review / don't-share answer: config, acknowledgement, opt-out."""
+    policy = policy or load_policy(profile=profile, environ=environ)
+
+    def write_config(config: dict[str, Any]) -> None:
+        config["usage_stats"] = choice != "dont-share"
+        if choice != "dont-share":
+            # opting out keeps the review preference for when the user opts back in
+            config["usage_stats_review"] = choice == "review"
+
+    update_config(profile.config_path(environ), write_config)
+    record = update_record(
+        profile.record_path(environ),
+        lambda current: current.acknowledge(_acknowledgement(policy, choice, via)),
+    )
+    dropped = drop_unsent(profile, environ) if choice == "dont-share" else 0
+    return ChoiceResult(choice, decide(profile, environ), dropped, record)
+
+
+@dataclass(frozen=True)
+class Announcement:
+    """The record after a notice step, the notice to show (if any), and whether it was the first."""
+
+    record: ConsentRecord
+    notice: NoticeText | None
+    first: bool
+
+
+def announce(
+    policy: Policy,
+    *,
+    include_first: bool,
+    profile: AppProfile = DEFAULT_PROFILE,
+    environ: Mapping[str, str] | None = None,
+) -> Announcement:
+    """Decide what the user must be told about ``policy`` now, and remember it was told.
+
+    - Never acknowledged (only with ``include_first``): the first notice. Collection
+      is on by default and this notice is what makes that fair, so the policy is
+      acknowledged with ``via = "notice"``; the caller holds that run's payload.
+    - Schema changed: a change notice, once per change. It is only marked as shown:
+      new fields stay withheld until ``policy accept``.
+    - Descriptions changed: a one-line notice, and the version is acknowledged,
+      because nothing new is collected.
+    """
+    choice = choice_of(decide(profile, environ))
+    told: list[tuple[NoticeText | None, bool]] = []
+
+    def change(current: ConsentRecord) -> ConsentRecord | None:
+        status = policy_status(policy, current)
+        ack = current.acknowledgement
+        if status.kind == "unacknowledged" and include_first:
+            told.append((first_notice(policy, profile), True))
+            return current.acknowledge(_acknowledgement(policy, choice, "notice"))
+        if status.kind == "description_changed" and ack is not None:
+            told.append((change_notice(policy, status, profile), False))
+            new = replace(_acknowledgement(policy, ack.decision, "notice"), schema=ack.schema)
+            return current.acknowledge(new)
+        if status.kind == "schema_changed" and not status.already_notified:
+            told.append((change_notice(policy, status, profile), False))
+            return replace(current, notice=Notice(policy.version, policy.fingerprint, utc_now()))
+        told.append((None, False))
+        return None
+
+    record = update_record(profile.record_path(environ), change)
+    notice, first = told[-1]
+    return Announcement(record, notice, first)
+
+
+def accept_policy(
+    *, profile: AppProfile = DEFAULT_PROFILE, environ: Mapping[str, str] | None = None
+) -> tuple[ConsentRecord, bool]:
+    """Acknowledge the policy in force (``via = "policy-accept"``); ``(record, changed)``."""
+    policy = load_policy(profile=profile, environ=environ)
+    decision = decide(profile, environ)
+    changed: list[bool] = []
+
+    def change(current: ConsentRecord) -> ConsentRecord | None:
+        if policy_status(policy, current).up_to_date:
+            changed.append(False)
+            return None
+        changed.append(True)
+        ack = current.acknowledgement
+        choice = ack.decision if ack else choice_of(decision)
+        return current.acknowledge(_acknowledgement(policy, choice, "policy-accept"))
+
+    record = update_record(profile.record_path(environ), change)
+    return record, changed[-1]
+
+
+# -- config --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ConfigChange:
+    key: str
+    before: object
+    after: object
+    dropped: int = 0
+    decision: Decision | None = None
+
+
+def config_get(
+    key: str, *, profile: AppProfile = DEFAULT_PROFILE, environ: Mapping[str, str] | None = None
+) -> object:
+    config_key(key)
+    return load_config(profile.config_path(environ)).get(key)
+
+
+def config_list(
+    *, profile: AppProfile = DEFAULT_PROFILE, environ: Mapping[str, str] | None = None
+) -> dict[str, object]:
+    """Every setting this tool owns, ``None`` where unset. Foreign keys are not shown."""
+    config = load_config(profile.config_path(environ))
+    return {name: config.get(name) for name in CONFIG_KEYS}
+
+
+def config_set(
+    key: str,
+    raw: str,
+    *,
+    profile: AppProfile = DEFAULT_PROFILE,
+    environ: Mapping[str, str] | None = None,
+) -> ConfigChange:
+    """Validate and store one setting; turning collection off drops unsent payloads."""
+    value = config_key(key).parse(key, raw)
+    if key == "usage_stats":
+        before = load_config(profile.config_path(environ)).get(key)
+        review = decide(profile, environ).review_before_upload
+        choice: Choice = "dont-share" if not value else ("review" if review else "share")
+        result = apply_choice(choice, "config-set", profile=profile, environ=environ)
+        return ConfigChange(key, before, value, result.dropped, result.decision)
+    previous, _ = update_config(profile.config_path(environ), lambda c: c.__setitem__(key, value))
+    return ConfigChange(key, previous.get(key), value, decision=decide(profile, environ))
+
+
+def config_unset(
+    key: str, *, profile: AppProfile = DEFAULT_PROFILE, environ: Mapping[str, str] | None = None
+) -> ConfigChange:
+    config_key(key)
+    before, _ = update_config(profile.config_path(environ), lambda c: c.pop(key, None))
+    return ConfigChange(key, before.get(key, None), None, decision=decide(profile, environ))

@@ -1,0 +1,28 @@
+"""The `consent` command: the main Typer app and its entry point."""
+
+from __future__ import annotations
+
+import typer
+
+from consent.cli._config import config_app
+from consent.cli._init import init
+from consent.cli._policy import policy_app
+from consent.cli._record import record
+from consent.cli._stats import stats_app
+
+app = typer.Typer(
+    name="consent",
+    help="Ask-first anonymous usage statistics for Skyplane: see, review, send or delete them.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+app.command("init")(init)
+app.command("record")(record)
+app.add_typer(config_app)
+app.add_typer(stats_app)
+app.add_typer(policy_app)
+
+
+def main() -> None:
+    app(prog_name="consent")

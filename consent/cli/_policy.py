@@ -1,0 +1,123 @@
+"""`consent policy`: what is collected, what changed, and accepting a change."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from consent.cli._terminal import display_info, print_json, print_out, reports_errors
+
+policy_app = typer.Typer(
+    name="policy",
+    help="Show the usage-statistics policy, what changed, and accept a change.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
+
+
+@policy_app.command("show")
+@reports_errors
+def show(json_: JsonOption = False) -> None:
+    """Show every field that may be collected, grouped by category, and why."""
+    from consent.policy import load_policy
+
+    policy = load_policy()
+    if json_:
+        print_json(
+            {
+                "name": policy.name,
+                "version": policy.version,
+                "effective": policy.effective.isoformat(),
+                "fingerprint": policy.fingerprint,
+                "summary": policy.summary,
+                "docs_url": policy.docs_url,
+                "contact": policy.contact,
+                "endpoint": policy.endpoint,
+                "format": policy.format,
+                "path": str(policy.path),
+                "fields": {
+                    name: {"type": f.type, "category": f.category, "description": f.description}
+                    for name, f in policy.fields.items()
+                },
+            }
+        )
+        return
+    from consent.render import policy_panel
+
+    print_out(policy_panel(policy))
+
+
+@policy_app.command("diff")
+@reports_errors
+def diff(json_: JsonOption = False) -> None:
+    """Show what changed between the policy you acknowledged and the one in force."""
+    from consent.notices import policy_status
+    from consent.policy import diff_schemas, load_policy
+    from consent.profile import DEFAULT_PROFILE
+    from consent.record import load_record
+
+    policy = load_policy()
+    record = load_record(DEFAULT_PROFILE.record_path())
+    status = policy_status(policy, record)
+    ack = record.acknowledgement if record else None
+    changes = diff_schemas(ack.schema if ack else {}, policy.schema)
+    if json_:
+        result: dict[str, Any] = {
+            "acknowledged_version": ack.version if ack else None,
+            "version": policy.version,
+            "up_to_date": status.up_to_date,
+            "added": list(changes.added),
+            "removed": list(changes.removed),
+            "changed": [
+                {
+                    "field": name,
+                    "from": {"type": o[0], "category": o[1]},
+                    "to": {"type": n[0], "category": n[1]},
+                }
+                for name, o, n in changes.changed
+            ],
+        }
+        print_json(result)
+        return
+    if ack is None:
+        print_out(f"You have not acknowledged any policy yet; version {policy.version} collects:")
+    elif changes.empty:
+        if status.up_to_date:
+            print_out(
+                f"You acknowledged version {policy.version}, the policy in force. Nothing changed."
+            )
+        else:
+            print_out(
+                f"You acknowledged version {ack.version}; version {policy.version} changes only "
+                "descriptions. Nothing new is collected."
+            )
+        return
+    else:
+        print_out(f"Changes from version {ack.version} (acknowledged) to version {policy.version}:")
+    from consent.render import diff_table
+
+    print_out(diff_table(changes, policy))
+    off = "consent config set usage_stats false"
+    display_info(f"Accept with `consent policy accept`, or turn collection off with `{off}`.")
+
+
+@policy_app.command("accept")
+@reports_errors
+def accept(json_: JsonOption = False) -> None:
+    """Acknowledge the policy in force, so its new fields may be collected."""
+    from consent.actions import accept_policy
+
+    record, changed = accept_policy()
+    ack = record.acknowledgement
+    assert ack is not None
+    if json_:
+        print_json(
+            {"accepted_version": ack.version, "fingerprint": ack.fingerprint, "changed": changed}
+        )
+    elif changed:
+        print_out(f"Accepted policy version {ack.version}.")
+    else:
+        print_out(f"Policy version {ack.version} was already accepted.")

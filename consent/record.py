@@ -1,0 +1,267 @@
+"""The consent record (``~/.skyplane/consent.toml``): who we are and what was agreed.
+
+It holds the random client id, the acknowledgement of a policy version and schema,
+the last policy-change notice shown, and an append-only history of earlier
+acknowledgements. It is written atomically with mode 0600.
+
+The record is written on the session-recording path (the first session creates
+the client id), which must import only the standard library. ``tomllib`` reads
+it; the small writer below covers exactly the record's shape, and a property test
+proves every record round-trips through ``tomllib``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+import tomllib
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+from consent._exceptions import CorruptFileError, StorageError
+from consent._fileio import atomic_write, read_bytes_nofollow
+from consent.config import locked
+
+__all__ = [
+    "Acknowledgement",
+    "Choice",
+    "ConsentRecord",
+    "Notice",
+    "Via",
+    "dumps_record",
+    "load_record",
+    "new_client_id",
+    "read_record",
+    "update_record",
+]
+
+Choice = Literal["share", "review", "dont-share"]
+Via = Literal["init-prompt", "init-flag", "config-set", "policy-accept", "notice"]
+CHOICES: tuple[Choice, ...] = get_args(Choice)
+VIAS: tuple[Via, ...] = get_args(Via)
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(microsecond=0)
+
+
+def new_client_id() -> str:
+    return str(uuid.uuid4())
+
+
+@dataclass(frozen=True)
+class Acknowledgement:
+    """A policy version and schema the user was told about, and what they decided."""
+
+    version: int
+    fingerprint: str
+    decision: Choice
+    at: dt.datetime
+    via: Via
+    schema: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Notice:
+    """The last policy-change notice shown, so each change is announced once."""
+
+    version: int
+    fingerprint: str
+    at: dt.datetime
+
+
+@dataclass(frozen=True)
+class ConsentRecord:
+    client_id: str
+    acknowledgement: Acknowledgement | None = None
+    notice: Notice | None = None
+    history: tuple[Acknowledgement, ...] = ()
+
+    def acknowledge(self, new: Acknowledgement) -> ConsentRecord:
+        """Replace the acknowledgement; the one it replaces moves to the history."""
+        if self.acknowledgement is None:
+            return replace(self, acknowledgement=new)
+        # the history says what was decided when; the schema of the day is not kept
+        earlier = replace(self.acknowledgement, schema={})
+        return replace(self, acknowledgement=new, history=(*self.history, earlier))
+
+
+# -- reading -------------------------------------------------------------------------------
+
+
+def load_record(path: Path) -> ConsentRecord | None:
+    """The record, or ``None`` when there is none. Raises :class:`CorruptFileError`."""
+    try:
+        raw = read_bytes_nofollow(path)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise StorageError(f"Cannot read {path}: {exc.strerror or exc}.") from None
+    try:
+        return _from_toml(tomllib.loads(raw.decode("utf-8")))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError, KeyError, TypeError, ValueError):
+        raise CorruptFileError(
+            f"{path} is damaged and was ignored; the next change keeps a copy of it "
+            f"beside it and starts a new record."
+        ) from None
+
+
+def read_record(path: Path) -> tuple[ConsentRecord | None, str | None]:
+    """Like :func:`load_record`, but a damaged record becomes ``(None, warning)``."""
+    try:
+        return load_record(path), None
+    except (CorruptFileError, StorageError) as exc:
+        return None, str(exc)
+
+
+def _from_toml(data: dict[str, Any]) -> ConsentRecord:
+    client_id = str(uuid.UUID(_expect(data, "client_id", str)))
+    ack = data.get("acknowledgement")
+    notice = data.get("notice")
+    history = data.get("history", [])
+    if not isinstance(history, list):
+        raise TypeError("history")
+    return ConsentRecord(
+        client_id=client_id,
+        acknowledgement=None if ack is None else _ack_from(ack),
+        notice=None if notice is None else _notice_from(notice),
+        history=tuple(_ack_from(item) for item in history),
+    )
+
+
+def _expect(table: object, key: str, kind: type) -> Any:
+    if not isinstance(table, dict):
+        raise TypeError(key)
+    value = table[key]
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise TypeError(key)
+    return value
+
+
+def _utc(value: dt.datetime) -> dt.datetime:
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+def _ack_from(table: object) -> Acknowledgement:
+    decision = _expect(table, "decision", str)
+    via = _expect(table, "via", str)
+    if decision not in CHOICES or via not in VIAS:
+        raise ValueError("decision")
+    schema_table = table.get("schema", {}) if isinstance(table, dict) else {}
+    if not isinstance(schema_table, dict):
+        raise TypeError("schema")
+    schema: dict[str, tuple[str, str]] = {}
+    for name, kind_category in schema_table.items():
+        kind, _, category = str(kind_category).partition("/")
+        schema[name] = (kind, category)
+    return Acknowledgement(
+        version=_expect(table, "version", int),
+        fingerprint=_expect(table, "fingerprint", str),
+        decision=decision,
+        at=_utc(_expect(table, "at", dt.datetime)),
+        via=via,
+        schema=schema,
+    )
+
+
+def _notice_from(table: object) -> Notice:
+    return Notice(
+        version=_expect(table, "version", int),
+        fingerprint=_expect(table, "fingerprint", str),
+        at=_utc(_expect(table, "at", dt.datetime)),
+    )
+
+
+# -- writing -------------------------------------------------------------------------------
+
+
+def _toml_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, dt.datetime):
+        return _utc(value).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if isinstance(value, str):
+        # JSON string escapes are a subset of TOML basic-string escapes
+        return json.dumps(value, ensure_ascii=False)
+    raise TypeError(f"cannot write {type(value).__name__} to the consent record")
+
+
+def _toml_key(name: str) -> str:
+    return name if _BARE_KEY.fullmatch(name) else _toml_value(name)
+
+
+def _ack_lines(ack: Acknowledgement) -> list[str]:
+    return [
+        f"version = {_toml_value(ack.version)}",
+        f"fingerprint = {_toml_value(ack.fingerprint)}",
+        f"decision = {_toml_value(ack.decision)}",
+        f"at = {_toml_value(ack.at)}",
+        f"via = {_toml_value(ack.via)}",
+    ]
+
+
+def dumps_record(record: ConsentRecord) -> str:
+    out = [
+        "# Usage-statistics consent record. Managed by `consent`; see `consent stats status`.",
+        f"client_id = {_toml_value(record.client_id)}",
+    ]
+    if record.acknowledgement is not None:
+        ack = record.acknowledgement
+        out += ["", "[acknowledgement]", *_ack_lines(ack), "", "[acknowledgement.schema]"]
+        out += [
+            f"{_toml_key(name)} = {_toml_value(f'{kind}/{category}')}"
+            for name, (kind, category) in sorted(ack.schema.items())
+        ]
+    if record.notice is not None:
+        out += [
+            "",
+            "[notice]",
+            f"version = {_toml_value(record.notice.version)}",
+            f"fingerprint = {_toml_value(record.notice.fingerprint)}",
+            f"at = {_toml_value(record.notice.at)}",
+        ]
+    for ack in record.history:
+        out += ["", "[[history]]", *_ack_lines(ack)]
+    return "\n".join(out) + "\n"
+
+
+def update_record(
+    path: Path, change: Callable[[ConsentRecord], ConsentRecord | None]
+) -> ConsentRecord:
+    """Read-modify-write the record under its lock, creating it (with a client id) if needed.
+
+    ``change`` returns the new record, or ``None`` to leave the file as it is. A
+    damaged record is kept beside the new one as ``consent.toml.damaged-<time>``.
+    """
+    with locked(path):
+        try:
+            current = load_record(path)
+        except CorruptFileError:
+            backup = path.with_name(f"{path.name}.damaged-{utc_now():%Y%m%dT%H%M%SZ}")
+            try:
+                os.replace(path, backup)
+            except OSError as exc:
+                raise StorageError(f"Cannot set aside damaged {path}: {exc.strerror}.") from None
+            current = None
+        base = current or ConsentRecord(client_id=new_client_id())
+        new = change(base)
+        if new is None:
+            if current is not None:
+                return current
+            new = base
+        if new != current:
+            try:
+                atomic_write(path, dumps_record(new).encode())
+            except OSError as exc:
+                raise StorageError(
+                    f"Could not save {path}: {exc.strerror or exc}. The file is unchanged."
+                ) from None
+        return new

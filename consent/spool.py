@@ -1,0 +1,778 @@
+"""The on-disk outbox of usage payloads. This module alone knows the layout.
+
+``{root}/{client_id}/{session_id}/usage_stats.json`` holds exactly the bytes that will
+be sent; ``state.json`` beside it says where the session stands. A directory with a
+payload but no state file was written by Skyplane 0.3.x and is ``legacy``: shown,
+never sent, removed only by :meth:`Spool.wipe`.
+
+Crash safety comes from ordering, not locks: a new session writes ``state.json``
+first and the payload last, and deletion removes the payload first, so a torn
+session is always "state without payload", which listings skip and
+:meth:`Spool.cleanup_incomplete` removes later. A torn session can therefore never
+look like a legacy payload, nor like a payload waiting to be sent.
+
+Locking rule: writing a *new* session takes no lock (the host must never wait).
+Every change to an *existing* session (:meth:`Spool.set_state`,
+:meth:`Spool.add_receipt`, :meth:`Spool.delete` and the bulk removals) runs under
+the spool's ``send`` lock. The methods take it themselves; it is re-entrant per
+:class:`Spool` object, so a sender that holds ``with spool.lock():`` for a whole
+batch calls them freely inside it. A :class:`Spool` object is not thread-safe.
+
+Standard library only: this module is on the host's recording path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import errno
+import json
+import os
+import re
+import stat
+import time
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from consent._exceptions import InvalidValueError, StorageError, UnknownSessionError
+from consent._fileio import PRIVATE_DIR_MODE, atomic_write, file_lock, read_bytes_nofollow
+from consent.profile import DEFAULT_PROFILE, AppProfile
+
+__all__ = ["PAYLOAD_FILE", "STATE_FILE", "Entry", "Receipt", "Spool", "State"]
+
+PAYLOAD_FILE = "usage_stats.json"
+STATE_FILE = "state.json"
+
+# Uuids for new sessions; the wider set admits Skyplane 0.3.x ids such as
+# "20230322_171911-1a2b3c4d" and "unknown". A leading alphanumeric keeps ".", ".."
+# and our own dot-files (locks, temp files) out.
+_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+_LOCK_NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
+_SHA256_RE = re.compile(r"[0-9a-f]{64}")
+_MIN_PREFIX = 4
+_UNREADABLE = "unreadable state file"
+_DIR_OPEN_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+
+
+class State(enum.StrEnum):
+    PENDING = "pending"
+    HELD = "held"
+    SENT = "sent"
+    FAILED = "failed"
+    LEGACY = "legacy"
+
+
+# SENT is reached only through add_receipt, so a sent session always has its receipts.
+_TRANSITIONS: Mapping[State, frozenset[State]] = {
+    State.PENDING: frozenset({State.HELD, State.FAILED}),
+    State.HELD: frozenset({State.PENDING}),
+}
+_RECEIPT_STATES = frozenset({State.PENDING, State.SENT, State.FAILED})
+
+
+def _utc_now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def _utc_from_epoch(seconds: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
+
+
+def _sha256_hex(data: bytes) -> str:
+    import hashlib  # loads OpenSSL; only the sending side needs it
+
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """Proof of one delivery attempt to one endpoint."""
+
+    endpoint: str
+    at: str
+    status: int
+    sha256: str
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+    @classmethod
+    def for_payload(
+        cls, endpoint: str, status: int, payload: bytes, *, at: str | None = None
+    ) -> Receipt:
+        """A receipt for ``payload`` (the spooled bytes), stamped now unless ``at`` is given."""
+        return cls(endpoint, _utc_now() if at is None else at, status, _sha256_hex(payload))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "endpoint": self.endpoint,
+            "at": self.at,
+            "status": self.status,
+            "sha256": self.sha256,
+        }
+
+    @classmethod
+    def from_dict(cls, data: object) -> Receipt:
+        """Parse one receipt; raise ``ValueError`` when the shape is wrong."""
+        if not isinstance(data, dict):
+            raise ValueError("receipt is not an object")
+        endpoint, at, status, sha = (data.get(k) for k in ("endpoint", "at", "status", "sha256"))
+        if not (isinstance(endpoint, str) and isinstance(at, str) and isinstance(sha, str)):
+            raise ValueError("receipt fields must be strings")
+        if not isinstance(status, int) or isinstance(status, bool):
+            raise ValueError("receipt status must be an integer")
+        return cls(endpoint, at, status, sha)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One complete session in the spool, as it was when listed."""
+
+    client_id: str
+    session_id: str
+    state: State
+    directory: Path
+    receipts: tuple[Receipt, ...] = ()
+    reason: str | None = None
+    updated_at: str | None = None  # None for legacy payloads, which have no state file
+
+    @property
+    def payload_path(self) -> Path:
+        return self.directory / PAYLOAD_FILE
+
+
+# -- root selection ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Refusal:
+    path: Path
+    reason: str
+    missing: bool = False
+
+    def __str__(self) -> str:
+        return f"{self.path} {self.reason}"
+
+
+def _unsafe_reason(st: os.stat_result) -> str | None:
+    mode = stat.S_IMODE(st.st_mode)
+    if stat.S_ISLNK(st.st_mode):
+        return "is a symbolic link"
+    if not stat.S_ISDIR(st.st_mode):
+        return "is not a directory"
+    if st.st_uid != os.getuid():
+        return f"is owned by another user (uid {st.st_uid})"
+    if mode & 0o022:
+        return f"is writable by group or others (mode {mode:04o})"
+    if mode & 0o700 != 0o700:
+        return f"is not fully accessible to its owner (mode {mode:04o})"
+    return None
+
+
+def _check_chain(base: Path, parts: Sequence[str], *, create: bool) -> _Refusal | None:
+    """Walk ``base/parts...`` by directory fd, creating and checking each part.
+
+    ``base`` itself is trusted (a sticky shared temp dir, or the parent the user chose).
+    Working relative to the fd of the directory just checked means a rename or
+    symlink swap after a check cannot redirect the next step.
+    """
+    try:
+        fd = os.open(base, _DIR_OPEN_FLAGS)
+    except OSError as exc:
+        return _Refusal(
+            base, f"cannot be opened ({exc.strerror})", missing=exc.errno == errno.ENOENT
+        )
+    try:
+        path = base
+        for name in parts:
+            path = path / name
+            created = False
+            if create:
+                try:
+                    os.mkdir(name, PRIVATE_DIR_MODE, dir_fd=fd)
+                    created = True
+                except FileExistsError:
+                    pass
+                except OSError as exc:
+                    return _Refusal(path, f"cannot be created ({exc.strerror})")
+            try:
+                st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+            except FileNotFoundError:
+                return _Refusal(path, "does not exist", missing=True)
+            except OSError as exc:
+                return _Refusal(path, f"cannot be inspected ({exc.strerror})")
+            reason = _unsafe_reason(st)
+            if reason is not None:
+                return _Refusal(path, reason)
+            try:
+                child = os.open(name, _DIR_OPEN_FLAGS | os.O_NOFOLLOW, dir_fd=fd)
+            except OSError as exc:
+                return _Refusal(path, f"cannot be opened ({exc.strerror})")
+            os.close(fd)
+            fd = child
+            now = os.fstat(fd)
+            if (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino):
+                return _Refusal(path, "was replaced while being checked")
+            if created and stat.S_IMODE(now.st_mode) != PRIVATE_DIR_MODE:
+                # Only a directory made a moment ago: a restrictive umask can strip our
+                # own bits. An existing directory is never "fixed"; it is refused.
+                os.fchmod(fd, PRIVATE_DIR_MODE)
+        return None
+    finally:
+        os.close(fd)
+
+
+def _prepare_root(root: Path, shared: Path, *, whole_chain: bool, create: bool) -> _Refusal | None:
+    if whole_chain and root != shared and root.is_relative_to(shared):
+        # Every directory between the shared temp root and the spool is ours to vouch for.
+        return _check_chain(shared, root.relative_to(shared).parts, create=create)
+    if root.parent == root:
+        return _Refusal(root, "is not a usable spool directory")
+    if create:
+        try:
+            os.makedirs(root.parent, exist_ok=True)
+        except OSError as exc:
+            return _Refusal(root.parent, f"cannot be created ({exc.strerror})")
+    return _check_chain(root.parent, (root.name,), create=create)
+
+
+def _fallback_warning(candidate: Path, refusal: _Refusal, fallback: Path) -> str:
+    if refusal.path == candidate:
+        return f"{refusal}; using {fallback} instead."
+    return f"{candidate} is not safe to use because {refusal}; using {fallback} instead."
+
+
+# -- state files ------------------------------------------------------------------------
+
+
+def _parse_state(raw: bytes) -> tuple[State, str, tuple[Receipt, ...], str | None]:
+    doc = json.loads(raw)
+    if not isinstance(doc, dict):
+        raise ValueError("state file is not an object")
+    value = doc.get("state")
+    if not isinstance(value, str):
+        raise ValueError("state must be a string")
+    state = State(value)
+    if state is State.LEGACY:
+        raise ValueError("legacy is never written to a state file")
+    updated_at, reason, receipts = doc.get("updated_at"), doc.get("reason"), doc.get("receipts")
+    if not isinstance(updated_at, str):
+        raise ValueError("updated_at must be a string")
+    if reason is not None and not isinstance(reason, str):
+        raise ValueError("reason must be a string or null")
+    if not isinstance(receipts, list):
+        raise ValueError("receipts must be a list")
+    return state, updated_at, tuple(Receipt.from_dict(r) for r in receipts), reason
+
+
+def _state_bytes(
+    state: State, updated_at: str, receipts: Sequence[Receipt], reason: str | None
+) -> bytes:
+    doc = {
+        "state": state.value,
+        "updated_at": updated_at,
+        "receipts": [r.to_dict() for r in receipts],
+        "reason": reason,
+    }
+    return (json.dumps(doc, indent=2) + "\n").encode()
+
+
+def _check_id(kind: str, value: str) -> str:
+    if not isinstance(value, str) or not _ID_RE.fullmatch(value):
+        raise InvalidValueError(
+            f"{value!r} is not a valid {kind}: use letters, digits, '.', '_' or '-' "
+            "(at most 128, starting with a letter or digit)."
+        )
+    return value
+
+
+def _remove_session_dir(path: str) -> bool:
+    """Remove a session directory without following links; True if it held a payload.
+
+    The payload goes first so that a crash part-way leaves an incomplete session,
+    never a stateless payload that would pass for legacy.
+    """
+    had_payload = False
+    with contextlib.suppress(FileNotFoundError, IsADirectoryError):
+        os.unlink(os.path.join(path, PAYLOAD_FILE))
+        had_payload = True
+    _remove_tree(path)
+    return had_payload
+
+
+def _remove_tree(path: str) -> None:
+    try:
+        it = os.scandir(path)
+    except FileNotFoundError:
+        return
+    with it:
+        for child in it:
+            if child.is_dir(follow_symlinks=False):
+                _remove_tree(child.path)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(child.path)
+    with contextlib.suppress(FileNotFoundError):
+        os.rmdir(path)
+
+
+def _list_dir(path: str) -> list[os.DirEntry[str]]:
+    try:
+        with os.scandir(path) as it:
+            return list(it)
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        raise StorageError(f"Could not list {path}: {exc.strerror}.") from exc
+
+
+def _make_real_dir(path: Path) -> None:
+    """Make ``path`` 0700 unless it exists; refuse anything but a real directory."""
+    try:
+        os.mkdir(path, PRIVATE_DIR_MODE)
+    except FileExistsError:
+        st = os.lstat(path)
+        if not stat.S_ISDIR(st.st_mode):
+            raise OSError(errno.ENOTDIR, "not a real directory", str(path)) from None
+    else:
+        _fix_new_dir_mode(path)
+
+
+def _fix_new_dir_mode(path: Path) -> None:
+    # Only for a directory made a moment ago, inside our private root: a restrictive
+    # umask can strip our own bits.
+    fd = os.open(path, _DIR_OPEN_FLAGS | os.O_NOFOLLOW)
+    try:
+        if stat.S_IMODE(os.fstat(fd).st_mode) != PRIVATE_DIR_MODE:
+            os.fchmod(fd, PRIVATE_DIR_MODE)
+    finally:
+        os.close(fd)
+
+
+def _remove_stale_temp_files(directory: str, cutoff: float) -> None:
+    """Drop temp files left by a writer that died mid-``atomic_write``."""
+    with contextlib.suppress(OSError), os.scandir(directory) as it:
+        for child in it:
+            if child.name.startswith(".") and child.name.endswith(".tmp"):
+                with contextlib.suppress(OSError):
+                    if child.stat(follow_symlinks=False).st_mtime < cutoff:
+                        os.unlink(child.path)
+
+
+_R = TypeVar("_R")
+
+
+def _storage_guard(func: Callable[[str], _R], path: str, gone: _R) -> _R:
+    """Run one removal step: a path already gone yields ``gone``, other failures raise."""
+    try:
+        return func(path)
+    except FileNotFoundError:
+        return gone
+    except OSError as exc:
+        raise StorageError(f"Could not remove {path}: {exc.strerror}.") from exc
+
+
+def _lstat_or_none(path: str) -> os.stat_result | None:
+    try:
+        return os.lstat(path)
+    except OSError:
+        return None
+
+
+# -- the spool --------------------------------------------------------------------------
+
+
+class Spool:
+    """The outbox at ``root``. Build it with :meth:`open` or :meth:`existing`.
+
+    The constructor trusts ``root`` as given; the class methods choose and vet it.
+    ``warnings`` holds at most one sentence when a fallback directory was chosen.
+    """
+
+    def __init__(self, root: Path, warnings: Sequence[str] = ()) -> None:
+        self.root = Path(os.path.abspath(root))
+        self.warnings: list[str] = list(warnings)
+        self._held_locks: dict[str, int] = {}
+
+    def __repr__(self) -> str:
+        return f"Spool({str(self.root)!r})"
+
+    # -- choosing the root --------------------------------------------------------------
+    @classmethod
+    def open(
+        cls, profile: AppProfile = DEFAULT_PROFILE, environ: Mapping[str, str] | None = None
+    ) -> Spool:
+        """Create (0700, one level at a time) and vet the spool root, falling back once.
+
+        Raises :class:`StorageError` when neither the configured root nor the
+        per-user fallback is a private directory of ours.
+        """
+        env = os.environ if environ is None else environ
+        candidate = Path(os.path.abspath(profile.spool_root(env)))
+        shared = Path(os.path.abspath(profile.shared_temp_root))
+        overridden = bool(env.get(profile.spool_dir_env))
+        refusal = _prepare_root(candidate, shared, whole_chain=not overridden, create=True)
+        if refusal is None:
+            return cls(candidate)
+        fallback = Path(os.path.abspath(profile.fallback_spool_root()))
+        second = _prepare_root(fallback, shared, whole_chain=True, create=True)
+        if second is None:
+            return cls(fallback, [_fallback_warning(candidate, refusal, fallback)])
+        raise StorageError(
+            f"No safe directory for usage statistics: {refusal}, and {second}. "
+            f"Set {profile.spool_dir_env} to a private directory of yours."
+        )
+
+    @classmethod
+    def existing(
+        cls, profile: AppProfile = DEFAULT_PROFILE, environ: Mapping[str, str] | None = None
+    ) -> Spool | None:
+        """The spool :meth:`open` would use, if it already exists; creates nothing.
+
+        A hostile root leads to the fallback when that exists (with a warning);
+        otherwise the answer is ``None``, meaning "nothing spooled".
+        """
+        env = os.environ if environ is None else environ
+        candidate = Path(os.path.abspath(profile.spool_root(env)))
+        shared = Path(os.path.abspath(profile.shared_temp_root))
+        overridden = bool(env.get(profile.spool_dir_env))
+        refusal = _prepare_root(candidate, shared, whole_chain=not overridden, create=False)
+        if refusal is None:
+            return cls(candidate)
+        if refusal.missing:
+            return None
+        fallback = Path(os.path.abspath(profile.fallback_spool_root()))
+        if _prepare_root(fallback, shared, whole_chain=True, create=False) is None:
+            return cls(fallback, [_fallback_warning(candidate, refusal, fallback)])
+        return None
+
+    # -- writing --------------------------------------------------------------------------
+    def session_dir(self, client_id: str, session_id: str) -> Path:
+        """Where a session lives (validated ids; nothing is created)."""
+        return self.root / _check_id("client id", client_id) / _check_id("session id", session_id)
+
+    def write(self, client_id: str, session_id: str, payload: bytes, state: State) -> Entry:
+        """Spool a new session's payload as ``pending`` or ``held``. Takes no lock.
+
+        The payload bytes are final: nothing here or later rewrites them.
+        """
+        if state not in (State.PENDING, State.HELD):
+            raise InvalidValueError(f"A new session must be pending or held, not {state}.")
+        directory = self.session_dir(client_id, session_id)
+        try:
+            self._make_session_dir(directory)
+            updated_at = _utc_now()
+            atomic_write(directory / STATE_FILE, _state_bytes(state, updated_at, (), None))
+            atomic_write(directory / PAYLOAD_FILE, payload)
+        except OSError as exc:
+            raise StorageError(
+                f"Could not write usage statistics to {directory}: {exc.strerror or exc}."
+            ) from exc
+        return Entry(client_id, session_id, state, directory, (), None, updated_at)
+
+    @staticmethod
+    def _make_session_dir(directory: Path) -> None:
+        client = directory.parent
+        # A concurrent wipe may remove the client dir between our two mkdirs: retry once.
+        for attempt in range(2):
+            _make_real_dir(client)
+            try:
+                os.mkdir(directory, PRIVATE_DIR_MODE)
+            except FileNotFoundError:
+                if attempt:
+                    raise
+                continue
+            except FileExistsError:
+                if os.path.lexists(directory / PAYLOAD_FILE):
+                    raise InvalidValueError(
+                        f"Session {directory.name} is already in the spool."
+                    ) from None
+                _make_real_dir(directory)  # an earlier write died before its payload
+                return
+            _fix_new_dir_mode(directory)
+            return
+
+    # -- reading --------------------------------------------------------------------------
+    def _scan(self) -> Iterator[tuple[str, str, str]]:
+        """(client_id, session_id, dir) for every real session directory; no links."""
+        try:
+            clients = os.scandir(self.root)
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        with clients:
+            for client in clients:
+                if not _ID_RE.fullmatch(client.name) or not client.is_dir(follow_symlinks=False):
+                    continue
+                try:
+                    sessions = os.scandir(client.path)
+                except OSError:
+                    continue
+                with sessions:
+                    for session in sessions:
+                        if _ID_RE.fullmatch(session.name) and session.is_dir(follow_symlinks=False):
+                            yield client.name, session.name, session.path
+
+    @staticmethod
+    def _load(client_id: str, session_id: str, directory: str) -> tuple[Entry, str] | None:
+        """The entry and its sort time, or None for an incomplete or refused session."""
+        try:
+            payload_st = os.lstat(os.path.join(directory, PAYLOAD_FILE))
+        except OSError:
+            return None  # not written yet, or already being deleted
+        if not stat.S_ISREG(payload_st.st_mode):
+            return None  # a symlink or other oddity is never read, let alone sent
+        path = Path(directory)
+        try:
+            raw = read_bytes_nofollow(path / STATE_FILE)
+        except FileNotFoundError:
+            entry = Entry(client_id, session_id, State.LEGACY, path)
+            return entry, _utc_from_epoch(payload_st.st_mtime)
+        except OSError:
+            raw = None
+        if raw is not None:
+            try:
+                state, updated_at, receipts, reason = _parse_state(raw)
+            except (ValueError, RecursionError):
+                pass
+            else:
+                entry = Entry(client_id, session_id, state, path, receipts, reason, updated_at)
+                return entry, updated_at
+        entry = Entry(client_id, session_id, State.FAILED, path, reason=_UNREADABLE)
+        return entry, _utc_from_epoch(payload_st.st_mtime)
+
+    def entries(self, states: Collection[State] | None = None) -> list[Entry]:
+        """Complete sessions, oldest change first (ties by session id), optionally filtered."""
+        wanted = None if states is None else frozenset(State(s) for s in states)
+        found: list[tuple[str, str, Entry]] = []
+        for client_id, session_id, directory in self._scan():
+            loaded = self._load(client_id, session_id, directory)
+            if loaded is None:
+                continue
+            entry, when = loaded
+            if wanted is None or entry.state in wanted:
+                found.append((when, session_id, entry))
+        found.sort(key=lambda item: (item[0], item[1]))
+        return [entry for _, _, entry in found]
+
+    def counts(self) -> dict[str, int]:
+        """Number of sessions per state; every state is a key, even at zero."""
+        result = {state.value: 0 for state in State}
+        for entry in self.entries():
+            result[entry.state.value] += 1
+        return result
+
+    def find(self, id_or_prefix: str) -> Entry:
+        """The one session whose id is, or starts with, ``id_or_prefix`` (any case)."""
+        wanted = id_or_prefix.strip().lower()
+        if len(wanted) < _MIN_PREFIX:
+            raise UnknownSessionError(
+                f"Session id {id_or_prefix!r} is too short: give at least {_MIN_PREFIX} characters."
+            )
+        matches: list[Entry] = []
+        for client_id, session_id, directory in self._scan():
+            if session_id.lower().startswith(wanted):
+                loaded = self._load(client_id, session_id, directory)
+                if loaded is not None:
+                    matches.append(loaded[0])
+        exact = [e for e in matches if e.session_id.lower() == wanted]
+        if len(exact) == 1:
+            return exact[0]
+        if not matches:
+            raise UnknownSessionError(f"No session in the spool matches {id_or_prefix!r}.")
+        if len(matches) > 1:
+            shown = ", ".join(sorted(e.session_id for e in matches)[:3])
+            more = ", ..." if len(matches) > 3 else ""
+            raise UnknownSessionError(
+                f"Session id {id_or_prefix!r} is ambiguous: it matches {len(matches)} sessions "
+                f"({shown}{more}). Give more characters."
+            )
+        return matches[0]
+
+    def read_payload(self, entry: Entry) -> bytes:
+        """The exact spooled bytes; a symlinked payload is refused, never followed."""
+        path = self.session_dir(entry.client_id, entry.session_id) / PAYLOAD_FILE
+        try:
+            return read_bytes_nofollow(path)
+        except FileNotFoundError:
+            raise UnknownSessionError(
+                f"Session {entry.session_id} is no longer in the spool."
+            ) from None
+        except OSError as exc:
+            raise StorageError(f"Could not read the payload {path}: {exc.strerror}.") from exc
+
+    def _reload(self, entry: Entry) -> Entry:
+        directory = self.session_dir(entry.client_id, entry.session_id)
+        loaded = self._load(entry.client_id, entry.session_id, str(directory))
+        if loaded is None:
+            raise UnknownSessionError(f"Session {entry.session_id} is no longer in the spool.")
+        return loaded[0]
+
+    # -- changing existing sessions (always under the send lock) -----------------------
+    def set_state(self, entry: Entry, state: State, *, reason: str | None = None) -> Entry:
+        """Move a session between states; the state on disk, not ``entry.state``, counts.
+
+        Legal: pending -> held, pending -> failed (``reason`` required), held -> pending.
+        Setting the current state again changes nothing. ``sent`` comes only from
+        :meth:`add_receipt`; ``legacy`` sessions never change.
+        """
+        state = State(state)
+        with self.lock():
+            current = self._reload(entry)
+            if current.state is state:
+                return current
+            if current.state is State.LEGACY:
+                raise InvalidValueError(
+                    f"Session {entry.session_id} is a Skyplane 0.3 payload; it is never changed."
+                )
+            if state not in _TRANSITIONS.get(current.state, frozenset()):
+                hint = " Record a receipt instead." if state is State.SENT else ""
+                raise InvalidValueError(
+                    f"Session {entry.session_id} cannot go from {current.state} to {state}.{hint}"
+                )
+            if state is State.FAILED and not reason:
+                raise InvalidValueError("A failed session needs a reason.")
+            return self._rewrite(current, state, current.receipts, reason)
+
+    def add_receipt(
+        self, entry: Entry, receipt: Receipt, *, required_endpoints: Collection[str]
+    ) -> Entry:
+        """Record ``receipt`` (replacing any earlier one for its endpoint).
+
+        A pending session becomes ``sent`` once every endpoint in ``required_endpoints``
+        has a 2xx receipt. ``receipt.sha256`` must be the digest of the spooled payload,
+        which is checked. Held and legacy sessions take no receipts: they are never sent.
+        """
+        required = frozenset(required_endpoints)
+        if not required:
+            raise InvalidValueError("At least one required endpoint is needed.")
+        if not _SHA256_RE.fullmatch(receipt.sha256):
+            raise InvalidValueError("A receipt's sha256 must be 64 lowercase hex digits.")
+        with self.lock():
+            current = self._reload(entry)
+            if current.state not in _RECEIPT_STATES:
+                raise InvalidValueError(
+                    f"Session {entry.session_id} is {current.state} and is never sent."
+                )
+            if receipt.sha256 != _sha256_hex(self.read_payload(current)):
+                raise InvalidValueError(
+                    f"The receipt for session {entry.session_id} does not match its payload."
+                )
+            receipts = [r for r in current.receipts if r.endpoint != receipt.endpoint]
+            receipts.append(receipt)
+            delivered = {r.endpoint for r in receipts if r.ok}
+            state = current.state
+            if state is State.PENDING and required <= delivered:
+                state = State.SENT
+            return self._rewrite(current, state, receipts, current.reason)
+
+    def _rewrite(
+        self, current: Entry, state: State, receipts: Sequence[Receipt], reason: str | None
+    ) -> Entry:
+        updated_at = _utc_now()
+        try:
+            atomic_write(
+                current.directory / STATE_FILE, _state_bytes(state, updated_at, receipts, reason)
+            )
+        except OSError as exc:
+            raise StorageError(
+                f"Could not update the state of session {current.session_id}: {exc}."
+            ) from exc
+        return Entry(
+            current.client_id,
+            current.session_id,
+            state,
+            current.directory,
+            tuple(receipts),
+            reason,
+            updated_at,
+        )
+
+    def delete(self, entry: Entry) -> None:
+        """Remove one session, whatever its state. Removing a missing session is a no-op."""
+        directory = self.session_dir(entry.client_id, entry.session_id)
+        with self.lock():
+            _storage_guard(_remove_session_dir, str(directory), False)
+
+    def delete_unsent(self) -> int:
+        """Remove every pending and held session (opting out); return how many."""
+        with self.lock():
+            unsent = self.entries((State.PENDING, State.HELD))
+            for entry in unsent:
+                _storage_guard(_remove_session_dir, str(entry.directory), False)
+            return len(unsent)
+
+    def wipe(self) -> int:
+        """Remove every session in every state, and the client dirs; keep the root.
+
+        Returns the number of sessions that held a payload.
+        """
+        with self.lock():
+            removed = 0
+            for client in _list_dir(str(self.root)):
+                if not _ID_RE.fullmatch(client.name):
+                    continue  # our lock files, and anything we did not make
+                if not client.is_dir(follow_symlinks=False):
+                    _storage_guard(os.unlink, client.path, None)
+                    continue
+                for session in _list_dir(client.path):
+                    if session.is_dir(follow_symlinks=False):
+                        removed += _storage_guard(_remove_session_dir, session.path, False)
+                    else:
+                        _storage_guard(os.unlink, session.path, None)
+                with contextlib.suppress(OSError):
+                    os.rmdir(client.path)  # not empty when a new session raced in: keep it
+            return removed
+
+    def cleanup_incomplete(self, older_than_s: float = 3600) -> int:
+        """Remove sessions whose write died before the payload, once ``older_than_s`` old.
+
+        Stale temp files in complete sessions go too. Returns the sessions removed.
+        """
+        cutoff = time.time() - older_than_s
+        removed = 0
+        with self.lock():
+            for _client_id, _session_id, directory in list(self._scan()):
+                payload_st = _lstat_or_none(os.path.join(directory, PAYLOAD_FILE))
+                if payload_st is not None and stat.S_ISREG(payload_st.st_mode):
+                    _remove_stale_temp_files(directory, cutoff)
+                    continue
+                dir_st = _lstat_or_none(directory)
+                if dir_st is not None and dir_st.st_mtime < cutoff:
+                    _storage_guard(_remove_session_dir, directory, False)
+                    removed += 1
+        return removed
+
+    # -- locking --------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def lock(self, name: str = "send", *, blocking: bool = True) -> Iterator[bool]:
+        """Hold ``{root}/.{name}.lock``; yields False if ``blocking=False`` and it is busy.
+
+        Re-entrant for this object, so spool methods that take it work inside it.
+        """
+        if not _LOCK_NAME_RE.fullmatch(name):
+            raise InvalidValueError(f"{name!r} is not a valid lock name.")
+        if self._held_locks.get(name):
+            self._held_locks[name] += 1
+            try:
+                yield True
+            finally:
+                self._held_locks[name] -= 1
+            return
+        with contextlib.ExitStack() as stack:
+            try:
+                got = stack.enter_context(file_lock(self.root / f".{name}.lock", blocking=blocking))
+            except OSError as exc:
+                raise StorageError(
+                    f"Could not lock the usage spool at {self.root}: {exc.strerror}."
+                ) from exc
+            if not got:
+                yield False
+                return
+            self._held_locks[name] = 1
+            try:
+                yield True
+            finally:
+                del self._held_locks[name]

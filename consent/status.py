@@ -1,0 +1,118 @@
+"""`stats status`: everything a user (or a check) needs to know, in one object."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from consent._exceptions import ConsentError
+from consent._urls import resolve_endpoints
+from consent.config import load_config
+from consent.decision import Decision, decide
+from consent.notices import PolicyStatus, policy_status
+from consent.policy import Policy, load_policy
+from consent.profile import DEFAULT_PROFILE, AppProfile
+from consent.record import ConsentRecord, read_record
+
+__all__ = ["STATES", "Snapshot", "snapshot", "status_json"]
+
+STATES = ("pending", "held", "sent", "failed", "legacy")
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The state of things, read without writing anything."""
+
+    decision: Decision
+    policy: Policy | None
+    record: ConsentRecord | None
+    policy_status: PolicyStatus | None
+    spool_dir: str
+    counts: dict[str, int]
+    endpoints: list[str]
+    warnings: list[str]
+    last_send_error: str | None
+
+
+def snapshot(
+    profile: AppProfile = DEFAULT_PROFILE, environ: Mapping[str, str] | None = None
+) -> Snapshot:
+    env = os.environ if environ is None else environ
+    decision = decide(profile, env)
+    warnings = list(decision.warnings)
+
+    policy: Policy | None = None
+    try:
+        policy = load_policy(profile=profile, environ=env)
+    except ConsentError as exc:
+        warnings.append(str(exc))
+
+    record, record_warning = read_record(profile.record_path(env))
+    if record_warning:
+        warnings.append(record_warning)
+    status = policy_status(policy, record) if policy else None
+    if status and status.kind == "unacknowledged" and decision.enabled:
+        warnings.append(
+            f"You have not yet been shown the usage-statistics notice; `{profile.cli_name} init` "
+            "shows it and asks."
+        )
+    elif status and status.kind == "schema_changed":
+        warnings.append(
+            f"The policy changed; new fields are withheld until `{profile.cli_name} policy accept`."
+        )
+
+    endpoints: list[str] = []
+    if policy:
+        try:
+            config = load_config(profile.config_path(env))
+        except ConsentError:
+            config = {}  # already reported through the decision's warning
+        try:
+            endpoints = resolve_endpoints(policy.endpoint, config, env, profile.endpoint_env)
+        except ConsentError as exc:
+            warnings.append(str(exc))
+
+    counts = dict.fromkeys(STATES, 0)
+    spool_dir = str(profile.spool_root(env))
+    last_send_error: str | None = None
+    try:
+        from consent.spool import Spool
+
+        spool = Spool.existing(profile, env)
+        if spool is not None:
+            spool_dir = str(spool.root)
+            counts.update(spool.counts())
+            warnings.extend(spool.warnings)
+    except ConsentError as exc:
+        warnings.append(str(exc))
+    if last_send_error:
+        warnings.append(f"The last upload failed: {last_send_error}")
+
+    return Snapshot(
+        decision, policy, record, status, spool_dir, counts, endpoints, warnings, last_send_error
+    )
+
+
+def status_json(snap: Snapshot) -> dict[str, Any]:
+    """The contract shape of ``stats status --json`` (DESIGN §3.8)."""
+    ack = snap.record.acknowledgement if snap.record else None
+    policy = snap.policy
+    return {
+        "enabled": snap.decision.enabled,
+        "source": snap.decision.source,
+        "client_id": snap.record.client_id if snap.record else None,
+        "review_before_upload": snap.decision.review_before_upload,
+        "policy": {
+            "version": policy.version if policy else None,
+            "fingerprint": policy.fingerprint if policy else None,
+            "acknowledged_version": ack.version if ack else None,
+            "acknowledged_fingerprint": ack.fingerprint if ack else None,
+            "up_to_date": bool(snap.policy_status and snap.policy_status.up_to_date),
+        },
+        "spool_dir": snap.spool_dir,
+        "counts": snap.counts,
+        "endpoints": snap.endpoints,
+        "warnings": snap.warnings,
+    }
