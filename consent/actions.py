@@ -21,6 +21,7 @@ from consent.record import (
     ConsentRecord,
     Notice,
     Via,
+    read_record,
     update_record,
     utc_now,
 )
@@ -106,7 +107,8 @@ def apply_choice(
 class Announcement:
     """The record after a notice step, the notice to show (if any), and whether it was the first."""
 
-    record: ConsentRecord
+    record: ConsentRecord | None
+    """``None`` only when nothing was ever recorded and the first notice was not due."""
     notice: NoticeText | None
     first: bool
 
@@ -128,6 +130,12 @@ def announce(
     - Descriptions changed: a one-line notice, and the version is acknowledged,
       because nothing new is collected.
     """
+    path = profile.record_path(environ)
+    existing, _ = read_record(path)
+    status = policy_status(policy, existing)
+    quiet = status.kind == "up_to_date" or status.already_notified
+    if (existing is not None and quiet) or (status.kind == "unacknowledged" and not include_first):
+        return Announcement(existing, None, False)  # the common case: no lock, no write
     choice = choice_of(decide(profile, environ))
     told: list[tuple[NoticeText | None, bool]] = []
 
@@ -147,7 +155,7 @@ def announce(
         told.append((None, False))
         return None
 
-    record = update_record(profile.record_path(environ), change)
+    record = update_record(path, change)
     notice, first = told[-1]
     return Announcement(record, notice, first)
 

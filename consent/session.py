@@ -110,6 +110,7 @@ def _record(
         (show_notice or print_plain)(told.notice)
 
     session_id = str(uuid.uuid4())
+    assert told.record is not None  # include_first always leaves a record
     client_id = told.record.client_id
     ack = told.record.acknowledgement
     payload = build_payload(

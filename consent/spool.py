@@ -3,7 +3,8 @@
 ``{root}/{client_id}/{session_id}/usage_stats.json`` holds exactly the bytes that will
 be sent; ``state.json`` beside it says where the session stands. A directory with a
 payload but no state file was written by Skyplane 0.3.x and is ``legacy``: shown,
-never sent, removed only by :meth:`Spool.wipe`.
+never changed or sent, removed only on the user's word (:meth:`Spool.delete` of that
+one session, or :meth:`Spool.wipe`), never by :meth:`Spool.delete_unsent` or cleanup.
 
 Crash safety comes from ordering, not locks: a new session writes ``state.json``
 first and the payload last, and deletion removes the payload first, so a torn
@@ -32,7 +33,7 @@ import re
 import stat
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -138,6 +139,7 @@ class Entry:
     receipts: tuple[Receipt, ...] = ()
     reason: str | None = None
     updated_at: str | None = None  # None for legacy payloads, which have no state file
+    withheld: tuple[str, ...] = ()  # fields kept out of the payload as not yet acknowledged
 
     @property
     def payload_path(self) -> Path:
@@ -204,9 +206,8 @@ def _check_chain(base: Path, parts: Sequence[str], *, create: bool) -> _Refusal 
                 return _Refusal(path, "does not exist", missing=True)
             except OSError as exc:
                 return _Refusal(path, f"cannot be inspected ({exc.strerror})")
-            reason = _unsafe_reason(st)
-            if reason is not None:
-                return _Refusal(path, reason)
+            if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
+                return _Refusal(path, _unsafe_reason(st) or "is not a directory")
             try:
                 child = os.open(name, _DIR_OPEN_FLAGS | os.O_NOFOLLOW, dir_fd=fd)
             except OSError as exc:
@@ -220,6 +221,10 @@ def _check_chain(base: Path, parts: Sequence[str], *, create: bool) -> _Refusal 
                 # Only a directory made a moment ago: a restrictive umask can strip our
                 # own bits. An existing directory is never "fixed"; it is refused.
                 os.fchmod(fd, PRIVATE_DIR_MODE)
+                now = os.fstat(fd)
+            reason = _unsafe_reason(now)
+            if reason is not None:
+                return _Refusal(path, reason)
         return None
     finally:
         os.close(fd)
@@ -248,7 +253,8 @@ def _fallback_warning(candidate: Path, refusal: _Refusal, fallback: Path) -> str
 # -- state files ------------------------------------------------------------------------
 
 
-def _parse_state(raw: bytes) -> tuple[State, str, tuple[Receipt, ...], str | None]:
+def _parse_state(raw: bytes, client_id: str, session_id: str, directory: Path) -> Entry:
+    """Build the entry from a state file; ``ValueError`` when it has the wrong shape."""
     doc = json.loads(raw)
     if not isinstance(doc, dict):
         raise ValueError("state file is not an object")
@@ -265,19 +271,51 @@ def _parse_state(raw: bytes) -> tuple[State, str, tuple[Receipt, ...], str | Non
         raise ValueError("reason must be a string or null")
     if not isinstance(receipts, list):
         raise ValueError("receipts must be a list")
-    return state, updated_at, tuple(Receipt.from_dict(r) for r in receipts), reason
+    withheld = doc.get("withheld", [])
+    if not isinstance(withheld, list) or not all(isinstance(w, str) for w in withheld):
+        raise ValueError("withheld must be a list of strings")
+    return Entry(
+        client_id,
+        session_id,
+        state,
+        directory,
+        tuple(Receipt.from_dict(r) for r in receipts),
+        reason,
+        updated_at,
+        tuple(withheld),
+    )
 
 
-def _state_bytes(
-    state: State, updated_at: str, receipts: Sequence[Receipt], reason: str | None
-) -> bytes:
+def _read_state_file(path: str) -> bytes:
+    # read_bytes_nofollow's twin on a str path: listings do this 10,000 times, and
+    # building a Path for each file costs as much as reading it.
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        chunks: list[bytes] = []
+        while chunk := os.read(fd, 1 << 16):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def _state_bytes(entry: Entry) -> bytes:
     doc = {
-        "state": state.value,
-        "updated_at": updated_at,
-        "receipts": [r.to_dict() for r in receipts],
-        "reason": reason,
+        "state": entry.state.value,
+        "updated_at": entry.updated_at,
+        "receipts": [r.to_dict() for r in entry.receipts],
+        "reason": entry.reason,
+        "withheld": list(entry.withheld),
     }
     return (json.dumps(doc, indent=2) + "\n").encode()
+
+
+def _as_state(value: State | str) -> State:
+    try:
+        return State(value)
+    except ValueError:
+        words = ", ".join(s.value for s in State)
+        raise InvalidValueError(f"{value!r} is not a spool state: use one of {words}.") from None
 
 
 def _check_id(kind: str, value: str) -> str:
@@ -295,6 +333,9 @@ def _remove_session_dir(path: str) -> bool:
     The payload goes first so that a crash part-way leaves an incomplete session,
     never a stateless payload that would pass for legacy.
     """
+    if not stat.S_ISDIR(os.lstat(path).st_mode):
+        os.unlink(path)  # a planted link goes; what it points to is never touched
+        return False
     had_payload = False
     with contextlib.suppress(FileNotFoundError, IsADirectoryError):
         os.unlink(os.path.join(path, PAYLOAD_FILE))
@@ -454,24 +495,38 @@ class Spool:
         """Where a session lives (validated ids; nothing is created)."""
         return self.root / _check_id("client id", client_id) / _check_id("session id", session_id)
 
-    def write(self, client_id: str, session_id: str, payload: bytes, state: State) -> Entry:
+    def write(
+        self,
+        client_id: str,
+        session_id: str,
+        payload: bytes,
+        state: State,
+        *,
+        withheld: Collection[str] = (),
+    ) -> Entry:
         """Spool a new session's payload as ``pending`` or ``held``. Takes no lock.
 
-        The payload bytes are final: nothing here or later rewrites them.
+        The payload bytes are final: nothing here or later rewrites them. ``withheld``
+        names the fields kept out of it (shown by review, kept in the state file).
         """
+        state = _as_state(state)
         if state not in (State.PENDING, State.HELD):
             raise InvalidValueError(f"A new session must be pending or held, not {state}.")
+        if isinstance(withheld, str) or not all(isinstance(w, str) for w in withheld):
+            raise InvalidValueError("withheld must be a collection of field names.")
         directory = self.session_dir(client_id, session_id)
+        entry = Entry(
+            client_id, session_id, state, directory, (), None, _utc_now(), tuple(withheld)
+        )
         try:
             self._make_session_dir(directory)
-            updated_at = _utc_now()
-            atomic_write(directory / STATE_FILE, _state_bytes(state, updated_at, (), None))
+            atomic_write(directory / STATE_FILE, _state_bytes(entry))
             atomic_write(directory / PAYLOAD_FILE, payload)
         except OSError as exc:
             raise StorageError(
                 f"Could not write usage statistics to {directory}: {exc.strerror or exc}."
             ) from exc
-        return Entry(client_id, session_id, state, directory, (), None, updated_at)
+        return entry
 
     @staticmethod
     def _make_session_dir(directory: Path) -> None:
@@ -526,7 +581,7 @@ class Spool:
             return None  # a symlink or other oddity is never read, let alone sent
         path = Path(directory)
         try:
-            raw = read_bytes_nofollow(path / STATE_FILE)
+            raw = _read_state_file(os.path.join(directory, STATE_FILE))
         except FileNotFoundError:
             entry = Entry(client_id, session_id, State.LEGACY, path)
             return entry, _utc_from_epoch(payload_st.st_mtime)
@@ -534,18 +589,17 @@ class Spool:
             raw = None
         if raw is not None:
             try:
-                state, updated_at, receipts, reason = _parse_state(raw)
+                entry = _parse_state(raw, client_id, session_id, path)
             except (ValueError, RecursionError):
                 pass
             else:
-                entry = Entry(client_id, session_id, state, path, receipts, reason, updated_at)
-                return entry, updated_at
+                return entry, entry.updated_at or ""
         entry = Entry(client_id, session_id, State.FAILED, path, reason=_UNREADABLE)
         return entry, _utc_from_epoch(payload_st.st_mtime)
 
     def entries(self, states: Collection[State] | None = None) -> list[Entry]:
         """Complete sessions, oldest change first (ties by session id), optionally filtered."""
-        wanted = None if states is None else frozenset(State(s) for s in states)
+        wanted = None if states is None else frozenset(_as_state(s) for s in states)
         found: list[tuple[str, str, Entry]] = []
         for client_id, session_id, directory in self._scan():
             loaded = self._load(client_id, session_id, directory)
@@ -618,7 +672,7 @@ class Spool:
         Setting the current state again changes nothing. ``sent`` comes only from
         :meth:`add_receipt`; ``legacy`` sessions never change.
         """
-        state = State(state)
+        state = _as_state(state)
         with self.lock():
             current = self._reload(entry)
             if current.state is state:
@@ -634,7 +688,7 @@ class Spool:
                 )
             if state is State.FAILED and not reason:
                 raise InvalidValueError("A failed session needs a reason.")
-            return self._rewrite(current, state, current.receipts, reason)
+            return self._rewrite(replace(current, state=state, reason=reason))
 
     def add_receipt(
         self, entry: Entry, receipt: Receipt, *, required_endpoints: Collection[str]
@@ -666,29 +720,19 @@ class Spool:
             state = current.state
             if state is State.PENDING and required <= delivered:
                 state = State.SENT
-            return self._rewrite(current, state, receipts, current.reason)
+            return self._rewrite(replace(current, state=state, receipts=tuple(receipts)))
 
-    def _rewrite(
-        self, current: Entry, state: State, receipts: Sequence[Receipt], reason: str | None
-    ) -> Entry:
-        updated_at = _utc_now()
+    @staticmethod
+    def _rewrite(changed: Entry) -> Entry:
+        changed = replace(changed, updated_at=_utc_now())
         try:
-            atomic_write(
-                current.directory / STATE_FILE, _state_bytes(state, updated_at, receipts, reason)
-            )
+            atomic_write(changed.directory / STATE_FILE, _state_bytes(changed))
         except OSError as exc:
             raise StorageError(
-                f"Could not update the state of session {current.session_id}: {exc}."
+                f"Could not update the state of session {changed.session_id}: "
+                f"{exc.strerror or exc}."
             ) from exc
-        return Entry(
-            current.client_id,
-            current.session_id,
-            state,
-            current.directory,
-            tuple(receipts),
-            reason,
-            updated_at,
-        )
+        return changed
 
     def delete(self, entry: Entry) -> None:
         """Remove one session, whatever its state. Removing a missing session is a no-op."""

@@ -55,19 +55,20 @@ def print_json(data: Any) -> None:
 
 
 def print_out(renderable: RenderableType | str) -> None:
-    out_console().print(renderable)
+    # plain sentences are left to the terminal to wrap, so commands in them stay whole
+    out_console().print(renderable, soft_wrap=isinstance(renderable, str))
 
 
 def display_error(message: str) -> None:
-    err_console().print(f"[bold red]Error:[/] {_escape(message)}")
+    err_console().print(f"[bold red]Error:[/] {_escape(message)}", soft_wrap=True)
 
 
 def display_warning(message: str) -> None:
-    err_console().print(f"[yellow]Warning:[/] {_escape(message)}")
+    err_console().print(f"[yellow]Warning:[/] {_escape(message)}", soft_wrap=True)
 
 
 def display_info(message: str) -> None:
-    err_console().print(_escape(message))
+    err_console().print(_escape(message), soft_wrap=True)
 
 
 def display_notice(notice: NoticeText) -> None:

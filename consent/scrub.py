@@ -1,0 +1,909 @@
+"""Redaction of argv, error text and region tags before anything reaches the spool.
+
+Standard library only: the host imports this on the path of every transfer, and a
+scrubber that pulled in a third-party module could break the host for telemetry's
+sake. The scrubbing functions fail closed: on anything unexpected they return a
+marker rather than raise or pass text through.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import re
+from collections import Counter
+from collections.abc import Collection, Sequence
+
+from consent._exceptions import InvalidValueError
+
+__all__ = [
+    "MARKERS",
+    "is_region_tag",
+    "normalize_region",
+    "scrub_arguments",
+    "scrub_error",
+    "scrub_text",
+]
+
+URI_S3 = "<uri:s3>"
+URI_GS = "<uri:gs>"
+URI_AZURE = "<uri:azure>"
+URI_HTTP = "<uri:http>"
+URI = "<uri>"
+EMAIL = "<email>"
+IP = "<ip>"
+HOST = "<host>"
+SECRET = "<secret>"  # noqa: S105 -- the marker that replaces one
+PATH = "<path>"
+REDACTED = "<redacted>"
+
+MARKERS: tuple[str, ...] = (
+    URI_S3,
+    URI_GS,
+    URI_AZURE,
+    URI_HTTP,
+    URI,
+    EMAIL,
+    IP,
+    HOST,
+    SECRET,
+    PATH,
+    REDACTED,
+)
+
+# While scrubbing text, each marker is held as one private-use character so that later
+# passes cannot match inside a marker (``<uri:s3>`` is not a URI, ``</Key>`` is not a
+# path). Private-use characters are stripped from the input, so they cannot be forged.
+_SENTINEL = {marker: chr(0xE000 + index) for index, marker in enumerate(MARKERS)}
+_SENTINEL_CHARS = frozenset(_SENTINEL.values())
+_EXPAND = str.maketrans({char: marker for marker, char in _SENTINEL.items()})
+
+_MAX_KEYS = 64
+_MAX_LIST = 32
+# no real command line is longer; the cap bounds the work on a hostile argv
+_MAX_TOKENS = 4096
+# a longer value is classified by its prefix: every marker is decided near the start
+_MAX_VALUE_SCAN = 2048
+
+REGION_PROVIDERS = frozenset({"aws", "gcp", "azure", "ibmcloud", "cloudflare", "scp"})
+_COMMANDS = frozenset({"cp", "sync", "init", "deprovision", "ssh", "config"})
+_SAFE_WORDS = frozenset(
+    {
+        # solvers
+        "ilp",
+        "direct",
+        "ron",
+        "greedy",
+        # compression
+        "lz4",
+        "zstd",
+        "gzip",
+        "none",
+        # switches
+        "auto",
+        "on",
+        "off",
+        # providers
+        "aws",
+        "gcp",
+        "azure",
+        "ibmcloud",
+        "cloudflare",
+        "scp",
+        "local",
+    }
+)
+
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+# -- low-level shapes ------------------------------------------------------------------
+
+_FLAG_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,39}")
+# Ten digits at most: longer integers are account ids, project numbers and phone
+# numbers far more often than settings. A leading zero marks an id ("0042"), not a count.
+_INT_RE = re.compile(r"[+-]?(?:0|[1-9][0-9]{0,9})")
+_FLOAT_RE = re.compile(
+    r"[+-]?(?:[0-9]{1,10}\.[0-9]{0,12}|\.[0-9]{1,12})(?:[eE][+-]?[0-9]{1,3})?"
+    r"|[+-]?[0-9]{1,10}[eE][+-]?[0-9]{1,3}"
+)
+_NEGATIVE_NUMBER_RE = re.compile(r"-(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_REGION_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,47}")
+# real region names put digits only at the end of a part ("northeast1", "eastus2euap"
+# is the longest exception); a long part with a digit inside is more likely a key
+_REGION_ODD_PART_RE = re.compile(r"[0-9][a-z]")
+_QUALNAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}(?:\.[A-Za-z_][A-Za-z0-9_]{0,63}){0,7}")
+_QUOTABLE_RE = re.compile(r"[A-Za-z0-9_.:-]{1,32}")
+
+_SCHEME_RE = re.compile(r"([A-Za-z][A-Za-z0-9+.-]{0,30})://")
+_AZURE_HOST_RE = re.compile(r"\.(?:blob|dfs|file|queue|table)\.core\.windows\.net(?![\w.-])", re.I)
+_EMAIL_FULL_RE = re.compile(r"[^\s@/\\:]+@[\w-]+(?:\.[\w-]+)*\.?")
+_PATH_START_RE = re.compile(r"(?:/|~|\.{1,2}[/\\]|[A-Za-z]:[/\\]|\\\\)")
+_HOST_FULL_RE = re.compile(
+    r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z][A-Za-z0-9-]{0,62}\.?(?::[0-9]{1,5})?"
+)
+_FILE_EXTENSIONS = _words(
+    "csv tsv txt text json jsonl ndjson parquet orc avro gz bz2 xz zst lz4 zip tar tgz 7z"
+    " rar log yaml yml toml ini cfg conf env pem key crt cer p12 pfx der pub py ipynb sh"
+    " bat ps1 sql db sqlite pdf doc docx xls xlsx ppt pptx png jpg jpeg gif bmp tif tiff"
+    " mp4 mov avi mkv mp3 wav bin dat npy npz pkl pickle h5 hdf5 pt pth ckpt onnx"
+    " safetensors tfrecord arrow feather xml html md rst iso img vmdk qcow2 bak tmp"
+)
+_EXT_ALTERNATION = "|".join(sorted(_FILE_EXTENSIONS, key=len, reverse=True))
+_FILENAME_FULL_RE = re.compile(rf"[\w.-]*\w\.(?:{_EXT_ALTERNATION})", re.I)
+
+# Known-format credentials. Each is anchored so that it cannot start inside a longer
+# token, which keeps the scan linear.
+_SECRET_TOKEN_RE = re.compile(
+    r"(?<![A-Za-z0-9])(?:AKIA|ASIA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA|ABIA|ACCA)[A-Z0-9]{16}"
+    r"(?![A-Za-z0-9])"
+    r"|(?<![\w-])AIza[\w-]{30,}"
+    r"|(?<![\w-])eyJ[\w-]{5,}\.[\w-]{5,}\.[\w-]*"
+    r"|(?<![\w-])(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_\w{20,})"
+    r"|(?<![\w-])xox[abposre]-[\w-]{10,}"
+    r"|(?<![\w-])ya29\.[\w-]{20,}"
+    r"|(?<![\w-])(?:sk|rk|pk)_(?:live|test)_\w{16,}"
+    r"|-----BEGIN[A-Z ]{0,40}PRIVATE KEY-----.*?(?:-----END[A-Z ]{0,40}PRIVATE KEY-----|$)",
+    re.S,
+)
+# An AWS secret access key: exactly 40 characters of base64 without padding.
+_AWS_SECRET_RE = re.compile(r"(?<![A-Za-z0-9/+=])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])")
+_RANDOM_CANDIDATE_RE = re.compile(r"[\w+/=-]{20,}")
+_TOKEN_SPLIT_RE = re.compile(r"[-_./+=]+")
+_WORD_PART_RE = re.compile(r"([A-Za-z]+)([0-9]{0,3})|[0-9]{1,6}")
+_CASE_RUN_RE = re.compile(r"[A-Z]+|[a-z]+")
+_VOWEL_RE = re.compile(r"[aeiouy]")
+_NAME_PART_RE = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
+
+_SECRET_NAME_PARTS = _words(
+    "secret secrets password passwd passphrase pwd token apikey credential credentials"
+    " authorization auth sas signature sig cookie privatekey"
+)
+_KEY_QUALIFIERS = _words(
+    "access secret api private account sas master signing encryption client session shared"
+    " storage auth subscription primary secondary service ssh host"
+)
+_IDENTIFYING_NAME_PARTS = _words(
+    "user username login account accountname project projectid bucket container host"
+    " hostname email owner tenant subscription"
+)
+
+# -- text passes -----------------------------------------------------------------------
+
+_CONTROL_AS_SPACE_RE = re.compile(r"[\t\n\r\v\f\x1c-\x1f\x85\u2028\u2029]")
+# control and invisible format characters, lone surrogates, and the private-use range
+# the sentinels live in; deleting them joins the pieces of a secret split by them
+_STRIP_RE = re.compile(
+    r"[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e"
+    r"\u2060-\u206f\ufeff\ufff9-\ufffb\ud800-\udfff\ue000-\uf8ff\U000e0000-\U000e007f]"
+)
+_URI_TEXT_RE = re.compile(r"(?<![\w+.-])([A-Za-z][A-Za-z0-9+.-]{0,30})://[^\s'\"<>`]*")
+_AZURE_TEXT_RE = re.compile(
+    r"(?<![\w.-])[A-Za-z0-9-]+\.(?:blob|dfs|file|queue|table)\.core\.windows\.net"
+    r"(?:[:/][^\s'\"<>`]*)?",
+    re.I,
+)
+_ARN_RE = re.compile(r"(?<![\w-])arn:aws[\w-]*:[^\s'\"<>`,;]*")
+_KV_RE = re.compile(
+    r"(?<![\w.])(?P<key>[A-Za-z][\w.-]{0,63}+)(?P<q>[\"']?)(?P<sep>[ \t]*+[:=][ \t]*+)"
+    r"(?P<val>\"[^\"]{0,512}\"|'[^']{0,512}'"
+    r"|(?:(?i:bearer|basic|token|digest)[ \t]+)?[^\s\"',;&)}\]]+)"
+)
+_BEARER_RE = re.compile(r"(?<![\w-])(Bearer|Basic|bearer|basic)([ \t]+)([A-Za-z0-9._~+/=-]{8,})")
+_EMAIL_TEXT_RE = re.compile(r"(?<![\w.+%-])[\w.+%-]+@[\w-]+(?:\.[\w-]+)*")
+_IPV6_TEXT_RE = re.compile(
+    r"(?<![\w:.%])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f.]{0,15}(?:%[\w.-]+)?(?![\w:])"
+)
+_IPV4_TEXT_RE = re.compile(
+    r"(?<![\w.])(?:[0-9]{1,3}\.){3}[0-9]{1,3}(?:/[0-9]{1,2})?(?![\w]|\.[0-9]|/[0-9])"
+)
+_QUOTED_RE = re.compile(
+    r"(?=[bBrRuU'\"\u2018\u201c`])(?<!\w)[bBrRuU]{0,2}"
+    r"(?:'(?P<a>[^']{0,256})'|\"(?P<b>[^\"]{0,256})\"|\u2018(?P<c>[^\u2019]{0,256})\u2019"
+    r"|\u201c(?P<d>[^\u201d]{0,256})\u201d|`(?P<e>[^`']{0,256})[`'])(?!\w)"
+)
+_PLAIN_WORD_RE = re.compile(r"[A-Za-z][a-z]{0,15}|[A-Z]{2,8}")
+_CONTEXT_RE = re.compile(
+    r"\b(?=[BbCcPpAaUuOoKkFfDdTtHhNnSs])"
+    r"(?i:(?P<word>bucket|container|project|account|user(?:name)?|object|blob|key|file"
+    r"|prefix|dataset|table|host(?:name)?|database|namespace|tenant|subscription|owner)s?)"
+    r"(?P<sep>[ \t]*[:=][ \t]*|[ \t]+(?:named[ \t]+|called[ \t]+)?)"
+    r"(?P<val>[^\s,;'\"`()\[\]{}<>]+)"
+)
+_WIN_PATH_RE = re.compile(r"(?<![^\s'\"(\[{=:,<>`])[^\s'\"<>`|]*\\[^\s'\"<>`|]*")
+_POSIX_PATH_RE = re.compile(r"(?<![\w.~/\\<-])(?:~[\w.-]*|\.{1,2})?/(?=[^\s'\"<>`])[^\s'\"<>`]*")
+_REL_PATH_RE = re.compile(r"(?<![\w.~/\\<-])[\w.~+-]+/[^\s'\"<>`]*")
+# a dotted name: a file name, a host, or harmless (``botocore.exceptions.ClientError``)
+_DOTTED_RE = re.compile(r"(?<![\w.@/\\~-])[\w-]++(?:\.[\w-]++)++")
+_HOST_LABEL_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+_LONG_TOKEN_RE = re.compile(r"(?<![\w+/=-])[\w+/=-]{20,}(?![\w+/=-])")
+_CONTEXT_WORDS = _words(
+    "bucket container project account user object blob key file prefix dataset table host"
+    " database namespace tenant subscription owner"
+)
+_KV_KEY_HINT_RE = re.compile(
+    r"secret|passw|passphrase|pwd|token|key|cred|auth|sas|sig|cookie|user|login|account"
+    r"|project|bucket|container|host|email|owner|tenant|subscription",
+    re.I,
+)
+_SECRET_HINTS = _words(
+    "AKIA ASIA AGPA AIDA AROA AIPA ANPA ANVA ABIA ACCA AIza eyJ ghp_ gho_ ghu_ ghs_ ghr_"
+    " github_pat_ xox ya29. _live_ _test_ -----BEGIN"
+)
+_LONG_RUN_HINT_RE = re.compile(r"[\w+/=-]{20}")
+_IPV4_HINT_RE = re.compile(r"[0-9]\.[0-9]")
+_DIGITS_HINT_RE = re.compile(r"[0-9]{5}")
+_QUOTE_CHARS = "'\"`\u2018\u201c"
+_LONG_NUMBER_RE = re.compile(
+    r"(?<![\w.])[0-9]{10,}(?![\w.]|\.[0-9])|(?<![\w.-])[A-Za-z][\w-]*-[0-9]{5,}(?![\w-])"
+)
+
+_SLASH_WORDS = _words(
+    "and/or i/o n/a read/write tcp/ip udp/ip yes/no on/off true/false input/output"
+    " client/server he/she s/he y/n w/o r/w"
+)
+_HARMLESS_SLASH_RE = re.compile(
+    r"[0-9]+(?:[/.:-][0-9]+)*"
+    r"|[A-Za-z]{1,6}/(?:s|sec|h|hr|min|ms|day)"
+    r"|HTTPS?/[0-9.]+"
+    r"|(?:text|application|image|audio|video|multipart|font)/[\w.+-]+",
+    re.I,
+)
+# Only names under these labels are taken for hosts without a dotted lowercase tail:
+# ``botocore.exceptions.ClientError`` must survive, ``db.acme.io`` must not.
+_TLDS = _words(
+    "com net org edu gov mil int io ai co dev app cloud tech info biz uk de fr jp cn eu"
+    " ca au nl ch se ru br es kr tw sg hk internal local localdomain localhost lan corp"
+    " intranet arpa xyz site online"
+)
+# Words that follow "bucket", "key", "file"... in ordinary prose: the next word is only
+# a name when it is none of these.
+_STOPWORDS = _words(
+    "a an the and or but not no nor of to in on at by for from with without into onto"
+    " over under is are was were be been being has have had do does did done can cannot"
+    " could should would will shall may might must exists exist existed found named name"
+    " names id ids that this these those which who whom whose what when where why how it"
+    " its if then than so as such all any some each every other another same already"
+    " also still yet only just either neither both there here you your we our they their"
+    " he she his her i me my access permission permissions policy policies owner owned"
+    " size type list listing operation error errors failed failure denied missing"
+    " invalid version versions region regions level metadata data path paths key keys"
+    " value values lock locked limit quota count object objects bucket buckets file files"
+    " directory directories empty too format"
+    " length lengths encryption configuration settings request requests storage system"
+    " upload download transfer copy prefix"
+)
+
+
+# -- classification --------------------------------------------------------------------
+
+
+def _entropy(token: str) -> float:
+    counts = Counter(token)
+    total = len(token)
+    return -sum(n / total * math.log2(n / total) for n in counts.values())
+
+
+def _letters_wordy(letters: str) -> bool:
+    """Whether a run of letters reads like words (``SignatureDoesNotMatch``), not noise."""
+    if letters.islower() or letters.isupper():
+        return True
+    for index, run in enumerate(_CASE_RUN_RE.findall(letters)):
+        if run.isupper():
+            if len(run) > 6:
+                return False
+        # a lone lowercase letter between capitals, or a long run with no vowel, is
+        # what random mixed-case text looks like; CamelCase words have neither
+        elif (index > 0 and len(run) < 2) or (len(run) >= 5 and not _VOWEL_RE.search(run)):
+            return False
+    return True
+
+
+def _part_wordy(part: str) -> bool:
+    match = _WORD_PART_RE.fullmatch(part)
+    if match is None:
+        return False
+    letters = match.group(1)
+    return letters is None or _letters_wordy(letters)
+
+
+def _looks_random(token: str) -> bool:
+    """A long token that is neither words nor a number: treated as a credential."""
+    if len(token) < 20:
+        return False
+    parts = [part for part in _TOKEN_SPLIT_RE.split(token) if part]
+    if all(_part_wordy(part) for part in parts):
+        return False
+    if not any(char.isdigit() for char in token) and len(token) < 32:
+        # letters-only tokens this short are almost always identifiers, not keys
+        return False
+    return _entropy(token) >= 2.5
+
+
+def _aws_secret_like(candidate: str) -> bool:
+    has_upper = any(c.isupper() for c in candidate)
+    has_lower = any(c.islower() for c in candidate)
+    has_other = any(c.isdigit() or c in "/+" for c in candidate)
+    return has_upper and has_lower and has_other
+
+
+def _find_secret(value: str) -> bool:
+    if _SECRET_TOKEN_RE.search(value):
+        return True
+    return any(_aws_secret_like(m.group()) for m in _AWS_SECRET_RE.finditer(value))
+
+
+def _is_ip(value: str) -> bool:
+    candidate = value
+    if candidate.startswith("["):
+        close = candidate.find("]")
+        if close > 0:
+            candidate = candidate[1:close]
+    elif candidate.count(":") == 1 and "." in candidate:
+        candidate = candidate.split(":", 1)[0]
+    candidate = candidate.split("%", 1)[0]
+    try:
+        ipaddress.ip_address(candidate)
+        return True
+    except ValueError:
+        pass
+    if "/" in candidate:
+        try:
+            ipaddress.ip_network(candidate, strict=False)
+            return True
+        except ValueError:
+            return False
+    return False
+
+
+def _uri_marker(scheme: str, rest: str) -> str:
+    scheme = scheme.lower()
+    if scheme in ("s3", "s3a", "s3n"):
+        return URI_S3
+    if scheme in ("gs", "gcs"):
+        return URI_GS
+    if scheme in ("az", "azure", "abfs", "abfss", "wasb", "wasbs"):
+        return URI_AZURE
+    if scheme in ("http", "https"):
+        authority = rest.split("/", 1)[0].split("?", 1)[0].rsplit("@", 1)[-1]
+        host = authority.rsplit(":", 1)[0] if authority.count(":") == 1 else authority
+        if _AZURE_HOST_RE.search(host + " "):
+            return URI_AZURE
+        return URI_HTTP
+    return URI
+
+
+def _classify(value: str) -> str:
+    """The marker for a value that is not kept. Never returns the value itself."""
+    v = value.strip()[:_MAX_VALUE_SCAN]
+    if not v:
+        return REDACTED
+    scheme = _SCHEME_RE.match(v)
+    if scheme is not None:
+        return _uri_marker(scheme.group(1), v[scheme.end() :])
+    if v[:7].lower() == "mailto:":
+        return EMAIL
+    if _AZURE_HOST_RE.search(v):
+        return URI_AZURE
+    if _EMAIL_FULL_RE.fullmatch(v):
+        return EMAIL
+    if _is_ip(v):
+        return IP
+    if _find_secret(v):
+        return SECRET
+    if _PATH_START_RE.match(v) or "/" in v or "\\" in v:
+        return PATH
+    if any(_looks_random(m.group()) for m in _RANDOM_CANDIDATE_RE.finditer(v)):
+        return SECRET
+    if _HOST_FULL_RE.fullmatch(v):
+        last = v.rstrip(".").split(":", 1)[0].rsplit(".", 1)[-1].lower()
+        return PATH if last in _FILE_EXTENSIONS else HOST
+    if _FILENAME_FULL_RE.fullmatch(v):
+        return PATH
+    return REDACTED
+
+
+def _name_parts(name: str) -> list[str]:
+    return [part.lower() for part in _NAME_PART_RE.findall(name)]
+
+
+def _is_secret_name(name: str) -> bool:
+    parts = _name_parts(name)
+    if any(part in _SECRET_NAME_PARTS for part in parts):
+        return True
+    # "key" alone names an object key ("NoSuchKey", "KeyError"); with one of these
+    # words before it, it names a credential
+    return any(
+        part == "key" and index > 0 and parts[index - 1] in _KEY_QUALIFIERS
+        for index, part in enumerate(parts)
+    )
+
+
+def _is_identifying_name(name: str) -> bool:
+    return any(part in _IDENTIFYING_NAME_PARTS for part in _name_parts(name))
+
+
+# -- regions ---------------------------------------------------------------------------
+
+
+def _region_ok(region: str) -> bool:
+    if not _REGION_RE.fullmatch(region):
+        return False
+    return not any(
+        len(part) >= 16 and _REGION_ODD_PART_RE.search(part) for part in region.split("-")
+    )
+
+
+def _strict_region(value: str) -> str | None:
+    provider, sep, region = value.strip().lower().partition(":")
+    if sep and provider in REGION_PROVIDERS and _region_ok(region):
+        return f"{provider}:{region}"
+    return None
+
+
+def _looks_local(tag: str) -> bool:
+    if tag in (".", "..") or tag.startswith(("/", "~", "./", "../", ".\\", "..\\", "\\\\")):
+        return True
+    if len(tag) >= 3 and tag[0].isascii() and tag[0].isalpha() and tag[1:2] == ":":
+        return tag[2] in "/\\"
+    return ":" not in tag and ("/" in tag or "\\" in tag)
+
+
+def _region_error(tag: str) -> str:
+    quotable = _QUOTABLE_RE.fullmatch(tag) is not None and _classify(tag) == REDACTED
+    shown = f"'{tag}'" if quotable else "The value given"
+    if not tag:
+        shown = "An empty value"
+    provider, sep, _ = tag.lower().partition(":")
+    example = "for example aws:us-east-1, or local."
+    if not sep:
+        return f"{shown} is not a region tag: use provider:region, {example}"
+    if provider not in REGION_PROVIDERS:
+        names = "aws, gcp, azure, ibmcloud, cloudflare or scp"
+        return f"{shown} has an unknown provider: use provider:region with {names}, {example}"
+    return (
+        f"{shown} has an invalid region: use provider:region with lowercase letters, "
+        f"digits and hyphens, {example}"
+    )
+
+
+def normalize_region(tag: str) -> str:
+    """Return ``provider:region`` in lowercase, or ``local`` for a local path.
+
+    Raises :class:`InvalidValueError` for anything else; the message quotes the tag
+    only when it is short and cannot be a secret or a path.
+    """
+    if not isinstance(tag, str):
+        raise InvalidValueError(
+            "The value given is not a region tag: use provider:region, "
+            "for example aws:us-east-1, or local."
+        )
+    text = tag.strip()
+    if _looks_local(text):
+        return "local"
+    lowered = text.lower()
+    if lowered == "local" or lowered.startswith("local:"):
+        return "local"
+    normalized = _strict_region(lowered)
+    if normalized is None:
+        raise InvalidValueError(_region_error(text))
+    return normalized
+
+
+def is_region_tag(tag: str) -> bool:
+    """Whether :func:`normalize_region` accepts ``tag``."""
+    try:
+        normalize_region(tag)
+    except InvalidValueError:
+        return False
+    return True
+
+
+# -- argv ------------------------------------------------------------------------------
+
+
+def _is_flag_name(name: str) -> bool:
+    if not _FLAG_NAME_RE.fullmatch(name) or _find_secret(name):
+        return False
+    # A flag name is kept verbatim as a key, so it must read like words: a random
+    # token after "--" may be a key pasted in the wrong place.
+    return all(_part_wordy(part) for part in _TOKEN_SPLIT_RE.split(name) if part)
+
+
+def _takes_value(name: str, following: str) -> bool:
+    if following.startswith("-"):
+        return _NEGATIVE_NUMBER_RE.fullmatch(following) is not None
+    # a one-letter flag before a URI or a path is a switch (``cp -r SRC DST``): the
+    # URI is the command's operand, and reads better under _positional
+    return not (len(name) == 1 and (_SCHEME_RE.match(following) or _PATH_START_RE.match(following)))
+
+
+def _parse_number(value: str) -> int | float | None:
+    if _INT_RE.fullmatch(value):
+        return int(value)
+    if _FLOAT_RE.fullmatch(value):
+        number = float(value)
+        if math.isfinite(number) and abs(number) < 1e10:
+            return number
+    return None
+
+
+def _scrub_value(key: str, value: str, safe_values: Collection[str]) -> object:
+    stripped = value.strip()
+    lowered = stripped.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if _is_secret_name(key):
+        return SECRET
+    number = _parse_number(stripped)
+    if number is not None:
+        return number
+    if value in safe_values:
+        return value
+    if lowered in _SAFE_WORDS:
+        return lowered
+    region = _strict_region(stripped)
+    if region is not None:
+        return region
+    return _classify(value)
+
+
+def _add_flag(flags: dict[str, object], key: str, value: object) -> None:
+    if key not in flags:
+        if len(flags) < _MAX_KEYS:
+            flags[key] = value
+        return
+    existing = flags[key]
+    if isinstance(existing, list):
+        if len(existing) < _MAX_LIST:
+            existing.append(value)
+    else:
+        flags[key] = [existing, value]
+
+
+def _scrub_arguments(argv: Sequence[str], safe_values: Collection[str]) -> dict[str, object]:
+    safe: Collection[str] = (
+        safe_values if isinstance(safe_values, set | frozenset) else frozenset(safe_values)
+    )
+    args = list(argv[:_MAX_TOKENS])
+    flags: dict[str, object] = {}
+    positional: list[str] = []
+    command: str | None = None
+    seen_positional = False
+    after_separator = False
+
+    def add_positional(marker: str) -> None:
+        if len(positional) < _MAX_LIST:
+            positional.append(marker)
+
+    index = 0
+    while index < len(args):
+        arg = args[index]
+        index += 1
+        if not isinstance(arg, str):
+            add_positional(REDACTED)
+            continue
+        if after_separator:
+            add_positional(_classify(arg))
+            continue
+        if arg == "--":
+            after_separator = True
+            continue
+        if arg.startswith("-") and len(arg) > 1 and not _NEGATIVE_NUMBER_RE.fullmatch(arg):
+            body = arg.lstrip("-")
+            name, has_value, value = body.partition("=")
+            if not _is_flag_name(name):
+                add_positional(_classify(body))
+                continue
+            key = name.replace("-", "_")
+            scrubbed: object = True
+            if has_value:
+                scrubbed = _scrub_value(key, value, safe)
+            elif index < len(args):
+                following = args[index]
+                if isinstance(following, str) and _takes_value(name, following):
+                    scrubbed = _scrub_value(key, following, safe)
+                    index += 1
+            _add_flag(flags, key, scrubbed)
+            continue
+        if command is None and not seen_positional and arg in _COMMANDS:
+            command = arg
+        else:
+            add_positional(_classify(arg))
+        seen_positional = True
+
+    result: dict[str, object] = {}
+    if command is not None:
+        result["_command"] = command
+    room = _MAX_KEYS - len(result) - (1 if positional else 0)
+    for key in list(flags)[:room]:
+        result[key] = flags[key]
+    if positional:
+        result["_positional"] = positional
+    return result
+
+
+def scrub_arguments(argv: Sequence[str], safe_values: Collection[str] = ()) -> dict[str, object]:
+    """Parse a command line into ``{flag: value}`` keeping only values known to be safe.
+
+    Booleans, numbers, built-in safe words, ``safe_values`` and region tags are kept;
+    every other value, and every positional argument, becomes a marker from
+    :data:`MARKERS`. The first positional is kept under ``_command`` when it is a
+    Skyplane subcommand; the other positionals go, as markers, under ``_positional``.
+    """
+    try:
+        return _scrub_arguments(argv, safe_values)
+    except Exception:
+        # fail closed: a parsing bug must not let the raw argv through
+        return {"_positional": [REDACTED]}
+
+
+# -- free text -------------------------------------------------------------------------
+
+
+def _split_trailing(text: str) -> tuple[str, str]:
+    """Split sentence punctuation (and unbalanced closers) off the end of a match."""
+    end = len(text)
+    while end > 0:
+        char = text[end - 1]
+        if char in ".,;:!?":
+            end -= 1
+        elif char in ")]}":
+            opener = {")": "(", "]": "[", "}": "{"}[char]
+            if text.count(opener, 0, end) < text.count(char, 0, end):
+                end -= 1
+            else:
+                break
+        else:
+            break
+    return text[:end], text[end:]
+
+
+def _only_sentinels(text: str) -> bool:
+    stripped = text.strip(" .,:;")
+    return bool(stripped) and all(c in _SENTINEL_CHARS or c.isspace() for c in stripped)
+
+
+def _uri_sub(match: re.Match[str]) -> str:
+    core, tail = _split_trailing(match.group())
+    scheme_end = match.end(1) - match.start() + 3
+    return _SENTINEL[_uri_marker(match.group(1), core[scheme_end:])] + tail
+
+
+def _azure_sub(match: re.Match[str]) -> str:
+    _, tail = _split_trailing(match.group())
+    return _SENTINEL[URI_AZURE] + tail
+
+
+def _kv_sub(match: re.Match[str]) -> str:
+    key, quote, sep, value = match.group("key", "q", "sep", "val")
+    head = f"{key}{quote}{sep}"
+    if not _KV_KEY_HINT_RE.search(key):
+        secret = identifying = False
+    else:
+        secret = _is_secret_name(key)
+        identifying = not secret and _is_identifying_name(key)
+    if secret:
+        marker = SECRET
+    elif identifying:
+        inner = value[1:-1] if value[:1] in "'\"" and len(value) >= 2 else value
+        if _only_sentinels(inner) or not inner.strip():
+            return match.group()
+        marker = _classify(inner)
+    else:
+        # the value may itself hold ``password=...``; it was consumed by this match
+        if ":" in value or "=" in value:
+            return head + _KV_RE.sub(_kv_sub, value)
+        return match.group()
+    if value[:1] in "'\"" and len(value) >= 2:
+        return f"{head}{value[0]}{_SENTINEL[marker]}{value[-1]}"
+    core, tail = _split_trailing(value)
+    if " " in core or "\t" in core:
+        # "Bearer abc": keep the scheme word, hide the credential
+        scheme, _, _ = core.partition(" ") if " " in core else core.partition("\t")
+        return f"{head}{scheme} {_SENTINEL[marker]}{tail}"
+    return head + _SENTINEL[marker] + tail
+
+
+def _bearer_sub(match: re.Match[str]) -> str:
+    credential = match.group(3)
+    if _PLAIN_WORD_RE.fullmatch(credential) or credential.isalpha():
+        return match.group()
+    return match.group(1) + match.group(2) + _SENTINEL[SECRET]
+
+
+def _aws_secret_sub(match: re.Match[str]) -> str:
+    return _SENTINEL[SECRET] if _aws_secret_like(match.group()) else match.group()
+
+
+def _ipv6_sub(match: re.Match[str]) -> str:
+    text = match.group()
+    # trailing dots or colons may be punctuation, or a port glued on; try shorter
+    # prefixes so that "fe80::1." and "1:2:3:4:5:6:7:8:443" are still found
+    for end in range(len(text), 1, -1):
+        try:
+            ipaddress.IPv6Address(text[:end].split("%", 1)[0])
+        except ValueError:
+            continue
+        return _SENTINEL[IP] + text[end:]
+    return text
+
+
+def _ipv4_sub(match: re.Match[str]) -> str:
+    address = match.group().split("/", 1)[0]
+    if all(int(octet) <= 255 for octet in address.split(".")):
+        return _SENTINEL[IP]
+    return match.group()
+
+
+def _quoted_sub(match: re.Match[str]) -> str:
+    body = next(group for group in match.group("a", "b", "c", "d", "e") if group is not None)
+    text = match.group()
+    prefix_length = len(text) - len(body) - 2
+    opening, closing = text[prefix_length], text[-1]
+    if not body.strip() or _only_sentinels(body) or _PLAIN_WORD_RE.fullmatch(body):
+        return text
+    marker = REDACTED if any(c in _SENTINEL_CHARS for c in body) else _classify(body)
+    return f"{text[:prefix_length]}{opening}{_SENTINEL[marker]}{closing}"
+
+
+def _context_sub(match: re.Match[str]) -> str:
+    value, tail = _split_trailing(match.group("val"))
+    if (
+        not value
+        or _only_sentinels(value)
+        or value.lower() in _STOPWORDS
+        or (value.isdigit() and len(value) <= 4)
+    ):
+        return match.group()
+    head = match.group()[: match.start("val") - match.start()]
+    return head + _SENTINEL[_classify(value)] + tail
+
+
+def _path_sub(match: re.Match[str]) -> str:
+    core, tail = _split_trailing(match.group())
+    if not core:
+        return match.group()
+    return _SENTINEL[PATH] + tail
+
+
+def _relative_path_sub(match: re.Match[str]) -> str:
+    core, tail = _split_trailing(match.group())
+    if "/" not in core or core.lower() in _SLASH_WORDS or _HARMLESS_SLASH_RE.fullmatch(core):
+        return match.group()
+    return _SENTINEL[PATH] + tail
+
+
+def _dotted_sub(match: re.Match[str]) -> str:
+    text = match.group()
+    labels = text.split(".")
+    last = labels[-1].lower()
+    if last in _FILE_EXTENSIONS:
+        return _SENTINEL[PATH]
+    if not last[:1].isalpha() or not all(_HOST_LABEL_RE.fullmatch(label) for label in labels):
+        return text
+    if last in _TLDS or (len(labels) >= 3 and text == text.lower()):
+        return _SENTINEL[HOST]
+    return text
+
+
+def _long_token_sub(match: re.Match[str]) -> str:
+    return _SENTINEL[SECRET] if _looks_random(match.group()) else match.group()
+
+
+def _run_passes(text: str) -> str:
+    """Replace everything sensitive in ``text`` with sentinels, pass by pass.
+
+    Order matters: whole URIs before the paths and hosts inside them, key=value
+    secrets before the quoting rules, quoted strings (classified whole) before the
+    token rules. Each pass runs only when a cheap test says it could match: the
+    hints are computed once, which is safe because a pass only ever replaces text
+    with sentinels, and a sentinel never completes a match for a later pass.
+    """
+    lowered = text.lower()
+    colon = ":" in text
+    dot = "." in text
+    slash = "/" in text
+    long_run = _LONG_RUN_HINT_RE.search(text) is not None
+    if "://" in text:
+        text = _URI_TEXT_RE.sub(_uri_sub, text)
+    if ".core.windows.net" in lowered:
+        text = _AZURE_TEXT_RE.sub(_azure_sub, text)
+    if "arn:" in text:
+        text = _ARN_RE.sub(_SENTINEL[REDACTED], text)
+    if colon or "=" in text:
+        text = _KV_RE.sub(_kv_sub, text)
+    if "bearer" in lowered or "basic" in lowered:
+        text = _BEARER_RE.sub(_bearer_sub, text)
+    if "@" in text:
+        text = _EMAIL_TEXT_RE.sub(_SENTINEL[EMAIL], text)
+    if any(hint in text for hint in _SECRET_HINTS):
+        text = _SECRET_TOKEN_RE.sub(_SENTINEL[SECRET], text)
+    if long_run:
+        text = _AWS_SECRET_RE.sub(_aws_secret_sub, text)
+    if colon and text.count(":") >= 2:
+        text = _IPV6_TEXT_RE.sub(_ipv6_sub, text)
+    if dot and _IPV4_HINT_RE.search(text):
+        text = _IPV4_TEXT_RE.sub(_ipv4_sub, text)
+    if any(quote in text for quote in _QUOTE_CHARS):
+        text = _QUOTED_RE.sub(_quoted_sub, text)
+    if any(word in lowered for word in _CONTEXT_WORDS):
+        text = _CONTEXT_RE.sub(_context_sub, text)
+    if "\\" in text:
+        text = _WIN_PATH_RE.sub(_path_sub, text)
+    if slash:
+        text = _POSIX_PATH_RE.sub(_path_sub, text)
+        text = _REL_PATH_RE.sub(_relative_path_sub, text)
+    if dot:
+        text = _DOTTED_RE.sub(_dotted_sub, text)
+    if long_run:
+        text = _LONG_TOKEN_RE.sub(_long_token_sub, text)
+    if _DIGITS_HINT_RE.search(text):
+        text = _LONG_NUMBER_RE.sub(_SENTINEL[REDACTED], text)
+    return text
+
+
+def _truncate(text: str, max_length: int, force: bool) -> str:
+    if not force and len(text) <= max_length:
+        return text
+    cut = text[: max_length - 1]
+    opening = cut.rfind("<")
+    if opening != -1 and ">" not in cut[opening:]:
+        fragment = cut[opening:]
+        if any(marker.startswith(fragment) for marker in MARKERS):
+            cut = cut[:opening]
+    return cut + "\u2026"
+
+
+def _scrub_text(text: str, max_length: int) -> str:
+    if max_length <= 0:
+        return ""
+    # Bound the work, then drop the last partial word: a secret cut in half can slip
+    # past every pattern, and markers may shrink the text enough to bring it into view.
+    limit = 4 * max_length + 256
+    truncated = len(text) > limit
+    if truncated:
+        text = text[:limit]
+        space = max(text.rfind(" "), text.rfind("\n"), text.rfind("\t"))
+        if space > 0:
+            text = text[:space]
+    if not text.isprintable():
+        # isprintable() is false for every character class removed here
+        text = _CONTROL_AS_SPACE_RE.sub(" ", text)
+        text = _STRIP_RE.sub("", text)
+    text = _run_passes(text)
+    if any(char in _SENTINEL_CHARS for char in text):
+        text = text.translate(_EXPAND)
+    return _truncate(text, max_length, truncated)
+
+
+def scrub_text(text: str, max_length: int = 512) -> str:
+    """Replace URIs, names, paths, addresses and secrets in free text with markers.
+
+    Ordinary words, numbers and punctuation are kept so the message still reads. The
+    result is at most ``max_length`` characters, ending in an ellipsis when cut.
+    """
+    try:
+        if not isinstance(text, str):
+            text = str(text)
+        return _scrub_text(text, max_length)
+    except Exception:
+        # fail closed: a bug here must not let the raw text through
+        return REDACTED[: max(max_length, 0)]
+
+
+def scrub_error(exc: BaseException) -> str:
+    """``"TypeName: scrubbed message"`` for an exception; never raises."""
+    try:
+        name = type(exc).__qualname__
+    except Exception:
+        name = ""
+    if not isinstance(name, str) or not _QUALNAME_RE.fullmatch(name):
+        name = REDACTED
+    try:
+        message = str(exc)
+    except Exception:
+        return f"{name}: {REDACTED}"
+    return f"{name}: {scrub_text(message)}"
