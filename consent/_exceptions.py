@@ -6,8 +6,6 @@ library never exits and never prints a traceback itself.
 
 from __future__ import annotations
 
-import enum
-
 __all__ = [
     "BadInputError",
     "ConsentError",
@@ -24,7 +22,9 @@ __all__ = [
 ]
 
 
-class ExitCode(enum.IntEnum):
+class ExitCode:
+    """Named exit codes. (Plain ints: ``enum`` would slow the decision path's import.)"""
+
     OK = 0
     FAILURE = 1
     BAD_INPUT = 2
@@ -34,7 +34,7 @@ class ExitCode(enum.IntEnum):
 class ConsentError(Exception):
     """Base class: a problem the user can read about in one or two sentences."""
 
-    exit_code: ExitCode = ExitCode.FAILURE
+    exit_code: int = ExitCode.FAILURE
 
 
 class BadInputError(ConsentError):

@@ -13,7 +13,8 @@ import errno
 import fcntl
 import os
 from collections.abc import Iterator
-from pathlib import Path
+
+StrPath = str | os.PathLike[str]
 
 __all__ = [
     "PRIVATE_DIR_MODE",
@@ -28,25 +29,26 @@ PRIVATE_DIR_MODE = 0o700
 PRIVATE_FILE_MODE = 0o600
 
 
-def make_private_dir(path: Path) -> None:
+def make_private_dir(path: StrPath) -> None:
     """Create ``path`` (and parents) as 0700 directories; refuse a symlink at ``path``."""
     try:
         os.makedirs(path, mode=PRIVATE_DIR_MODE, exist_ok=True)
     except FileExistsError:
         # makedirs raises this when ``path`` exists but is not a directory
-        raise NotADirectoryError(errno.ENOTDIR, "not a directory", str(path)) from None
-    if path.is_symlink():
-        raise OSError(errno.ELOOP, "refusing to use a symlinked directory", str(path))
+        raise NotADirectoryError(errno.ENOTDIR, "not a directory", os.fspath(path)) from None
+    if os.path.islink(path):
+        raise OSError(errno.ELOOP, "refusing to use a symlinked directory", os.fspath(path))
 
 
-def atomic_write(path: Path, data: bytes, mode: int = PRIVATE_FILE_MODE) -> None:
+def atomic_write(path: StrPath, data: bytes, mode: int = PRIVATE_FILE_MODE) -> None:
     """Write ``data`` to ``path`` via temp file + fsync + ``os.replace``.
 
     The temporary file is created with ``O_EXCL | O_NOFOLLOW`` in the destination's
     directory, so a planted symlink can neither redirect the write nor be replaced.
     """
-    directory = path.parent
-    tmp = directory / f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
+    directory, name = os.path.split(os.fspath(path))
+    directory = directory or "."
+    tmp = os.path.join(directory, f".{name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     fd = os.open(tmp, flags, mode)
     try:
@@ -72,7 +74,7 @@ def atomic_write(path: Path, data: bytes, mode: int = PRIVATE_FILE_MODE) -> None
             os.close(dir_fd)
 
 
-def read_bytes_nofollow(path: Path) -> bytes:
+def read_bytes_nofollow(path: StrPath) -> bytes:
     """Read a whole file, refusing to follow a symlink at its last component."""
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
@@ -85,7 +87,7 @@ def read_bytes_nofollow(path: Path) -> bytes:
 
 
 @contextlib.contextmanager
-def file_lock(path: Path, *, blocking: bool = True) -> Iterator[bool]:
+def file_lock(path: StrPath, *, blocking: bool = True) -> Iterator[bool]:
     """Hold an exclusive ``fcntl`` lock on ``path`` (a dedicated ``.lock`` file).
 
     Yields ``True`` when the lock is held. With ``blocking=False`` it yields

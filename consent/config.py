@@ -7,15 +7,16 @@ library only: the decision path reads this file.
 
 from __future__ import annotations
 
-import contextlib
-import json
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+import os
 
 from consent._exceptions import CorruptFileError, InvalidValueError, StorageError, UnknownKeyError
-from consent._fileio import atomic_write, file_lock, make_private_dir, read_bytes_nofollow
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+    from consent._fileio import StrPath
 
 __all__ = [
     "CONFIG_KEYS",
@@ -78,15 +79,24 @@ def _valid_endpoints(value: object) -> bool:
     return isinstance(value, list) and all(isinstance(item, str) for item in value)
 
 
-@dataclass(frozen=True)
 class ConfigKey:
     """A key of config.json that this package owns."""
 
-    name: str
-    help: str
-    parse: Callable[[str, str], Any]
-    is_valid: Callable[[object], bool]
-    type_name: str
+    __slots__ = ("help", "is_valid", "name", "parse", "type_name")
+
+    def __init__(
+        self,
+        name: str,
+        help: str,
+        parse: Callable[[str, str], Any],
+        is_valid: Callable[[object], bool],
+        type_name: str,
+    ) -> None:
+        self.name = name
+        self.help = help
+        self.parse = parse
+        self.is_valid = is_valid
+        self.type_name = type_name
 
 
 CONFIG_KEYS: dict[str, ConfigKey] = {
@@ -134,18 +144,22 @@ def config_key(name: str) -> ConfigKey:
         ) from None
 
 
-def load_config(path: Path) -> dict[str, Any]:
+def load_config(path: StrPath) -> dict[str, Any]:
     """The whole config object; ``{}`` when the file does not exist.
 
     Raises :class:`CorruptFileError` when the file is not a JSON object, and
-    :class:`StorageError` when it cannot be read.
+    :class:`StorageError` when it cannot be read. A symlinked config file (as
+    dotfile managers make) is followed: it lives in the user's own home.
     """
     try:
-        raw = read_bytes_nofollow(path)
+        with open(path, "rb") as handle:
+            raw = handle.read()
     except FileNotFoundError:
         return {}
     except OSError as exc:
         raise StorageError(f"Cannot read {path}: {exc.strerror or exc}.") from None
+    import json  # only when there is a file to parse
+
     try:
         data = json.loads(raw)
     except (ValueError, RecursionError):
@@ -160,11 +174,13 @@ def load_config(path: Path) -> dict[str, Any]:
     return data
 
 
-def invalid_value_message(path: Path, key: str, value: object) -> str | None:
+def invalid_value_message(path: StrPath, key: str, value: object) -> str | None:
     """Why a stored value is unusable, or ``None`` when it is fine or absent."""
     spec = CONFIG_KEYS[key]
     if spec.is_valid(value):
         return None
+    import json
+
     shown = json.dumps(value)[:40]
     return (
         f"{path}: {key} must be a {spec.type_name}, not {shown}. "
@@ -172,41 +188,69 @@ def invalid_value_message(path: Path, key: str, value: object) -> str | None:
     )
 
 
-@contextlib.contextmanager
-def locked(path: Path) -> Iterator[None]:
-    """Hold the lock that serialises read-modify-write cycles of ``path``."""
-    with contextlib.ExitStack() as stack:
+class locked:
+    """Hold the lock that serialises read-modify-write cycles of a file in the home.
+
+    Writes go to the symlink's target, so a dotfile manager's link survives; the
+    lock lives beside the target as ``<name>.lock``.
+    """
+
+    def __init__(self, path: StrPath) -> None:
+        self.target = os.path.realpath(path)
+        self._lock: Any = None
+
+    def __enter__(self) -> str:
+        from consent._fileio import file_lock, make_private_dir
+
         try:
-            make_private_dir(path.parent)
-            stack.enter_context(file_lock(path.with_name(path.name + ".lock")))
+            make_private_dir(os.path.dirname(self.target))
+            self._lock = file_lock(self.target + ".lock")
+            self._lock.__enter__()
         except OSError as exc:
-            raise StorageError(f"Cannot write in {path.parent}: {exc.strerror or exc}.") from None
-        yield
+            raise StorageError(
+                f"Cannot write in {os.path.dirname(self.target)}: {exc.strerror or exc}."
+            ) from None
+        return self.target
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._lock.__exit__(None, None, None)
+
+
+def write_atomically(target: str, data: bytes) -> None:
+    """Replace ``target`` atomically (mode 0600) or raise :class:`StorageError`."""
+    from consent._fileio import atomic_write
+
+    try:
+        atomic_write(target, data)
+    except OSError as exc:
+        raise StorageError(
+            f"Could not save {target}: {exc.strerror or exc}. The file is unchanged."
+        ) from None
 
 
 def update_config(
-    path: Path, mutate: Callable[[dict[str, Any]], None]
+    path: StrPath, mutate: Callable[[dict[str, Any]], None]
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Read-modify-write ``path`` under its lock; returns ``(before, after)``.
 
     ``mutate`` changes the dict in place and may raise to abort: then nothing is
     written. Keys owned by the host survive, in their original order.
     """
-    with locked(path):
-        before = load_config(path)
+    import json
+
+    with locked(path) as target:
+        before = load_config(target)
         after: dict[str, Any] = json.loads(json.dumps(before))
         mutate(after)
-        if after != before or not path.exists():
-            data = (json.dumps(after, indent=2, ensure_ascii=False) + "\n").encode()
-            try:
-                atomic_write(path, data)
-            except OSError as exc:
-                raise StorageError(
-                    f"Could not save {path}: {exc.strerror or exc}. The file is unchanged."
-                ) from None
+        if after != before or not os.path.exists(target):
+            write_atomically(
+                target, (json.dumps(after, indent=2, ensure_ascii=False) + "\n").encode()
+            )
         return before, after
 
 
 def _quote(value: str) -> str:
+    import json
+
     shown = value if len(value) <= 40 else value[:37] + "..."
     return json.dumps(shown, ensure_ascii=False)

@@ -2,30 +2,62 @@
 
 The first rule that applies decides (DESIGN §3.2): the environment switch,
 ``DO_NOT_TRACK``, ``config.json``, Skyplane 0.3's INI flag, then the default.
+
+Hosts call this on every run, so it imports almost nothing: no ``typing``,
+``dataclasses`` or ``pathlib``, and ``json`` only when a config file exists.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, Literal
 
 from consent._exceptions import ConsentError
 from consent.config import invalid_value_message, load_config, parse_switch
 from consent.profile import DEFAULT_PROFILE, AppProfile
 
-__all__ = ["Decision", "Source", "decide", "is_enabled"]
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any, Literal
 
-Source = Literal["env", "do_not_track", "config", "legacy_config", "invalid_config", "default"]
+    Source = Literal["env", "do_not_track", "config", "legacy_config", "invalid_config", "default"]
+
+__all__ = ["SOURCES", "Decision", "decide", "is_enabled"]
+
+SOURCES = ("env", "do_not_track", "config", "legacy_config", "invalid_config", "default")
 
 
-@dataclass(frozen=True)
 class Decision:
-    enabled: bool
-    source: Source
-    review_before_upload: bool = False
-    warnings: tuple[str, ...] = ()
+    """Whether usage statistics are collected, which rule decided, and what looked wrong."""
+
+    __slots__ = ("enabled", "review_before_upload", "source", "warnings")
+
+    def __init__(
+        self,
+        enabled: bool,
+        source: Source,
+        review_before_upload: bool = False,
+        warnings: tuple[str, ...] = (),
+    ) -> None:
+        self.enabled = enabled
+        self.source: Source = source
+        self.review_before_upload = review_before_upload
+        self.warnings = warnings
+
+    def _key(self) -> tuple[bool, str, bool, tuple[str, ...]]:
+        return (self.enabled, self.source, self.review_before_upload, self.warnings)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Decision) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return (
+            f"Decision(enabled={self.enabled}, source={self.source!r}, "
+            f"review_before_upload={self.review_before_upload}, warnings={self.warnings!r})"
+        )
 
 
 def decide(
@@ -55,12 +87,11 @@ def decide(
     if config is None:
         return Decision(False, "invalid_config", review, warnings)
     if "usage_stats" in config:
-        problem = invalid_value_message(
-            profile.config_path(env), "usage_stats", config["usage_stats"]
-        )
+        value = config["usage_stats"]
+        problem = invalid_value_message(profile.config_file(env), "usage_stats", value)
         if problem:
             return Decision(False, "invalid_config", review, (problem, *warnings))
-        return Decision(bool(config["usage_stats"]), "config", review, warnings)
+        return Decision(bool(value), "config", review, warnings)
 
     legacy, legacy_warning = _legacy_flag(profile, env)
     if legacy_warning:
@@ -83,9 +114,8 @@ def is_enabled(
 def _read_config(
     profile: AppProfile, env: Mapping[str, str]
 ) -> tuple[dict[str, Any] | None, str | None]:
-    path = profile.config_path(env)
     try:
-        return load_config(path), None
+        return load_config(profile.config_file(env)), None
     except ConsentError as exc:
         return None, f"{exc} Usage statistics are off until it is fixed."
 
@@ -96,7 +126,7 @@ def _review_mode(
     if not config or "usage_stats_review" not in config:
         return False, None
     value = config["usage_stats_review"]
-    problem = invalid_value_message(profile.config_path(env), "usage_stats_review", value)
+    problem = invalid_value_message(profile.config_file(env), "usage_stats_review", value)
     if problem:
         # holding payloads is the safe reading of a value we cannot understand
         return True, problem
@@ -104,14 +134,15 @@ def _review_mode(
 
 
 def _legacy_flag(profile: AppProfile, env: Mapping[str, str]) -> tuple[bool | None, str | None]:
-    path = profile.legacy_ini_path(env)
-    if not path.is_file():
+    path = profile.legacy_ini_file(env)
+    if not os.path.isfile(path):
         return None, None
     import configparser  # only Skyplane 0.3 users pay for it
 
     try:
         parser = configparser.ConfigParser(interpolation=None)
-        parser.read_string(path.read_text(encoding="utf-8", errors="replace"))
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            parser.read_string(handle.read())
         raw = parser.get("flags", "usage_stats", fallback=None)
     except (OSError, configparser.Error, UnicodeError):
         return None, (

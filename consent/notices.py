@@ -7,6 +7,7 @@ session path (which must stay light) prints it as plain text.
 from __future__ import annotations
 
 import sys
+import textwrap
 from dataclasses import dataclass
 from typing import Literal, TextIO
 
@@ -62,30 +63,55 @@ class NoticeText:
     lines: tuple[str, ...]
 
 
+# The rich panel is 80 columns wide with a border and padding on each side; lines are
+# wrapped here so the plain rendering and the panel break at the same, readable places.
+_WIDTH = 76
+
+
+def _wrap(text: str, indent: str = "") -> list[str]:
+    # commands and URLs must stay whole, so long words are never split
+    return textwrap.wrap(
+        text,
+        _WIDTH,
+        subsequent_indent=indent,
+        break_long_words=False,
+        break_on_hyphens=False,
+    ) or [""]
+
+
 def first_notice(
-    policy: Policy, profile: AppProfile = DEFAULT_PROFILE, *, held: bool = True
+    policy: Policy,
+    profile: AppProfile = DEFAULT_PROFILE,
+    *,
+    held: bool = True,
+    enabled: bool = True,
 ) -> NoticeText:
+    """What is collected, how to see it, how to turn it off, where to read more.
+
+    ``held``: this run's payload is kept back (the session path, the first time).
+    ``enabled=False``: collection is off right now, so promise nothing about sending.
+    """
     cli = profile.cli_name
-    lines = [
-        policy.summary,
-        "",
-        f"Collected (policy version {policy.version}): "
-        + ", ".join(
-            f"{category} ({', '.join(spec.name for spec in specs)})"
-            for category, specs in policy.by_category().items()
-        )
-        + ".",
-        "",
-        (
-            "Nothing is sent from this run. Later runs send a payload at the end of each transfer."
-            if held
-            else "From now on, a payload is sent at the end of each transfer."
-        ),
-        f"See every payload:  {cli} stats review",
-        f"Turn it off:        {cli} config set usage_stats false",
-        f"                    (or set {profile.enabled_env}=0)",
-        f"Policy: {policy.docs_url}",
-    ]
+    lines = [*_wrap(policy.summary), "", f"What is collected (policy version {policy.version}):"]
+    for category, specs in policy.by_category().items():
+        lines += _wrap(f"  {category}: " + ", ".join(spec.name for spec in specs), "    ")
+    lines.append("")
+    if not enabled:
+        lines.append("Usage statistics are off at the moment, so nothing is sent.")
+    elif held:
+        lines += [
+            "Nothing is sent from this run.",
+            "Later runs send one payload at the end of each transfer.",
+        ]
+    else:
+        lines.append("From now on, one payload is sent at the end of each transfer.")
+    lines.append(f"See every payload:  {cli} stats review")
+    if enabled:
+        lines += [
+            f"Turn this off:      {cli} config set usage_stats false",
+            f"                    (or set {profile.enabled_env}=0)",
+        ]
+    lines.append(f"Read more: {policy.docs_url}")
     return NoticeText(
         "first", f"{profile.display_name} collects anonymous usage statistics", tuple(lines)
     )
@@ -98,26 +124,28 @@ def change_notice(
     if status.kind == "description_changed":
         return NoticeText(
             "description",
-            "Usage-statistics policy updated",
-            (
-                f"The usage-statistics policy is now version {policy.version}: only the "
-                f"descriptions changed, nothing new is collected ({cli} policy show).",
-            ),
+            f"Usage-statistics policy updated to version {policy.version}",
+            ("Only descriptions were reworded; nothing new is collected.",),
         )
     diff = status.diff
     assert diff is not None
     lines: list[str] = []
     if diff.added:
-        lines.append("New fields, withheld until you accept: " + ", ".join(diff.added))
+        lines += _wrap("New, not sent until you accept: " + ", ".join(diff.added), "  ")
+    if diff.changed:
+        changed = ", ".join(
+            f"{name} (was {old_type}/{old_cat}, now {new_type}/{new_cat})"
+            for name, (old_type, old_cat), (new_type, new_cat) in diff.changed
+        )
+        lines += _wrap("Changed, not sent until you accept: " + changed, "  ")
     if diff.removed:
-        lines.append("No longer collected: " + ", ".join(diff.removed))
-    for name, (old_type, old_cat), (new_type, new_cat) in diff.changed:
-        lines.append(f"Changed: {name} ({old_type}/{old_cat} -> {new_type}/{new_cat})")
+        lines += _wrap("No longer collected: " + ", ".join(diff.removed), "  ")
     lines += [
+        "Everything else is collected as before.",
         "",
         f"See the changes:  {cli} policy diff",
         f"Accept them:      {cli} policy accept",
-        f"Turn it off:      {cli} config set usage_stats false",
+        f"Turn this off:    {cli} config set usage_stats false",
     ]
     return NoticeText(
         "change", f"The usage-statistics policy changed (version {policy.version})", tuple(lines)
@@ -127,10 +155,18 @@ def change_notice(
 def print_plain(notice: NoticeText, stream: TextIO | None = None) -> None:
     """A plain-text rendering for the light session path (no rich there)."""
     out = stream or sys.stderr
+    if notice.kind == "description":
+        # nothing new is collected, so one line is enough
+        _write(out, f"{notice.title}. {' '.join(notice.lines)}\n")
+        return
     rule = "-" * min(78, max(len(notice.title) + 4, 40))
     body = "\n".join(f"  {line}" if line else "" for line in notice.lines)
+    _write(out, f"{rule}\n  {notice.title}\n{rule}\n{body}\n{rule}\n")
+
+
+def _write(out: TextIO, text: str) -> None:
     try:
-        out.write(f"{rule}\n  {notice.title}\n{rule}\n{body}\n{rule}\n")
+        out.write(text)
         out.flush()
-    except (OSError, ValueError):
-        pass  # a closed stderr must not break the host
+    except (OSError, ValueError, AttributeError):
+        pass  # a closed or missing stderr must not break the host

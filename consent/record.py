@@ -20,12 +20,11 @@ import tomllib
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any, Literal, get_args
 
 from consent._exceptions import CorruptFileError, StorageError
-from consent._fileio import atomic_write, read_bytes_nofollow
-from consent.config import locked
+from consent._fileio import StrPath
+from consent.config import locked, write_atomically
 
 __all__ = [
     "Acknowledgement",
@@ -95,24 +94,33 @@ class ConsentRecord:
 # -- reading -------------------------------------------------------------------------------
 
 
-def load_record(path: Path) -> ConsentRecord | None:
+def load_record(path: StrPath) -> ConsentRecord | None:
     """The record, or ``None`` when there is none. Raises :class:`CorruptFileError`."""
     try:
-        raw = read_bytes_nofollow(path)
+        with open(path, "rb") as handle:
+            raw = handle.read()
     except FileNotFoundError:
         return None
     except OSError as exc:
         raise StorageError(f"Cannot read {path}: {exc.strerror or exc}.") from None
     try:
         return _from_toml(tomllib.loads(raw.decode("utf-8")))
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError, KeyError, TypeError, ValueError):
+    except (
+        UnicodeDecodeError,
+        tomllib.TOMLDecodeError,
+        KeyError,
+        TypeError,
+        ValueError,
+        RecursionError,
+        OverflowError,
+    ):
         raise CorruptFileError(
             f"{path} is damaged and was ignored; the next change keeps a copy of it "
             f"beside it and starts a new record."
         ) from None
 
 
-def read_record(path: Path) -> tuple[ConsentRecord | None, str | None]:
+def read_record(path: StrPath) -> tuple[ConsentRecord | None, str | None]:
     """Like :func:`load_record`, but a damaged record becomes ``(None, warning)``."""
     try:
         return load_record(path), None
@@ -189,8 +197,9 @@ def _toml_value(value: object) -> str:
     if isinstance(value, dt.datetime):
         return _utc(value).strftime("%Y-%m-%dT%H:%M:%SZ")
     if isinstance(value, str):
-        # JSON string escapes are a subset of TOML basic-string escapes
-        return json.dumps(value, ensure_ascii=False)
+        # JSON string escapes are a subset of TOML basic-string escapes; TOML also
+        # forbids a raw DEL, which JSON leaves alone
+        return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
     raise TypeError(f"cannot write {type(value).__name__} to the consent record")
 
 
@@ -234,20 +243,20 @@ def dumps_record(record: ConsentRecord) -> str:
 
 
 def update_record(
-    path: Path, change: Callable[[ConsentRecord], ConsentRecord | None]
+    path: StrPath, change: Callable[[ConsentRecord], ConsentRecord | None]
 ) -> ConsentRecord:
     """Read-modify-write the record under its lock, creating it (with a client id) if needed.
 
     ``change`` returns the new record, or ``None`` to leave the file as it is. A
     damaged record is kept beside the new one as ``consent.toml.damaged-<time>``.
     """
-    with locked(path):
+    with locked(path) as target:
         try:
-            current = load_record(path)
+            current = load_record(target)
         except CorruptFileError:
-            backup = path.with_name(f"{path.name}.damaged-{utc_now():%Y%m%dT%H%M%SZ}")
+            backup = f"{target}.damaged-{utc_now():%Y%m%dT%H%M%SZ}"
             try:
-                os.replace(path, backup)
+                os.replace(target, backup)
             except OSError as exc:
                 raise StorageError(f"Cannot set aside damaged {path}: {exc.strerror}.") from None
             current = None
@@ -258,10 +267,5 @@ def update_record(
                 return current
             new = base
         if new != current:
-            try:
-                atomic_write(path, dumps_record(new).encode())
-            except OSError as exc:
-                raise StorageError(
-                    f"Could not save {path}: {exc.strerror or exc}. The file is unchanged."
-                ) from None
+            write_atomically(target, dumps_record(new).encode())
         return new

@@ -8,6 +8,7 @@ marker rather than raise or pass text through.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import math
 import re
@@ -56,7 +57,7 @@ MARKERS: tuple[str, ...] = (
 # path). Private-use characters are stripped from the input, so they cannot be forged.
 _SENTINEL = {marker: chr(0xE000 + index) for index, marker in enumerate(MARKERS)}
 _SENTINEL_CHARS = frozenset(_SENTINEL.values())
-_EXPAND = str.maketrans({char: marker for marker, char in _SENTINEL.items()})
+_EXPAND_PAIRS = tuple((char, marker) for marker, char in _SENTINEL.items())
 
 _MAX_KEYS = 64
 _MAX_LIST = 32
@@ -120,6 +121,8 @@ _QUOTABLE_RE = re.compile(r"[A-Za-z0-9_.:-]{1,32}")
 _SCHEME_RE = re.compile(r"([A-Za-z][A-Za-z0-9+.-]{0,30})://")
 _AZURE_HOST_RE = re.compile(r"\.(?:blob|dfs|file|queue|table)\.core\.windows\.net(?![\w.-])", re.I)
 _EMAIL_FULL_RE = re.compile(r"[^\s@/\\:]+@[\w-]+(?:\.[\w-]+)*\.?")
+# every shape _is_ip accepts: brackets, a zone, a port, a prefix length
+_IP_SHAPE_RE = re.compile(r"\[?[0-9A-Fa-f:.]{2,45}(?:%[\w.-]+)?\]?(?::[0-9]{1,5})?(?:/[0-9]{1,3})?")
 _PATH_START_RE = re.compile(r"(?:/|~|\.{1,2}[/\\]|[A-Za-z]:[/\\]|\\\\)")
 _HOST_FULL_RE = re.compile(
     r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z][A-Za-z0-9-]{0,62}\.?(?::[0-9]{1,5})?"
@@ -145,8 +148,9 @@ _SECRET_TOKEN_RE = re.compile(
     r"|(?<![\w-])xox[abposre]-[\w-]{10,}"
     r"|(?<![\w-])ya29\.[\w-]{20,}"
     r"|(?<![\w-])(?:sk|rk|pk)_(?:live|test)_\w{16,}"
-    r"|-----BEGIN[A-Z ]{0,40}PRIVATE KEY-----.*?(?:-----END[A-Z ]{0,40}PRIVATE KEY-----|$)",
-    re.S,
+)
+_PEM_RE = re.compile(
+    r"-----BEGIN[A-Z ]{0,40}PRIVATE KEY-----.*?(?:-----END[A-Z ]{0,40}PRIVATE KEY-----|$)", re.S
 )
 # An AWS secret access key: exactly 40 characters of base64 without padding.
 _AWS_SECRET_RE = re.compile(r"(?<![A-Za-z0-9/+=])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])")
@@ -199,19 +203,15 @@ _IPV6_TEXT_RE = re.compile(
 _IPV4_TEXT_RE = re.compile(
     r"(?<![\w.])(?:[0-9]{1,3}\.){3}[0-9]{1,3}(?:/[0-9]{1,2})?(?![\w]|\.[0-9]|/[0-9])"
 )
+# Starts at the quote so the engine can skip ahead to one; the look-behinds then ask
+# that the quote opens a string (not "don't"), allowing a b/r/u prefix (b'...').
 _QUOTED_RE = re.compile(
-    r"(?=[bBrRuU'\"\u2018\u201c`])(?<!\w)[bBrRuU]{0,2}"
-    r"(?:'(?P<a>[^']{0,256})'|\"(?P<b>[^\"]{0,256})\"|\u2018(?P<c>[^\u2019]{0,256})\u2019"
-    r"|\u201c(?P<d>[^\u201d]{0,256})\u201d|`(?P<e>[^`']{0,256})[`'])(?!\w)"
+    r"['\"\u2018\u201c`](?:(?<!\w.)|(?<=(?<!\w)[bBrRuU].))"
+    r"(?:(?<=')(?P<a>[^']{0,256})'|(?<=\")(?P<b>[^\"]{0,256})\""
+    r"|(?<=\u2018)(?P<c>[^\u2019]{0,256})\u2019|(?<=\u201c)(?P<d>[^\u201d]{0,256})\u201d"
+    r"|(?<=`)(?P<e>[^`']{0,256})[`'])(?!\w)"
 )
 _PLAIN_WORD_RE = re.compile(r"[A-Za-z][a-z]{0,15}|[A-Z]{2,8}")
-_CONTEXT_RE = re.compile(
-    r"\b(?=[BbCcPpAaUuOoKkFfDdTtHhNnSs])"
-    r"(?i:(?P<word>bucket|container|project|account|user(?:name)?|object|blob|key|file"
-    r"|prefix|dataset|table|host(?:name)?|database|namespace|tenant|subscription|owner)s?)"
-    r"(?P<sep>[ \t]*[:=][ \t]*|[ \t]+(?:named[ \t]+|called[ \t]+)?)"
-    r"(?P<val>[^\s,;'\"`()\[\]{}<>]+)"
-)
 _WIN_PATH_RE = re.compile(r"(?<![^\s'\"(\[{=:,<>`])[^\s'\"<>`|]*\\[^\s'\"<>`|]*")
 _POSIX_PATH_RE = re.compile(r"(?<![\w.~/\\<-])(?:~[\w.-]*|\.{1,2})?/(?=[^\s'\"<>`])[^\s'\"<>`]*")
 _REL_PATH_RE = re.compile(r"(?<![\w.~/\\<-])[\w.~+-]+/[^\s'\"<>`]*")
@@ -220,14 +220,25 @@ _DOTTED_RE = re.compile(r"(?<![\w.@/\\~-])[\w-]++(?:\.[\w-]++)++")
 _HOST_LABEL_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 _LONG_TOKEN_RE = re.compile(r"(?<![\w+/=-])[\w+/=-]{20,}(?![\w+/=-])")
 _CONTEXT_WORDS = _words(
-    "bucket container project account user object blob key file prefix dataset table host"
-    " database namespace tenant subscription owner"
+    "bucket buckets container containers project projects account accounts user users"
+    " username usernames object objects blob blobs key keys file files prefix prefixes"
+    " dataset datasets table tables host hosts hostname hostnames database databases"
+    " namespace namespaces tenant tenants subscription subscriptions owner owners"
 )
-_KV_KEY_HINT_RE = re.compile(
-    r"secret|passw|passphrase|pwd|token|key|cred|auth|sas|sig|cookie|user|login|account"
-    r"|project|bucket|container|host|email|owner|tenant|subscription",
-    re.I,
+_CONTEXT_FORMS = (
+    _CONTEXT_WORDS
+    | {word.capitalize() for word in _CONTEXT_WORDS}
+    | {word.upper() for word in _CONTEXT_WORDS}
 )
+# "bucket: NAME" and "(bucket NAME" name a bucket; "the key." ends a sentence
+_CONTEXT_TRAILERS = frozenset(":=abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_CONTEXT_VALUE_STOP = frozenset(",;'\"`()[]{}<>")
+# substrings of every key that _kv_sub acts on, to skip the pass (and the callback)
+_KV_KEY_HINTS = _words(
+    "secret passw passphrase pwd token key cred auth sas sig cookie user login account"
+    " project bucket container host email owner tenant subscription"
+)
+_KV_HINT_RE = re.compile("|".join(sorted(_KV_KEY_HINTS)))
 _SECRET_HINTS = _words(
     "AKIA ASIA AGPA AIDA AROA AIPA ANPA ANVA ABIA ACCA AIza eyJ ghp_ gho_ ghu_ ghs_ ghr_"
     " github_pat_ xox ya29. _live_ _test_ -----BEGIN"
@@ -235,6 +246,7 @@ _SECRET_HINTS = _words(
 _LONG_RUN_HINT_RE = re.compile(r"[\w+/=-]{20}")
 _IPV4_HINT_RE = re.compile(r"[0-9]\.[0-9]")
 _DIGITS_HINT_RE = re.compile(r"[0-9]{5}")
+_PLAIN_PUNCTUATION = "()[]{},;:!?."
 _QUOTE_CHARS = "'\"`\u2018\u201c"
 _LONG_NUMBER_RE = re.compile(
     r"(?<![\w.])[0-9]{10,}(?![\w.]|\.[0-9])|(?<![\w.-])[A-Za-z][\w-]*-[0-9]{5,}(?![\w-])"
@@ -383,25 +395,28 @@ def _classify(value: str) -> str:
     scheme = _SCHEME_RE.match(v)
     if scheme is not None:
         return _uri_marker(scheme.group(1), v[scheme.end() :])
-    if v[:7].lower() == "mailto:":
+    if _PATH_START_RE.match(v):
+        return PATH
+    if v[:4] == "arn:":
+        return REDACTED
+    if "@" in v and (v[:7].lower() == "mailto:" or _EMAIL_FULL_RE.fullmatch(v)):
         return EMAIL
-    if _AZURE_HOST_RE.search(v):
-        return URI_AZURE
-    if _EMAIL_FULL_RE.fullmatch(v):
-        return EMAIL
-    if _is_ip(v):
+    if _IP_SHAPE_RE.fullmatch(v) and _is_ip(v):
         return IP
-    if _find_secret(v):
+    if len(v) >= 15 and _find_secret(v):
         return SECRET
-    if _PATH_START_RE.match(v) or "/" in v or "\\" in v:
+    if "core.windows.net" in v.lower() and _AZURE_HOST_RE.search(v):
+        return URI_AZURE
+    if "/" in v or "\\" in v:
         return PATH
-    if any(_looks_random(m.group()) for m in _RANDOM_CANDIDATE_RE.finditer(v)):
+    if len(v) >= 20 and any(_looks_random(m.group()) for m in _RANDOM_CANDIDATE_RE.finditer(v)):
         return SECRET
-    if _HOST_FULL_RE.fullmatch(v):
-        last = v.rstrip(".").split(":", 1)[0].rsplit(".", 1)[-1].lower()
-        return PATH if last in _FILE_EXTENSIONS else HOST
-    if _FILENAME_FULL_RE.fullmatch(v):
-        return PATH
+    if "." in v:
+        if _HOST_FULL_RE.fullmatch(v):
+            last = v.rstrip(".").split(":", 1)[0].rsplit(".", 1)[-1].lower()
+            return PATH if last in _FILE_EXTENSIONS else HOST
+        if _FILENAME_FULL_RE.fullmatch(v):
+            return PATH
     return REDACTED
 
 
@@ -409,8 +424,19 @@ def _name_parts(name: str) -> list[str]:
     return [part.lower() for part in _NAME_PART_RE.findall(name)]
 
 
-def _is_secret_name(name: str) -> bool:
+def _name_kind(name: str) -> tuple[bool, bool]:
+    """Whether a key names a credential, and whether it names something identifying."""
     parts = _name_parts(name)
+    if _is_secret_parts(parts):
+        return True, False
+    return False, any(part in _IDENTIFYING_NAME_PARTS for part in parts)
+
+
+def _is_secret_name(name: str) -> bool:
+    return _is_secret_parts(_name_parts(name))
+
+
+def _is_secret_parts(parts: list[str]) -> bool:
     if any(part in _SECRET_NAME_PARTS for part in parts):
         return True
     # "key" alone names an object key ("NoSuchKey", "KeyError"); with one of these
@@ -419,10 +445,6 @@ def _is_secret_name(name: str) -> bool:
         part == "key" and index > 0 and parts[index - 1] in _KEY_QUALIFIERS
         for index, part in enumerate(parts)
     )
-
-
-def _is_identifying_name(name: str) -> bool:
-    return any(part in _IDENTIFYING_NAME_PARTS for part in _name_parts(name))
 
 
 # -- regions ---------------------------------------------------------------------------
@@ -504,12 +526,20 @@ def is_region_tag(tag: str) -> bool:
 # -- argv ------------------------------------------------------------------------------
 
 
-def _is_flag_name(name: str) -> bool:
+@functools.lru_cache(maxsize=256)
+def _flag_info(name: str) -> tuple[str, bool] | None:
+    """``(key, names a credential)`` for a usable flag name, else None.
+
+    Cached: a host passes the same few flags on every run.
+    """
     if not _FLAG_NAME_RE.fullmatch(name) or _find_secret(name):
-        return False
+        return None
     # A flag name is kept verbatim as a key, so it must read like words: a random
     # token after "--" may be a key pasted in the wrong place.
-    return all(_part_wordy(part) for part in _TOKEN_SPLIT_RE.split(name) if part)
+    if not all(_part_wordy(part) for part in _TOKEN_SPLIT_RE.split(name) if part):
+        return None
+    key = name.replace("-", "_")
+    return key, _is_secret_name(key)
 
 
 def _takes_value(name: str, following: str) -> bool:
@@ -530,12 +560,12 @@ def _parse_number(value: str) -> int | float | None:
     return None
 
 
-def _scrub_value(key: str, value: str, safe_values: Collection[str]) -> object:
+def _scrub_value(value: str, secret_named: bool, safe_values: Collection[str]) -> object:
     stripped = value.strip()
     lowered = stripped.lower()
     if lowered in ("true", "false"):
         return lowered == "true"
-    if _is_secret_name(key):
+    if secret_named:
         return SECRET
     number = _parse_number(stripped)
     if number is not None:
@@ -550,15 +580,19 @@ def _scrub_value(key: str, value: str, safe_values: Collection[str]) -> object:
     return _classify(value)
 
 
+def _has_room(flags: dict[str, object], key: str) -> bool:
+    existing = flags.get(key)
+    if existing is None:
+        return len(flags) < _MAX_KEYS
+    return not isinstance(existing, list) or len(existing) < _MAX_LIST
+
+
 def _add_flag(flags: dict[str, object], key: str, value: object) -> None:
-    if key not in flags:
-        if len(flags) < _MAX_KEYS:
-            flags[key] = value
-        return
-    existing = flags[key]
-    if isinstance(existing, list):
-        if len(existing) < _MAX_LIST:
-            existing.append(value)
+    existing = flags.get(key)
+    if existing is None:
+        flags[key] = value
+    elif isinstance(existing, list):
+        existing.append(value)
     else:
         flags[key] = [existing, value]
 
@@ -573,45 +607,41 @@ def _scrub_arguments(argv: Sequence[str], safe_values: Collection[str]) -> dict[
     command: str | None = None
     seen_positional = False
     after_separator = False
-
-    def add_positional(marker: str) -> None:
-        if len(positional) < _MAX_LIST:
-            positional.append(marker)
-
     index = 0
+    # Work past the caps is skipped, not just dropped: a hostile argv stays cheap.
     while index < len(args):
         arg = args[index]
         index += 1
-        if not isinstance(arg, str):
-            add_positional(REDACTED)
-            continue
-        if after_separator:
-            add_positional(_classify(arg))
+        if after_separator or not isinstance(arg, str):
+            if len(positional) < _MAX_LIST:
+                positional.append(_classify(arg) if isinstance(arg, str) else REDACTED)
             continue
         if arg == "--":
             after_separator = True
             continue
-        if arg.startswith("-") and len(arg) > 1 and not _NEGATIVE_NUMBER_RE.fullmatch(arg):
+        if arg[:1] == "-" and len(arg) > 1 and not _NEGATIVE_NUMBER_RE.fullmatch(arg):
             body = arg.lstrip("-")
             name, has_value, value = body.partition("=")
-            if not _is_flag_name(name):
-                add_positional(_classify(body))
+            info = _flag_info(name[:64])
+            if info is None or len(name) > 64:
+                if len(positional) < _MAX_LIST:
+                    positional.append(_classify(body))
                 continue
-            key = name.replace("-", "_")
-            scrubbed: object = True
-            if has_value:
-                scrubbed = _scrub_value(key, value, safe)
-            elif index < len(args):
+            key, secret_named = info
+            if not has_value and index < len(args):
                 following = args[index]
                 if isinstance(following, str) and _takes_value(name, following):
-                    scrubbed = _scrub_value(key, following, safe)
+                    value, has_value = following, "="
                     index += 1
-            _add_flag(flags, key, scrubbed)
+            if _has_room(flags, key):
+                _add_flag(
+                    flags, key, _scrub_value(value, secret_named, safe) if has_value else True
+                )
             continue
         if command is None and not seen_positional and arg in _COMMANDS:
             command = arg
-        else:
-            add_positional(_classify(arg))
+        elif len(positional) < _MAX_LIST:
+            positional.append(_classify(arg))
         seen_positional = True
 
     result: dict[str, object] = {}
@@ -680,11 +710,10 @@ def _azure_sub(match: re.Match[str]) -> str:
 def _kv_sub(match: re.Match[str]) -> str:
     key, quote, sep, value = match.group("key", "q", "sep", "val")
     head = f"{key}{quote}{sep}"
-    if not _KV_KEY_HINT_RE.search(key):
+    if _KV_HINT_RE.search(key.lower()) is None:
         secret = identifying = False
     else:
-        secret = _is_secret_name(key)
-        identifying = not secret and _is_identifying_name(key)
+        secret, identifying = _name_kind(key)
     if secret:
         marker = SECRET
     elif identifying:
@@ -741,25 +770,28 @@ def _ipv4_sub(match: re.Match[str]) -> str:
 def _quoted_sub(match: re.Match[str]) -> str:
     body = next(group for group in match.group("a", "b", "c", "d", "e") if group is not None)
     text = match.group()
-    prefix_length = len(text) - len(body) - 2
-    opening, closing = text[prefix_length], text[-1]
     if not body.strip() or _only_sentinels(body) or _PLAIN_WORD_RE.fullmatch(body):
         return text
     marker = REDACTED if any(c in _SENTINEL_CHARS for c in body) else _classify(body)
-    return f"{text[:prefix_length]}{opening}{_SENTINEL[marker]}{closing}"
+    return f"{text[0]}{_SENTINEL[marker]}{text[-1]}"
 
 
-def _context_sub(match: re.Match[str]) -> str:
-    value, tail = _split_trailing(match.group("val"))
+def _context_value(token: str) -> str:
+    """Hide the name that follows "bucket", "key", "file"... unless it is a plain word."""
+    if not token or token[0] in _CONTEXT_VALUE_STOP:
+        return token
+    end = 0
+    while end < len(token) and token[end] not in _CONTEXT_VALUE_STOP:
+        end += 1
+    value, tail = _split_trailing(token[:end])
     if (
         not value
         or _only_sentinels(value)
         or value.lower() in _STOPWORDS
         or (value.isdigit() and len(value) <= 4)
     ):
-        return match.group()
-    head = match.group()[: match.start("val") - match.start()]
-    return head + _SENTINEL[_classify(value)] + tail
+        return token
+    return _SENTINEL[_classify(value)] + tail + token[end:]
 
 
 def _path_sub(match: re.Match[str]) -> str:
@@ -793,56 +825,95 @@ def _long_token_sub(match: re.Match[str]) -> str:
     return _SENTINEL[SECRET] if _looks_random(match.group()) else match.group()
 
 
-def _run_passes(text: str) -> str:
-    """Replace everything sensitive in ``text`` with sentinels, pass by pass.
+def _scrub_token(token: str) -> str:
+    """Run the single-token rules over one whitespace-free piece of text.
 
-    Order matters: whole URIs before the paths and hosts inside them, key=value
-    secrets before the quoting rules, quoted strings (classified whole) before the
-    token rules. Each pass runs only when a cheap test says it could match: the
-    hints are computed once, which is safe because a pass only ever replaces text
-    with sentinels, and a sentinel never completes a match for a later pass.
+    Each rule runs only when a cheap test says it could match, and the tests look at
+    the token as it is now, after the earlier rules shrank it.
     """
+    if "://" in token:
+        token = _URI_TEXT_RE.sub(_uri_sub, token)
+    if "core.windows.net" in token.lower():
+        token = _AZURE_TEXT_RE.sub(_azure_sub, token)
+    if "arn:" in token:
+        token = _ARN_RE.sub(_SENTINEL[REDACTED], token)
+    if "@" in token:
+        token = _EMAIL_TEXT_RE.sub(_SENTINEL[EMAIL], token)
+    # the shortest known-format credential ("xoxb-" and ten more) has 15 characters
+    if len(token) >= 15 and any(hint in token for hint in _SECRET_HINTS):
+        token = _SECRET_TOKEN_RE.sub(_SENTINEL[SECRET], token)
+    if len(token) >= 40:
+        token = _AWS_SECRET_RE.sub(_aws_secret_sub, token)
+    if token.count(":") >= 2:
+        token = _IPV6_TEXT_RE.sub(_ipv6_sub, token)
+    if "." in token and _IPV4_HINT_RE.search(token):
+        token = _IPV4_TEXT_RE.sub(_ipv4_sub, token)
+    if "\\" in token:
+        token = _WIN_PATH_RE.sub(_path_sub, token)
+    if "/" in token:
+        token = _POSIX_PATH_RE.sub(_path_sub, token)
+        token = _REL_PATH_RE.sub(_relative_path_sub, token)
+    if "." in token:
+        token = _DOTTED_RE.sub(_dotted_sub, token)
+    if len(token) >= 20:
+        token = _LONG_TOKEN_RE.sub(_long_token_sub, token)
+    if len(token) >= 10 and _DIGITS_HINT_RE.search(token):
+        token = _LONG_NUMBER_RE.sub(_SENTINEL[REDACTED], token)
+    return token
+
+
+def _hide_context_value(parts: list[str], index: int) -> None:
+    following = _next_word(parts, index + 1)
+    if following < len(parts) and parts[following] in (":", "="):
+        following = _next_word(parts, following + 1)
+    if following < len(parts) and parts[following].lower() in ("named", "called"):
+        following = _next_word(parts, following + 1)
+    if following < len(parts):
+        parts[following] = _context_value(parts[following])
+
+
+def _next_word(parts: list[str], index: int) -> int:
+    while index < len(parts) and not parts[index]:
+        index += 1
+    return index
+
+
+def _run_passes(text: str) -> str:
+    """Replace everything sensitive in ``text`` with sentinels.
+
+    Rules that can span spaces (key=value secrets, quoted strings, "bucket NAME") run
+    first over the whole text and classify what they find as a whole; the rest run
+    token by token. Once replaced, text is a sentinel, which no later rule matches.
+    """
+    if "-----BEGIN" in text:
+        text = _PEM_RE.sub(_SENTINEL[SECRET], text)
     lowered = text.lower()
-    colon = ":" in text
-    dot = "." in text
-    slash = "/" in text
-    long_run = _LONG_RUN_HINT_RE.search(text) is not None
-    if "://" in text:
-        text = _URI_TEXT_RE.sub(_uri_sub, text)
-    if ".core.windows.net" in lowered:
-        text = _AZURE_TEXT_RE.sub(_azure_sub, text)
-    if "arn:" in text:
-        text = _ARN_RE.sub(_SENTINEL[REDACTED], text)
-    if colon or "=" in text:
+    if ("=" in text or ":" in text) and any(hint in lowered for hint in _KV_KEY_HINTS):
         text = _KV_RE.sub(_kv_sub, text)
+        lowered = text.lower()
     if "bearer" in lowered or "basic" in lowered:
         text = _BEARER_RE.sub(_bearer_sub, text)
-    if "@" in text:
-        text = _EMAIL_TEXT_RE.sub(_SENTINEL[EMAIL], text)
-    if any(hint in text for hint in _SECRET_HINTS):
-        text = _SECRET_TOKEN_RE.sub(_SENTINEL[SECRET], text)
-    if long_run:
-        text = _AWS_SECRET_RE.sub(_aws_secret_sub, text)
-    if colon and text.count(":") >= 2:
-        text = _IPV6_TEXT_RE.sub(_ipv6_sub, text)
-    if dot and _IPV4_HINT_RE.search(text):
-        text = _IPV4_TEXT_RE.sub(_ipv4_sub, text)
     if any(quote in text for quote in _QUOTE_CHARS):
         text = _QUOTED_RE.sub(_quoted_sub, text)
-    if any(word in lowered for word in _CONTEXT_WORDS):
-        text = _CONTEXT_RE.sub(_context_sub, text)
-    if "\\" in text:
-        text = _WIN_PATH_RE.sub(_path_sub, text)
-    if slash:
-        text = _POSIX_PATH_RE.sub(_path_sub, text)
-        text = _REL_PATH_RE.sub(_relative_path_sub, text)
-    if dot:
-        text = _DOTTED_RE.sub(_dotted_sub, text)
-    if long_run:
-        text = _LONG_TOKEN_RE.sub(_long_token_sub, text)
-    if _DIGITS_HINT_RE.search(text):
-        text = _LONG_NUMBER_RE.sub(_SENTINEL[REDACTED], text)
-    return text
+    parts = text.split(" ")
+    for index, part in enumerate(parts):
+        if part.isalpha():
+            # the common case, a plain word; it matters only as a context word
+            if part in _CONTEXT_FORMS:
+                _hide_context_value(parts, index)
+            continue
+        if not part:
+            continue
+        core = part.strip(_PLAIN_PUNCTUATION)
+        if core.isalpha() and len(core) < 20 and part.count(":") < 2:
+            # "::1" strips down to a plain-looking core, hence the colon count
+            if core in _CONTEXT_FORMS and part[-1] in _CONTEXT_TRAILERS:
+                _hide_context_value(parts, index)
+            continue
+        if core.isdigit() and len(core) < 5 and part.count(":") < 2:
+            continue
+        parts[index] = _scrub_token(part)
+    return " ".join(parts)
 
 
 def _truncate(text: str, max_length: int, force: bool) -> str:
@@ -874,8 +945,9 @@ def _scrub_text(text: str, max_length: int) -> str:
         text = _CONTROL_AS_SPACE_RE.sub(" ", text)
         text = _STRIP_RE.sub("", text)
     text = _run_passes(text)
-    if any(char in _SENTINEL_CHARS for char in text):
-        text = text.translate(_EXPAND)
+    for sentinel, marker in _EXPAND_PAIRS:
+        if sentinel in text:
+            text = text.replace(sentinel, marker)
     return _truncate(text, max_length, truncated)
 
 

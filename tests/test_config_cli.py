@@ -12,7 +12,6 @@ import pytest
 
 from tests.conftest import Sandbox, run_cli
 
-
 def _load(path: Path) -> Any:
     return json.loads(path.read_text())
 
@@ -150,7 +149,6 @@ def test_foreign_keys_survive_set(sandbox: Sandbox) -> None:
     assert data["usage_stats_review"] is True
 
 
-@pytest.mark.xfail(reason="BUG: `consent config unset` is not registered (DESIGN §3.8)", strict=True)
 def test_foreign_keys_survive_set_unset_round_trip(sandbox: Sandbox) -> None:
     sandbox.write_config(FOREIGN)
     original = sandbox.config.read_bytes()
@@ -164,7 +162,6 @@ def test_foreign_keys_survive_set_unset_round_trip(sandbox: Sandbox) -> None:
     assert json.loads(original) == {k: data[k] for k in FOREIGN}
 
 
-@pytest.mark.xfail(reason="BUG: `consent config unset` is not registered (DESIGN §3.8)", strict=True)
 def test_unset(sandbox: Sandbox) -> None:
     sandbox.write_config({"aws_enabled": True, "usage_stats": False})
     result = run_cli("config", "unset", "usage_stats")
@@ -179,7 +176,6 @@ def test_unset(sandbox: Sandbox) -> None:
     assert sandbox.config.read_bytes() == before
 
 
-@pytest.mark.xfail(reason="BUG: `consent config unset` is not registered (DESIGN §3.8)", strict=True)
 def test_unset_unknown_key(sandbox: Sandbox) -> None:
     sandbox.write_config({"aws_enabled": True})
     before = sandbox.config.read_bytes()
@@ -339,3 +335,21 @@ def test_rewrite_makes_loose_file_private(sandbox: Sandbox) -> None:
     # a new file replaced the old one (temp file + rename), not an in-place rewrite
     assert sandbox.config.stat().st_ino != inode
     assert _leftover_temp_files(sandbox.config.parent) == []
+
+
+def test_symlinked_config_is_followed_and_kept(sandbox: Sandbox) -> None:
+    """Dotfile managers symlink config files into the home: read through, write to the target."""
+    dotfiles = sandbox.home / "dotfiles"
+    dotfiles.mkdir()
+    target = dotfiles / "skyplane-config.json"
+    target.write_text(json.dumps({"aws_enabled": True}))
+    sandbox.config.parent.mkdir(parents=True, exist_ok=True)
+    sandbox.config.symlink_to(target)
+
+    result = run_cli("config", "set", "usage_stats", "false")
+
+    assert result.returncode == 0, result.stderr
+    assert sandbox.config.is_symlink()
+    assert json.loads(target.read_text()) == {"aws_enabled": True, "usage_stats": False}
+    status = run_cli("stats", "status", "--json").json()
+    assert (status["enabled"], status["source"]) == (False, "config")

@@ -287,11 +287,6 @@ def test_extra_field_keys_are_optional_and_kept(tmp_path: Path) -> None:
     assert policy.fields["client_id"].extra == {"example": "Linux"}
 
 
-@pytest.mark.xfail(
-    reason="BUG: load_policy lets RecursionError from tomllib escape on a deeply nested policy "
-    "file instead of raising PolicyError naming the file",
-    strict=True,
-)
 def test_deeply_nested_policy_is_a_policy_error(tmp_path: Path) -> None:
     path = _write(tmp_path, "name = " + "[" * 5000 + "]" * 5000 + "\n")
     with pytest.raises(PolicyError):

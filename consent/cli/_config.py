@@ -82,3 +82,18 @@ def set_(
         overrider = "the environment variable" if decision.source == "env" else "DO_NOT_TRACK"
         state = "on" if decision.enabled else "off"
         display_info(f"Note: {overrider} overrides this setting; usage statistics are {state}.")
+
+
+@config_app.command("unset")
+@reports_errors
+def unset(
+    key: Annotated[str, typer.Argument(help="Setting name.")], json_: JsonOption = False
+) -> None:
+    """Remove one setting, so its default applies."""
+    from consent.actions import config_unset
+
+    change = config_unset(key)
+    if json_:
+        print_json({"key": key, "before": change.before, "after": None})
+    else:
+        print_out(f"{key} unset (was {_show(change.before)})")

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+import os
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from consent._exceptions import ExitCode
+from consent._exceptions import ConsentError, ExitCode
 from consent.cli._terminal import (
     display_info,
     display_notice,
@@ -19,58 +20,135 @@ from consent.cli._terminal import (
 from consent.profile import DEFAULT_PROFILE, AppProfile
 
 if TYPE_CHECKING:
+    from rich.panel import Panel
+
+    from consent.decision import Decision
     from consent.policy import Policy
-    from consent.record import Choice
+    from consent.record import Choice, Via
 
-__all__ = ["init", "run_init_flow"]
+__all__ = ["ANSWERS", "init", "run_init_flow"]
 
+QUESTION = "Share anonymous usage statistics?"
 ANSWERS: dict[Choice, str] = {
-    "share": "Share anonymous usage statistics",
-    "review": "Share, but let me review each upload first",
-    "dont-share": "Don't share",
+    "share": "Yes, share them",
+    "review": "Yes, but let me review each upload first",
+    "dont-share": "No, don't share",
 }
+# Short enough that question and instruction fit on one line of an 80-column terminal.
+_INSTRUCTION = "(arrow keys, Enter; Esc cancels)"
 
 
-def _outcome_line(choice: Choice, dropped: int, cli: str) -> str:
-    if choice == "share":
-        line = f"Usage statistics are on. Turn them off with `{cli} config set usage_stats false`."
-    elif choice == "review":
-        line = (
-            "Usage statistics are on, held for your review: approve uploads with "
-            f"`{cli} stats review`. Turn them off with `{cli} config set usage_stats false`."
-        )
-    else:
-        line = f"Usage statistics are off. Turn them on with `{cli} config set usage_stats true`."
-        if dropped:
-            line += f" Deleted {dropped} unsent payload(s)."
-    return line
+def _intro_panel(policy: Policy, cli: str) -> Panel:
+    """The policy as a new user should first see it: why, what, and where it goes.
+
+    ``consent policy show`` uses a three-column table; here the category is a
+    heading instead, which leaves the descriptions room to wrap less, so the whole
+    panel stays readable in an 80-column terminal.
+    """
+    from rich import box
+    from rich.console import Group, RenderableType
+    from rich.markup import escape
+    from rich.panel import Panel
+    from rich.table import Table
+    from rich.text import Text
+
+    fields = Table.grid(padding=(0, 2))
+    fields.add_column(no_wrap=True)
+    fields.add_column()
+    for category, specs in policy.by_category().items():
+        fields.add_row(Text(category.capitalize(), style="bold"), "")
+        for spec in specs:
+            fields.add_row(Text(f"  {spec.name}", style="cyan"), escape(spec.description))
+    parts: list[RenderableType] = [
+        Text(policy.summary),
+        Text(f"\nWhat is collected (policy version {policy.version}), and why:"),
+        fields,
+        Text(
+            f"\nSent to {policy.endpoint}\n"
+            f"Read more: {policy.docs_url}\n"
+            f"Questions or deletion: {policy.contact}",
+            style="dim",
+        ),
+        Text(f"\nChoose below. You can change your mind any time with `{cli} init`."),
+    ]
+    return Panel(
+        Group(*parts),
+        title=f"{policy.name.capitalize()} anonymous usage statistics",
+        title_align="left",
+        box=box.ROUNDED,
+        width=80,
+    )
 
 
-def _ask(policy: Policy, default: Choice) -> Choice:
+def _ask(policy: Policy, default: Choice, cli: str) -> Choice:
     """Show the policy and ask. Ctrl-C and Esc raise KeyboardInterrupt."""
     import questionary
     from prompt_toolkit.key_binding import KeyBindings, merge_key_bindings
 
-    from consent.render import policy_panel
-
-    out_console().print(policy_panel(policy))
+    out_console().print(_intro_panel(policy, cli))
     question = questionary.select(
-        "Share anonymous usage statistics?",
+        QUESTION,
         choices=[questionary.Choice(title, value=value) for value, title in ANSWERS.items()],
         default=default,
-        instruction="(arrow keys, Enter to choose, Esc to cancel)",
+        instruction=_INSTRUCTION,
     )
     escape = KeyBindings()
 
+    # questionary has no Esc binding; without one Esc does nothing and the user is stuck
     @escape.add("escape", eager=True)
-    def _cancel(event: object) -> None:
-        event.app.exit(exception=KeyboardInterrupt, style="class:aborting")  # type: ignore[attr-defined]
+    def _cancel(event: Any) -> None:
+        event.app.exit(exception=KeyboardInterrupt, style="class:aborting")
 
     app = question.application
     app.key_bindings = merge_key_bindings([app.key_bindings or KeyBindings(), escape])
     # unsafe_ask lets Ctrl-C raise; plain ask() would swallow it and return None
     answer: Choice = question.unsafe_ask()
     return answer
+
+
+def _current_choice(decision: Decision, profile: AppProfile) -> Choice:
+    """The answer to pre-select: what the user chose before, else "share" (upstream's default).
+
+    Read from the config file rather than the decision, so an environment override
+    (``DO_NOT_TRACK`` in this shell) does not pass for the user's own earlier answer.
+    """
+    from consent.actions import choice_of
+    from consent.config import load_config
+
+    if decision.source in ("config", "legacy_config"):
+        return choice_of(decision)
+    try:
+        config = load_config(profile.config_path())
+    except ConsentError:
+        return "share"
+    stored = config.get("usage_stats")
+    if stored is False:
+        return "dont-share"
+    if stored is True:
+        return "review" if config.get("usage_stats_review") is True else "share"
+    return "share"
+
+
+def _outcome_lines(choice: Choice, dropped: int, cli: str) -> list[str]:
+    # Kept under 80 columns: the terminal would otherwise break a command mid-word.
+    change = f"To change it: {cli} init"
+    if choice == "share":
+        lines = [f"Sharing anonymous usage statistics. {change}"]
+    elif choice == "review":
+        lines = [f"Sharing after your review ({cli} stats review). {change}"]
+    else:
+        lines = [f"Not sharing usage statistics. {change}"]
+        if dropped:
+            lines.append(f"Deleted {dropped} unsent payload(s).")
+    return lines
+
+
+def _why_not_asked(non_interactive: bool) -> str:
+    if non_interactive:
+        return "--non-interactive"
+    if os.environ.get("CI"):
+        return "CI is set"
+    return "not an interactive terminal"
 
 
 def run_init_flow(
@@ -84,10 +162,10 @@ def run_init_flow(
     With ``answer`` it decides without asking (``via = "init-flag"``). On a terminal
     it shows the policy and asks (``via = "init-prompt"``). Otherwise it prints the
     notice on stderr, records that it was shown, and leaves the default in force
-    (returns ``None``). Ctrl-C or Esc at the prompt exits 130 and writes nothing.
+    (returns ``None``). Ctrl-C or Esc at the prompt writes nothing and raises
+    ``typer.Exit(130)``. Library errors (a damaged file) raise :class:`ConsentError`.
     """
-    from consent.actions import announce, apply_choice, choice_of
-    from consent.config import load_config
+    from consent.actions import announce, apply_choice
     from consent.decision import decide
     from consent.notices import first_notice
     from consent.policy import load_policy
@@ -95,51 +173,43 @@ def run_init_flow(
     policy = load_policy(profile=profile)
     cli = profile.cli_name
     if answer is None and (non_interactive or not is_interactive()):
-        display_notice(first_notice(policy, profile, held=False))
-        announce(policy, include_first=True, profile=profile)
+        told = announce(policy, include_first=True, profile=profile)
         decision = decide(profile)
+        if told.notice is not None and told.notice.kind != "first":
+            # a policy change the user has not heard of: the diff says more than the list
+            display_notice(told.notice)
+        else:
+            display_notice(first_notice(policy, profile, held=False, enabled=decision.enabled))
         state = "on" if decision.enabled else "off"
+        if decision.source == "env":
+            state += f" ({profile.enabled_env} is set)"
+        elif decision.source == "do_not_track":
+            state += " (DO_NOT_TRACK is set)"
         display_info(
-            f"No question asked (not an interactive terminal); usage statistics stay {state}. "
-            f"Choose with `{cli} init --yes`, `--review` or `--no`."
+            f"Not asked ({_why_not_asked(non_interactive)}); usage statistics stay {state}."
         )
+        display_info(f"To choose: {cli} init --yes, {cli} init --review or {cli} init --no")
         return None
 
     via: Via = "init-flag"
     if answer is None:
-        decision = decide(profile)
-        asked_before = "usage_stats" in _safe_config(load_config, profile)
-        default: Choice = choice_of(decision) if asked_before else "share"
+        default = _current_choice(decide(profile), profile)
         try:
-            answer = _ask(policy, default)
+            answer = _ask(policy, default, cli)
         except (KeyboardInterrupt, EOFError):
             err_console().print("Cancelled; nothing was changed.")
             raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
         via = "init-prompt"
     result = apply_choice(answer, via, profile=profile, policy=policy)
-    print_out(_outcome_line(answer, result.dropped, cli))
-    if result.decision.source in ("env", "do_not_track") and result.decision.enabled != (
-        answer != "dont-share"
-    ):
+    for line in _outcome_lines(answer, result.dropped, cli):
+        print_out(line)
+    decision = result.decision
+    if decision.source in ("env", "do_not_track") and decision.enabled != (answer != "dont-share"):
         display_info(
-            "Note: the environment overrides this choice for now; usage statistics are "
-            f"{'on' if result.decision.enabled else 'off'} ({result.decision.source})."
+            f"For now the environment ({decision.source}) overrides this: usage statistics "
+            f"are {'on' if decision.enabled else 'off'}."
         )
     return answer
-
-
-def _safe_config(load: object, profile: AppProfile) -> dict[str, object]:
-    from consent._exceptions import ConsentError
-    from consent.config import load_config
-
-    try:
-        return load_config(profile.config_path())
-    except ConsentError:
-        return {}
-
-
-if TYPE_CHECKING:
-    from consent.record import Via
 
 
 @reports_errors
@@ -167,4 +237,9 @@ def init(
     chosen = [choice for flag, choice in flags if flag]
     if len(chosen) > 1:
         raise BadInputError("Give at most one of --yes, --review and --no.")
-    run_init_flow(chosen[0] if chosen else None, non_interactive=non_interactive)
+    try:
+        run_init_flow(chosen[0] if chosen else None, non_interactive=non_interactive)
+    except typer.Exit as exc:
+        # typer.Exit is an Exception, which reports_errors would turn into an
+        # "internal error"; SystemExit passes through it with the intended code.
+        raise SystemExit(exc.exit_code) from None

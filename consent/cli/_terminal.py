@@ -77,7 +77,7 @@ def display_notice(notice: NoticeText) -> None:
     err_console().print(notice_panel(notice))
 
 
-def abort(message: str, code: ExitCode = ExitCode.BAD_INPUT) -> NoReturn:
+def abort(message: str, code: int = ExitCode.BAD_INPUT) -> NoReturn:
     import typer
 
     display_error(message)
