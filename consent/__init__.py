@@ -9,6 +9,41 @@ from __future__ import annotations
 from consent._exceptions import ConsentError
 from consent.decision import Decision, decide, is_enabled
 
-__all__ = ["ConsentError", "Decision", "__version__", "decide", "is_enabled"]
+TYPE_CHECKING = False  # importing typing for this would cost the decision path ~10 ms
+if TYPE_CHECKING:
+    from typing import Any
+
+    from consent.session import record_session as record_session
+    from consent.session import session as session
+
+__all__ = [
+    "ConsentError",
+    "Decision",
+    "__version__",
+    "decide",
+    "is_enabled",
+    "record_session",
+    "session",
+]
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    # The session API is loaded on first use, so `consent.is_enabled()` stays as
+    # cheap as it is. `consent.session` resolves to the submodule, which is callable
+    # as session() (see consent/session.py): the import system binds that name to
+    # the submodule anyway, so handing out the function here would only make the
+    # attribute change identity depending on import order.
+    if name in ("session", "record_session"):
+        import consent.session as module
+
+        if name == "session":
+            return module
+        globals()[name] = module.record_session
+        return module.record_session
+    raise AttributeError(f"module 'consent' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

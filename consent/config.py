@@ -27,6 +27,7 @@ __all__ = [
     "invalid_value_message",
     "load_config",
     "locked",
+    "parse_json",
     "parse_switch",
     "update_config",
 ]
@@ -158,10 +159,8 @@ def load_config(path: StrPath) -> dict[str, Any]:
         return {}
     except OSError as exc:
         raise StorageError(f"Cannot read {path}: {exc.strerror or exc}.") from None
-    import json  # only when there is a file to parse
-
     try:
-        data = json.loads(raw)
+        data = parse_json(raw)
     except (ValueError, RecursionError):
         raise CorruptFileError(
             f"{path} is not valid JSON. Fix it by hand, or delete it to start afresh."
@@ -172,6 +171,61 @@ def load_config(path: StrPath) -> dict[str, Any]:
             "Fix it by hand, or delete it to start afresh."
         )
     return data
+
+
+class _ScannerContext:
+    """The settings ``json.JSONDecoder`` hands its C scanner, for a plain ``json.loads``."""
+
+    def __init__(self) -> None:
+        constants = {"-Infinity": -float("inf"), "Infinity": float("inf"), "NaN": float("nan")}
+        self.strict = True
+        self.object_hook = None
+        self.object_pairs_hook = None
+        self.parse_float = float
+        self.parse_int = int
+        self.parse_constant = constants.__getitem__
+
+
+def parse_json(raw: bytes) -> object:
+    """``json.loads(raw)`` for a UTF-8 document, without importing ``json``.
+
+    Importing ``json`` pulls in ``re``, ``enum`` and more, which would double the
+    cost of ``consent.is_enabled()`` for every host run (bench/decision.py). The
+    C scanner behind ``json.loads`` is the same one used here; anything unusual
+    (a BOM, another encoding, no C accelerator) goes to ``json.loads`` itself, and
+    a property test checks the two agree.
+    """
+    try:
+        import _json
+
+        text = raw.decode("utf-8")
+        # typeshed types the argument as a scanner; the C code reads these attributes
+        scanner = _json.make_scanner(_ScannerContext())  # type: ignore[arg-type]
+    except (ImportError, AttributeError, TypeError, UnicodeDecodeError):
+        return _parse_with_json(raw)
+    if text.startswith("\ufeff"):
+        return _parse_with_json(raw)
+    start = _skip_whitespace(text, 0)
+    try:
+        value, end = scanner(text, start)
+    except StopIteration:
+        raise ValueError("not a JSON document") from None
+    if _skip_whitespace(text, end) != len(text):
+        raise ValueError("extra data after the JSON document")
+    return value
+
+
+def _skip_whitespace(text: str, index: int) -> int:
+    length = len(text)
+    while index < length and text[index] in " \t\n\r":
+        index += 1
+    return index
+
+
+def _parse_with_json(raw: bytes) -> object:
+    import json
+
+    return json.loads(raw)
 
 
 def invalid_value_message(path: StrPath, key: str, value: object) -> str | None:

@@ -112,9 +112,7 @@ def first_notice(
             f"                    (or set {profile.enabled_env}=0)",
         ]
     lines.append(f"Read more: {policy.docs_url}")
-    return NoticeText(
-        "first", f"{profile.display_name} collects anonymous usage statistics", tuple(lines)
-    )
+    return NoticeText("first", f"{profile.display_name} anonymous usage statistics", tuple(lines))
 
 
 def change_notice(
@@ -133,11 +131,9 @@ def change_notice(
     if diff.added:
         lines += _wrap("New, not sent until you accept: " + ", ".join(diff.added), "  ")
     if diff.changed:
-        changed = ", ".join(
-            f"{name} (was {old_type}/{old_cat}, now {new_type}/{new_cat})"
-            for name, (old_type, old_cat), (new_type, new_cat) in diff.changed
-        )
-        lines += _wrap("Changed, not sent until you accept: " + changed, "  ")
+        lines.append("Changed, not sent until you accept:")
+        for name, (old_type, old_cat), (new_type, new_cat) in diff.changed:
+            lines += _wrap(f"  {name}: was {old_type}/{old_cat}, now {new_type}/{new_cat}", "    ")
     if diff.removed:
         lines += _wrap("No longer collected: " + ", ".join(diff.removed), "  ")
     lines += [
@@ -159,7 +155,8 @@ def print_plain(notice: NoticeText, stream: TextIO | None = None) -> None:
         # nothing new is collected, so one line is enough
         _write(out, f"{notice.title}. {' '.join(notice.lines)}\n")
         return
-    rule = "-" * min(78, max(len(notice.title) + 4, 40))
+    widest = max((len(line) + 2 for line in notice.lines), default=0)
+    rule = "-" * min(78, max(len(notice.title) + 4, widest))
     body = "\n".join(f"  {line}" if line else "" for line in notice.lines)
     _write(out, f"{rule}\n  {notice.title}\n{rule}\n{body}\n{rule}\n")
 

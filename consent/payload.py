@@ -6,6 +6,7 @@ Standard library only: this runs at the end of every transfer in the host.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import math
 import os
@@ -27,14 +28,20 @@ _TYPE_CHECKS = {
 }
 
 
-def system_fields() -> dict[str, str]:
+@functools.cache
+def _system() -> tuple[tuple[str, str], ...]:
     uname = os.uname()
-    return {
-        "os": uname.sysname,
-        "os_version": uname.version,
-        "kernel_version": uname.release,
-        "python_version": "{}.{}.{}".format(*sys.version_info[:3]),
-    }
+    return (
+        ("os", uname.sysname),
+        ("os_version", uname.version),
+        ("kernel_version", uname.release),
+        ("python_version", "{}.{}.{}".format(*sys.version_info[:3])),
+    )
+
+
+def system_fields() -> dict[str, str]:
+    """The system and OS fields, read once per process: they cannot change under it."""
+    return dict(_system())
 
 
 def build_payload(
@@ -46,7 +53,7 @@ def build_payload(
     source_region: str,
     destination_regions: Sequence[str],
     arguments: Mapping[str, Any],
-    runtime_s: float,
+    runtime_s: float | None,
     throughput_gbps: float | None,
     error: str | None,
     collected_at: dt.datetime,
@@ -60,10 +67,12 @@ def build_payload(
         "source_region": source_region,
         "destination_regions": list(destination_regions),
         "arguments": dict(arguments),
-        "runtime_s": round(runtime_s, 3),
         "schema_version": policy.version,
         "collected_at": collected_at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
+    # An unknown measurement is left out rather than sent as a made-up number.
+    if runtime_s is not None:
+        payload["runtime_s"] = round(runtime_s, 3)
     if throughput_gbps is not None:
         payload["throughput_gbps"] = round(throughput_gbps, 4)
     if error is not None:

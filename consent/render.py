@@ -12,11 +12,25 @@ from rich.table import Table
 from rich.text import Text
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from rich.console import RenderableType
+
     from consent.notices import NoticeText
     from consent.policy import Policy, PolicyDiff
+    from consent.review import FieldView, ReviewItem, ReviewListing
     from consent.status import Snapshot
 
-__all__ = ["diff_table", "notice_panel", "policy_table", "status_panel"]
+__all__ = [
+    "diff_table",
+    "notice_panel",
+    "policy_table",
+    "review_choice_title",
+    "review_detail",
+    "review_summary",
+    "review_table",
+    "status_panel",
+]
 
 _PANEL_WIDTH = 80
 
@@ -123,3 +137,266 @@ def status_panel(snap: Snapshot, cli: str) -> Panel:
         style="dim",
     )
     return Panel(Group(grid, hints), title="Usage statistics", title_align="left", expand=False)
+
+
+# -- stats review ------------------------------------------------------------------------
+
+_STATE_STYLES = {
+    "pending": "cyan",
+    "held": "yellow",
+    "sent": "green",
+    "failed": "red",
+    "legacy": "dim",
+}
+_MARKER_STYLE = "bold magenta"
+_SHORT_ID = 8
+
+
+def _when(stamp: str | None) -> str:
+    """``2026-11-28T10:12:01Z`` as ``2026-11-28 10:12``: minutes are enough to tell runs apart."""
+    if not stamp:
+        return "-"
+    return stamp.replace("T", " ").removesuffix("Z")[:16]
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m {secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m"
+
+
+def _gbps(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def _route(item: ReviewItem) -> str:
+    destinations = ", ".join(item.destinations) or "?"
+    return f"{item.source or '?'} → {destinations}"
+
+
+def _state_text(state: str) -> Text:
+    return Text(state, style=_STATE_STYLES.get(state, ""))
+
+
+def review_choice_title(item: ReviewItem, width: int = 76) -> str:
+    """One line per held payload in the approval checkbox, cut to ``width`` characters.
+
+    A wrapped choice would break the checkbox's layout, so the route gives way first.
+    """
+    head = f"{item.session_id[:_SHORT_ID]}  {_when(item.collected_at)}  "
+    tail = f"  {_duration(item.runtime_s)}"
+    room = max(width - len(head) - len(tail), 12)
+    route = _route(item)
+    if len(route) > room:
+        route = route[: room - 1] + "…"
+    return head + route + tail
+
+
+def review_table(items: Sequence[ReviewItem]) -> Table:
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    table.add_column("State", no_wrap=True)
+    table.add_column("Collected (UTC)", no_wrap=True)
+    table.add_column("From → to", overflow="fold", ratio=1)
+    table.add_column("Runtime", justify="right", no_wrap=True)
+    table.add_column("Gbps", justify="right", no_wrap=True)
+    table.add_column("Error", no_wrap=True)
+    table.add_column("Session", style="cyan", no_wrap=True)
+    for item in items:
+        table.add_row(
+            _state_text(item.state.value),
+            _when(item.collected_at),
+            Text(_route(item)) if item.payload is not None else Text(item.problem or "", "red"),
+            _duration(item.runtime_s),
+            _gbps(item.throughput_gbps),
+            Text("yes", style="red") if item.has_error else Text("no"),
+            item.session_id[:_SHORT_ID],
+        )
+    return table
+
+
+def review_summary(listing: ReviewListing, shown: Sequence[ReviewItem], cli: str) -> Group:
+    """The table of ``shown`` (the newest rows), then counts, mode, what to do, and files.
+
+    Commands sit alone in a column of their own, so no terminal width splits one.
+    """
+    parts: list[RenderableType] = []
+    total = len(listing.items)
+    if total:
+        parts.append(review_table(shown))
+        hidden = total - len(shown)
+        if hidden:
+            parts.append(
+                Text(
+                    f"{hidden:,} older payload(s) not shown (newest {len(shown):,} of "
+                    f"{total:,}). Narrow with --state, open one with --session ID, show every "
+                    "row with --limit 0, or get all of them with --json.",
+                    style="dim",
+                )
+            )
+    elif any(listing.counts.values()):
+        parts.append(Text("No payload in this state.", style="dim"))
+    else:
+        parts.append(Text("Nothing collected yet: a payload appears here after each transfer."))
+
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column(overflow="fold")
+    counts = Text()
+    for index, (state, count) in enumerate(listing.counts.items()):
+        counts.append(" · " if index else "")
+        counts.append(f"{count:,} {state}", style=_STATE_STYLES[state] if count else "")
+    grid.add_row("Payloads", counts)
+    if not listing.enabled:
+        grid.add_row("Collection", "off: nothing is collected or sent")
+    elif listing.review_mode:
+        grid.add_row("Review mode", "[yellow]on[/]: each payload is held until you approve it")
+    else:
+        grid.add_row("Review mode", "off: payloads are sent after each transfer")
+        grid.add_row("Hold them", f"{cli} config set usage_stats_review true")
+    if listing.counts.get("held", 0):
+        grid.add_row("Approve", f"{cli} stats review --approve ID   (or --approve-all)")
+        grid.add_row("Discard", f"{cli} stats review --discard ID   (or --discard-all)")
+    if total:
+        grid.add_row("Details", f"{cli} stats review --session ID")
+    files = Text(f"{listing.spool_dir}/<client id>/<session id>/usage_stats.json\n")
+    files.append("the exact bytes sent; state.json beside each says where it stands", "dim")
+    if not listing.spool_exists:
+        files.append(" (not created yet)", style="dim")
+    grid.add_row("Files", files)
+    parts += [Text(""), grid]
+    return Group(*parts)
+
+
+def _field_value(view: FieldView) -> Text:
+    import json
+
+    if view.status == "withheld":
+        return Text("withheld", style="yellow")
+    if view.status == "absent":
+        return Text("not in this payload", style="dim")
+    value = view.value
+    shown = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    text = Text(shown)
+    text.highlight_words(view.markers, style=_MARKER_STYLE)
+    return text
+
+
+def _field_reason(view: FieldView) -> Text:
+    text = Text(view.description or "")
+    if view.status == "withheld":
+        text = Text.assemble(
+            ("Withheld: not acknowledged by you yet, so it was left out. ", "yellow"), text
+        )
+    elif view.status == "undeclared":
+        text = Text("Not declared by the policy in force.", style="red")
+    elif view.status == "legacy" and not view.description:
+        text = Text("A Skyplane 0.3 field.")
+    if view.markers:
+        text.append("\nRedacted here: ", style=_MARKER_STYLE)
+        text.append(", ".join(view.markers), style=_MARKER_STYLE)
+    return text
+
+
+# Below this width the reason goes under each value: three columns would fold ids.
+_WIDE_DETAIL = 120
+
+
+def _fields_table(fields: Sequence[FieldView], width: int) -> Table:
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    table.add_column("Field", style="cyan", no_wrap=True)
+    if width >= _WIDE_DETAIL:
+        table.add_column("Value", overflow="fold", ratio=2)
+        table.add_column("Why it is collected", ratio=3)
+        for view in fields:
+            table.add_row(view.name, _field_value(view), _field_reason(view))
+        return table
+    table.add_column("Value, and why it is collected", overflow="fold")
+    for index, view in enumerate(fields):
+        reason = _field_reason(view)
+        reason.stylize("dim")
+        cell = Text.assemble(_field_value(view), "\n", reason)
+        table.add_row(view.name, cell, end_section=index < len(fields) - 1)
+    return table
+
+
+def _receipt_grid(item: ReviewItem) -> Table:
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column(overflow="fold")
+    for index, receipt in enumerate(item.entry.receipts):
+        if index:
+            grid.add_row("", "")
+        status = Text(str(receipt.status), style="green" if receipt.ok else "red")
+        status.append(" (accepted)" if receipt.ok else " (refused)", style="")
+        same = receipt.sha256 == item.sha256
+        digest = Text(receipt.sha256)
+        digest.append(
+            "\nthe same as the file's" if same else "\nDIFFERENT from the file's",
+            style="dim" if same else "bold red",
+        )
+        grid.add_row("Sent to", receipt.endpoint)
+        grid.add_row("At", f"{_when(receipt.at)} UTC")
+        grid.add_row("Status", status)
+        grid.add_row("sha256", digest)
+    return grid
+
+
+def review_detail(
+    item: ReviewItem, fields: Sequence[FieldView], cli: str, *, width: int = 80
+) -> Group:
+    """Every field with its value and why it is collected, then the receipts.
+
+    ``width`` is the terminal's: narrow ones get the reason under each value.
+    """
+    from consent.review import LEGACY_NOTE
+
+    head = Table.grid(padding=(0, 2))
+    head.add_column(style="bold", no_wrap=True)
+    head.add_column(overflow="fold")
+    state = _state_text(item.state.value)
+    if item.entry.updated_at:
+        state.append(f" since {_when(item.entry.updated_at)} UTC", style="")
+    head.add_row("Session", item.session_id)
+    head.add_row("State", state)
+    if item.entry.reason:
+        head.add_row("Reason", Text(item.entry.reason, style="red"))
+    head.add_row("Client id", item.client_id)
+    head.add_row("Collected", f"{_when(item.collected_at)} UTC")
+    head.add_row("File", item.path)
+    if item.problem:
+        head.add_row("Problem", Text(f"the file {item.problem}", style="red"))
+    else:
+        head.add_row("Size", f"{len(item.raw):,} bytes")
+        head.add_row("sha256", item.sha256)
+    parts: list[RenderableType] = [head, Text("")]
+    if item.state.value == "legacy":
+        parts += [Text(LEGACY_NOTE), Text("")]
+    parts.append(_fields_table(fields, width))
+
+    if any(view.markers for view in fields):
+        parts.append(
+            Text(
+                "\nValues such as <path> or <uri:s3> are redaction markers: the original text "
+                "was replaced on this machine before the payload was saved, and never leaves it.",
+                style="dim",
+            )
+        )
+    if any(view.status == "withheld" for view in fields):
+        parts.append(
+            Text(
+                f"\nWithheld fields are not in the payload. `{cli} policy show` describes them; "
+                f"`{cli} policy accept` lets future payloads include them.",
+                style="dim",
+            )
+        )
+    if item.entry.receipts:
+        parts += [Text("\nReceipts", style="bold"), _receipt_grid(item)]
+    elif item.state.value in ("pending", "held"):
+        parts.append(Text("\nNot sent yet.", style="dim"))
+    return Group(*parts)

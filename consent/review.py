@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import functools
 import json
 import os
+import uuid
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -28,11 +30,13 @@ from typing import Any, Literal
 from consent._exceptions import ConsentError, InvalidValueError, UnknownSessionError
 from consent.policy import Policy
 from consent.profile import DEFAULT_PROFILE, AppProfile
+from consent.record import ConsentRecord, new_client_id, read_record, update_record
 from consent.spool import PAYLOAD_FILE, Entry, Receipt, Spool, State
 
 __all__ = [
     "APPROVABLE",
     "DISCARDABLE",
+    "LEGACY_NOTE",
     "Change",
     "DeletionEmail",
     "FieldView",
@@ -50,6 +54,8 @@ __all__ = [
     "list_review",
     "markers_in",
     "plan_forget",
+    "review_json",
+    "send_approved",
 ]
 
 
@@ -92,7 +98,7 @@ _LEGACY_DESCRIPTIONS: Mapping[str, str] = {
     "error_dict": "Where the transfer failed and the first 150 characters of the error.",
     "sent_time_ms": "When Skyplane 0.3 sent this payload; empty if it never did.",
 }
-_LEGACY_NOTE = "Written by Skyplane 0.3; kept read-only and never sent again."
+LEGACY_NOTE = "Written by Skyplane 0.3: shown read-only, never sent again."
 
 
 # -- one payload -------------------------------------------------------------------------
@@ -161,6 +167,13 @@ class ReviewItem:
     def path(self) -> str:
         return os.path.join(str(self.entry.directory), PAYLOAD_FILE)
 
+    @functools.cached_property
+    def sha256(self) -> str:
+        """The digest of the spooled bytes, to compare with each receipt's."""
+        import hashlib  # loads OpenSSL: only the detail view pays for it
+
+        return hashlib.sha256(self.raw).hexdigest()
+
     @property
     def receipt(self) -> Receipt | None:
         """The receipt of the first endpoint (the policy's, or its override)."""
@@ -198,7 +211,8 @@ class ReviewItem:
 
     @property
     def runtime_s(self) -> float | None:
-        return _number(self._get("runtime_s")) or self._transfer_stat("total_runtime_s")
+        runtime = _number(self._get("runtime_s"))
+        return runtime if runtime is not None else self._transfer_stat("total_runtime_s")
 
     @property
     def throughput_gbps(self) -> float | None:
@@ -229,6 +243,42 @@ class ReviewItem:
             item["problem"] = self.problem
         return item
 
+    def json_text(self) -> str:
+        """:meth:`to_json` as compact JSON text, with the payload's own bytes inside.
+
+        The spooled bytes are spliced in rather than parsed and re-encoded: they are
+        what is sent, and 10,000 of them must print within the review budget.
+        """
+        item = self.to_json()
+        if self.payload is None:
+            return json.dumps(item, ensure_ascii=False)
+        try:
+            # the payload was parsed strictly (no NaN), so valid UTF-8 text is valid JSON
+            body = self.raw.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            return json.dumps(item, ensure_ascii=False)
+        item["payload"] = _PAYLOAD_SLOT
+        # ids, state and path come first and cannot hold NUL, so the first match is ours
+        return json.dumps(item, ensure_ascii=False).replace(_PAYLOAD_SLOT_JSON, body.strip(), 1)
+
+
+_PAYLOAD_SLOT = "\0payload\0"
+_PAYLOAD_SLOT_JSON = json.dumps(_PAYLOAD_SLOT)
+
+
+def review_json(items: Iterable[ReviewItem]) -> str:
+    """The whole ``stats review --json`` document: a list, one item per line."""
+    return "[\n" + ",\n".join(item.json_text() for item in items) + "\n]"
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
+# One strict decoder for every payload: NaN and Infinity are Python's extension, not
+# JSON, so a file holding them is reported rather than passed on to --json readers.
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+
 
 def _item(entry: Entry) -> ReviewItem | None:
     """Read the payload of ``entry``; ``None`` when it vanished since the listing."""
@@ -239,9 +289,9 @@ def _item(entry: Entry) -> ReviewItem | None:
     except OSError as exc:
         return ReviewItem(entry, None, b"", f"cannot be read ({exc.strerror})")
     try:
-        doc = json.loads(raw)
-    except (ValueError, RecursionError):
-        return ReviewItem(entry, None, raw, "is not valid JSON")
+        doc = _DECODER.decode(raw.decode("utf-8-sig"))
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        return ReviewItem(entry, None, raw, "is not valid JSON in UTF-8")
     if not isinstance(doc, dict):
         return ReviewItem(entry, None, raw, "is not a JSON object")
     return ReviewItem(entry, doc, raw)
@@ -307,7 +357,9 @@ def _as_filter(value: StateFilter | str) -> StateFilter:
         return StateFilter(value)
     except ValueError:
         words = ", ".join(f.value for f in StateFilter)
-        raise InvalidValueError(f"{value!r} is not a state to review: use one of {words}.") from None
+        raise InvalidValueError(
+            f"{value!r} is not a state to review: use one of {words}."
+        ) from None
 
 
 def _spool_or_unknown(profile: AppProfile, env: Mapping[str, str], wanted: str) -> Spool:
@@ -401,10 +453,6 @@ def describe_fields(item: ReviewItem, policy: Policy | None) -> list[FieldView]:
     return rows
 
 
-def legacy_note() -> str:
-    return _LEGACY_NOTE
-
-
 # -- approve and discard ---------------------------------------------------------------
 
 
@@ -475,6 +523,30 @@ def approve(
         return [_approve_one(spool, e) for e in targets if e.state is State.HELD]
 
 
+def send_approved(
+    *, profile: AppProfile = DEFAULT_PROFILE, environ: Mapping[str, str] | None = None
+) -> bool:
+    """Start a background send for newly approved payloads; False if none can start.
+
+    In review mode no transfer ever queues a send (its payload is held), so without
+    this an approved payload would wait for an explicit `stats send`.
+    """
+    from consent.decision import decide
+
+    env = os.environ if environ is None else environ
+    if not decide(profile, env).enabled:
+        return False
+    spool = Spool.existing(profile, env)
+    if spool is None:
+        return False
+    try:
+        from consent.upload import start_background_flush
+    except ImportError:
+        return False
+    start_background_flush(spool, profile=profile, environ=env)
+    return True
+
+
 def _approve_one(spool: Spool, entry: Entry) -> Change:
     changed = spool.set_state(entry, State.PENDING)
     return Change(entry.session_id, entry.client_id, entry.state, changed.state)
@@ -541,7 +613,7 @@ def deletion_email(
     ids = "\n".join(f"    {cid}" for cid in client_ids)
     body = (
         "Hello,\n\n"
-        f"please delete all {tool} usage statistics stored for these client ids:\n\n"
+        f"Please delete all {tool} usage statistics stored for these client ids:\n\n"
         f"{ids}\n\n"
         f"On {day} I deleted my local copy of this data and replaced the client id,\n"
         "so no new data will arrive under these ids.\n\n"
@@ -562,30 +634,39 @@ def _wipe_roots(profile: AppProfile, env: Mapping[str, str]) -> list[Spool]:
     if main is not None:
         spools.append(main)
     if not env.get(profile.spool_dir_env):
-        default_env = {k: v for k, v in env.items() if k != profile.spool_dir_env}
-        # the fallback is checked as strictly as the default root: through a profile
-        # whose default root *is* the fallback, so the whole chain below /tmp is vetted
-        fallback_profile = replace(profile, name=f"{profile.name}-{os.getuid()}")
-        if fallback_profile.spool_root(default_env) == profile.fallback_spool_root():
-            other = Spool.existing(fallback_profile, default_env)
-            if other is not None and all(other.root != s.root for s in spools):
-                spools.append(Spool(other.root))
+        fallback = _existing_fallback(profile)
+        if fallback is not None and all(fallback.root != s.root for s in spools):
+            spools.append(fallback)
     return spools
 
 
-def _client_dirs(spools: Sequence[Spool]) -> list[str]:
-    from consent.spool import _ID_RE  # the spool's own rule for what a client dir is
+def _existing_fallback(profile: AppProfile) -> Spool | None:
+    # The spool's own vetting of the whole chain below /tmp; Spool has no public way
+    # to ask for the fallback alone.
+    from consent.spool import _prepare_root
 
-    names: list[str] = []
-    for spool in spools:
-        try:
-            with os.scandir(spool.root) as it:
-                for child in it:
-                    if _ID_RE.fullmatch(child.name) and child.is_dir(follow_symlinks=False):
-                        names.append(child.name)
-        except OSError:
-            continue
-    return names
+    fallback = Path(os.path.abspath(profile.fallback_spool_root()))
+    shared = Path(os.path.abspath(profile.shared_temp_root))
+    if _prepare_root(fallback, shared, whole_chain=True, create=False) is None:
+        return Spool(fallback)
+    return None
+
+
+def _client_ids(entries: Iterable[Entry]) -> list[str]:
+    return _unique(entry.client_id for entry in entries if _is_personal_id(entry.client_id))
+
+
+def _is_personal_id(client_id: str) -> bool:
+    """A uuid, with or without dashes (Skyplane 0.3 wrote bare hex).
+
+    Skyplane 0.3 filed payloads without an id under ``unknown``; asking the server to
+    delete "unknown" would delete other people's data, so such names are left out.
+    """
+    try:
+        uuid.UUID(client_id)
+    except ValueError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -602,15 +683,14 @@ class ForgetPlan:
 def plan_forget(
     *, profile: AppProfile = DEFAULT_PROFILE, environ: Mapping[str, str] | None = None
 ) -> ForgetPlan:
-    from consent.record import read_record
-
     env = os.environ if environ is None else environ
     spools = _wipe_roots(profile, env)
     record_path = profile.record_path(env)
     record, _ = read_record(record_path)
-    ids = _unique([record.client_id] if record else [], _client_dirs(spools))
+    entries = [entry for spool in spools for entry in spool.entries()]
+    ids = _unique([record.client_id] if record else [], _client_ids(entries))
     return ForgetPlan(
-        payloads=sum(len(s.entries()) for s in spools),
+        payloads=len(entries),
         spool_dirs=tuple(str(s.root) for s in spools),
         client_ids=tuple(ids),
         record_path=str(record_path),
@@ -643,13 +723,11 @@ def _unique(*groups: Iterable[str]) -> list[str]:
 
 def _rotate_client_id(record_path: Path) -> tuple[str | None, str | None]:
     """Give the record a fresh client id; (old id, new id), both ``None`` without a record."""
-    from consent.record import new_client_id, update_record
-
     if not os.path.lexists(record_path):
         return None, None  # nothing to rotate; creating a record here would be a new trace
     old: list[str] = []
 
-    def rotate(current: Any) -> Any:
+    def rotate(current: ConsentRecord) -> ConsentRecord:
         old.append(current.client_id)
         return replace(current, client_id=new_client_id())
 
@@ -673,20 +751,20 @@ def _request_deletion(
 ) -> tuple[tuple[str, ...], str | None]:
     """(endpoints that accepted, problem); the upload module may not exist yet."""
     try:
-        from consent import upload
+        from consent import upload  # type: ignore[attr-defined,unused-ignore]
 
-        send = upload.send_deletion_request  # type: ignore[attr-defined,unused-ignore]
+        send = upload.send_deletion_request
     except (ImportError, AttributeError):
-        return (), "this version cannot send deletion requests"
+        return (), "This version cannot send deletion requests."
     try:
         accepted = send(list(client_ids), profile=profile, environ=env)
     except ConsentError as exc:
         return (), str(exc)
     except Exception as exc:  # a sender bug must not cost the user the e-mail fallback
-        return (), f"{type(exc).__name__}: {exc}"
+        return (), f"The deletion request failed ({type(exc).__name__}: {exc})."
     endpoints = tuple(str(e) for e in accepted)
     if not endpoints:
-        return (), "no endpoint accepted it"
+        return (), "No endpoint accepted the deletion request."
     return endpoints, None
 
 
@@ -700,13 +778,11 @@ def forget(
     directory in the spool). When it cannot be sent, :attr:`ForgetResult.email`
     holds the exact e-mail to send to the policy's contact instead.
     """
-    from consent.record import read_record
-
     env = os.environ if environ is None else environ
     spools = _wipe_roots(profile, env)
     record_path = profile.record_path(env)
     record, _ = read_record(record_path)
-    spool_ids = _client_dirs(spools)
+    spool_ids = _client_ids(entry for spool in spools for entry in spool.entries())
     removed = sum(spool.wipe() for spool in spools)
     old_record_id, new_id = _rotate_client_id(record_path)
     old_ids = _unique(

@@ -112,8 +112,8 @@ _FLOAT_RE = re.compile(
 )
 _NEGATIVE_NUMBER_RE = re.compile(r"-(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _REGION_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,47}")
-# real region names put digits only at the end of a part ("northeast1", "eastus2euap"
-# is the longest exception); a long part with a digit inside is more likely a key
+# Real region names keep digits at the end of a part ("northeast1") or in a short one
+# ("eastus2euap"); a long part with letters after a digit is more likely a key.
 _REGION_ODD_PART_RE = re.compile(r"[0-9][a-z]")
 _QUALNAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}(?:\.[A-Za-z_][A-Za-z0-9_]{0,63}){0,7}")
 _QUOTABLE_RE = re.compile(r"[A-Za-z0-9_.:-]{1,32}")
@@ -153,7 +153,7 @@ _PEM_RE = re.compile(
     r"-----BEGIN[A-Z ]{0,40}PRIVATE KEY-----.*?(?:-----END[A-Z ]{0,40}PRIVATE KEY-----|$)", re.S
 )
 # An AWS secret access key: exactly 40 characters of base64 without padding.
-_AWS_SECRET_RE = re.compile(r"(?<![A-Za-z0-9/+=])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])")
+_AWS_SECRET_RE = re.compile(r"(?<![A-Za-z0-9/+])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])")
 _RANDOM_CANDIDATE_RE = re.compile(r"[\w+/=-]{20,}")
 _TOKEN_SPLIT_RE = re.compile(r"[-_./+=]+")
 _WORD_PART_RE = re.compile(r"([A-Za-z]+)([0-9]{0,3})|[0-9]{1,6}")
@@ -176,7 +176,9 @@ _IDENTIFYING_NAME_PARTS = _words(
 
 # -- text passes -----------------------------------------------------------------------
 
-_CONTROL_AS_SPACE_RE = re.compile(r"[\t\n\r\v\f\x1c-\x1f\x85\u2028\u2029]")
+# every whitespace but the space itself, so that words split on " " and the rules that
+# allow "[ \t]" around a separator see what a reader sees
+_CONTROL_AS_SPACE_RE = re.compile(r"[^\S ]")
 # control and invisible format characters, lone surrogates, and the private-use range
 # the sentinels live in; deleting them joins the pieces of a secret split by them
 _STRIP_RE = re.compile(
@@ -197,11 +199,15 @@ _KV_RE = re.compile(
 )
 _BEARER_RE = re.compile(r"(?<![\w-])(Bearer|Basic|bearer|basic)([ \t]+)([A-Za-z0-9._~+/=-]{8,})")
 _EMAIL_TEXT_RE = re.compile(r"(?<![\w.+%-])[\w.+%-]+@[\w-]+(?:\.[\w-]+)*")
+# Generous on purpose (up to nine groups, no right boundary): _ipv6_sub keeps the
+# longest prefix that parses, so "addr:443" and "addr." are still found. Addresses,
+# hosts and IPv4 may follow a label ("error:addr") or a lone dot (".example.com"),
+# but never start inside a longer dotted or hex name.
 _IPV6_TEXT_RE = re.compile(
-    r"(?<![\w:.%])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f.]{0,15}(?:%[\w.-]+)?(?![\w:])"
+    r"(?<![\w%])(?<!\w\.)(?:[0-9A-Fa-f]{0,4}:){2,8}[0-9A-Fa-f.]{0,15}(?:%[\w.-]+)?"
 )
 _IPV4_TEXT_RE = re.compile(
-    r"(?<![\w.])(?:[0-9]{1,3}\.){3}[0-9]{1,3}(?:/[0-9]{1,2})?(?![\w]|\.[0-9]|/[0-9])"
+    r"(?<!\w)(?<!\w\.)(?:[0-9]{1,3}\.){3}[0-9]{1,3}(?:/[0-9]{1,2})?(?![\w]|\.[0-9]|/[0-9])"
 )
 # Starts at the quote so the engine can skip ahead to one; the look-behinds then ask
 # that the quote opens a string (not "don't"), allowing a b/r/u prefix (b'...').
@@ -213,10 +219,14 @@ _QUOTED_RE = re.compile(
 )
 _PLAIN_WORD_RE = re.compile(r"[A-Za-z][a-z]{0,15}|[A-Z]{2,8}")
 _WIN_PATH_RE = re.compile(r"(?<![^\s'\"(\[{=:,<>`])[^\s'\"<>`|]*\\[^\s'\"<>`|]*")
-_POSIX_PATH_RE = re.compile(r"(?<![\w.~/\\<-])(?:~[\w.-]*|\.{1,2})?/(?=[^\s'\"<>`])[^\s'\"<>`]*")
-_REL_PATH_RE = re.compile(r"(?<![\w.~/\\<-])[\w.~+-]+/[^\s'\"<>`]*")
+# "</Key>" closes an XML element in a cloud error body; it is not a path
+_POSIX_PATH_RE = re.compile(
+    r"(?<![\w.~/\\-])(?!(?<=<)/[A-Za-z][\w.:-]*>)"
+    r"(?:~[\w.-]*|\.{1,2})?/(?=[^\s'\"<>`])[^\s'\"<>`]*"
+)
+_REL_PATH_RE = re.compile(r"(?<![\w.~/\\-])[\w.~+-]+/[^\s'\"<>`]*")
 # a dotted name: a file name, a host, or harmless (``botocore.exceptions.ClientError``)
-_DOTTED_RE = re.compile(r"(?<![\w.@/\\~-])[\w-]++(?:\.[\w-]++)++")
+_DOTTED_RE = re.compile(r"(?<![\w@/\\~-])(?<![\w-]\.)[\w-]++(?:\.[\w-]++)++")
 _HOST_LABEL_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 _LONG_TOKEN_RE = re.compile(r"(?<![\w+/=-])[\w+/=-]{20,}(?![\w+/=-])")
 _CONTEXT_WORDS = _words(
@@ -243,7 +253,6 @@ _SECRET_HINTS = _words(
     "AKIA ASIA AGPA AIDA AROA AIPA ANPA ANVA ABIA ACCA AIza eyJ ghp_ gho_ ghu_ ghs_ ghr_"
     " github_pat_ xox ya29. _live_ _test_ -----BEGIN"
 )
-_LONG_RUN_HINT_RE = re.compile(r"[\w+/=-]{20}")
 _IPV4_HINT_RE = re.compile(r"[0-9]\.[0-9]")
 _DIGITS_HINT_RE = re.compile(r"[0-9]{5}")
 _PLAIN_PUNCTUATION = "()[]{},;:!?."
@@ -328,9 +337,10 @@ def _looks_random(token: str) -> bool:
     parts = [part for part in _TOKEN_SPLIT_RE.split(token) if part]
     if all(_part_wordy(part) for part in parts):
         return False
-    if not any(char.isdigit() for char in token) and len(token) < 32:
-        # letters-only tokens this short are almost always identifiers, not keys
-        return False
+    if not any(char.isdigit() for char in token):
+        # without digits, only noise-like mixed case gets this far; ask for more
+        # spread than words have, so a long unusual identifier is not taken for a key
+        return _entropy(token) >= 3.5
     return _entropy(token) >= 2.5
 
 
@@ -714,6 +724,11 @@ def _kv_sub(match: re.Match[str]) -> str:
         secret = identifying = False
     else:
         secret, identifying = _name_kind(key)
+    if (secret or identifying) and value[:1] not in "'\"":
+        nested = _KV_RE.match(value)
+        if nested is not None and any(_name_kind(nested.group("key"))):
+            # "credentials: aws_secret_access_key=...": the outer key is a label
+            return head + _KV_RE.sub(_kv_sub, value)
     if secret:
         marker = SECRET
     elif identifying:
@@ -749,14 +764,23 @@ def _aws_secret_sub(match: re.Match[str]) -> str:
 
 def _ipv6_sub(match: re.Match[str]) -> str:
     text = match.group()
-    # trailing dots or colons may be punctuation, or a port glued on; try shorter
-    # prefixes so that "fe80::1." and "1:2:3:4:5:6:7:8:443" are still found
-    for end in range(len(text), 1, -1):
-        try:
-            ipaddress.IPv6Address(text[:end].split("%", 1)[0])
-        except ValueError:
-            continue
-        return _SENTINEL[IP] + text[end:]
+    # Try the longest piece that parses: a port or punctuation may be glued on the
+    # right ("addr:443", "addr."), a stray colon on the left (":addr", "x::addr").
+    leading = len(text) - len(text.lstrip(":"))
+    for start in range(min(leading, 2) + 1):
+        for end in range(len(text), start + 1, -1):
+            piece = text[start:end].split("%", 1)[0]
+            colons = piece.count(":")
+            # cheap shape test first: parsing and raising costs microseconds a try
+            if "::" not in piece and colons != 7 and not (colons == 6 and "." in piece):
+                continue
+            if piece[-1] == ":" and piece[-2:] != "::":
+                continue
+            try:
+                ipaddress.IPv6Address(piece)
+            except ValueError:
+                continue
+            return text[:start] + _SENTINEL[IP] + text[end:]
     return text
 
 
@@ -897,7 +921,7 @@ def _run_passes(text: str) -> str:
         text = _QUOTED_RE.sub(_quoted_sub, text)
     parts = text.split(" ")
     for index, part in enumerate(parts):
-        if part.isalpha():
+        if part.isalpha() and len(part) < 20:
             # the common case, a plain word; it matters only as a context word
             if part in _CONTEXT_FORMS:
                 _hide_context_value(parts, index)

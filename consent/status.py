@@ -85,6 +85,9 @@ def snapshot(
             spool_dir = str(spool.root)
             counts.update(spool.counts())
             warnings.extend(spool.warnings)
+            from consent.upload import last_error
+
+            last_send_error = last_error(spool)
     except ConsentError as exc:
         warnings.append(str(exc))
     if last_send_error:

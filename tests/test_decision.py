@@ -439,3 +439,66 @@ def test_sandbox_env_is_clean() -> None:
     # guards every case above: nothing from the outer environment leaks in
     assert ENV not in os.environ
     assert "DO_NOT_TRACK" not in os.environ
+
+
+# -- parse_json: the decision path's json.loads without importing json --------------------
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+def _json_outcome(raw: bytes) -> tuple[str, object]:
+    import json
+
+    try:
+        return ("ok", json.loads(raw))
+    except (ValueError, RecursionError):
+        return ("error", None)
+
+
+def _parse_outcome(raw: bytes) -> tuple[str, object]:
+    from consent.config import parse_json
+
+    try:
+        return ("ok", parse_json(raw))
+    except (ValueError, RecursionError):
+        return ("error", None)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    value=_json_values, indent=st.sampled_from([None, 0, 2]), pad=st.sampled_from(["", " \n", "\t"])
+)
+def test_parse_json_agrees_with_json_on_documents(
+    value: object, indent: int | None, pad: str
+) -> None:
+    import json
+
+    raw = (pad + json.dumps(value, indent=indent, ensure_ascii=False) + pad).encode()
+    assert _parse_outcome(raw) == _json_outcome(raw)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    raw=st.binary(max_size=64) | st.text(max_size=64).map(lambda t: t.encode("utf-8", "replace"))
+)
+def test_parse_json_agrees_with_json_on_garbage(raw: bytes) -> None:
+    ours, theirs = _parse_outcome(raw), _json_outcome(raw)
+    if theirs[0] == "ok" and isinstance(theirs[1], float) and theirs[1] != theirs[1]:
+        assert ours[0] == "ok"  # NaN is not equal to itself
+    else:
+        assert ours == theirs
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b"", b"   ", b'{"a": 1} x', b'\xef\xbb\xbf{"a": 1}', b"NaN", b'{"a": Infinity}', b"[1,]"],
+)
+def test_parse_json_edge_cases_match_json(raw: bytes) -> None:
+    ours, theirs = _parse_outcome(raw), _json_outcome(raw)
+    assert ours[0] == theirs[0]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import typer
 
+import consent.cli._review  # noqa: F401  (registers stats review/forget)
+from consent.cli import _send  # noqa: F401  (registers stats send)
 from consent.cli._config import config_app
 from consent.cli._init import init
 from consent.cli._policy import policy_app

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from consent.policy import Policy
     from consent.record import Choice, Via
 
-__all__ = ["ANSWERS", "init", "run_init_flow"]
+__all__ = ["ANSWERS", "INSTRUCTION", "QUESTION", "init", "run_init_flow"]
 
 QUESTION = "Share anonymous usage statistics?"
 ANSWERS: dict[Choice, str] = {
@@ -35,10 +35,10 @@ ANSWERS: dict[Choice, str] = {
     "dont-share": "No, don't share",
 }
 # Short enough that question and instruction fit on one line of an 80-column terminal.
-_INSTRUCTION = "(arrow keys, Enter; Esc cancels)"
+INSTRUCTION = "(arrow keys, Enter; Esc cancels)"
 
 
-def _intro_panel(policy: Policy, cli: str) -> Panel:
+def _intro_panel(policy: Policy, profile: AppProfile) -> Panel:
     """The policy as a new user should first see it: why, what, and where it goes.
 
     ``consent policy show`` uses a three-column table; here the category is a
@@ -56,12 +56,13 @@ def _intro_panel(policy: Policy, cli: str) -> Panel:
     fields.add_column(no_wrap=True)
     fields.add_column()
     for category, specs in policy.by_category().items():
-        fields.add_row(Text(category.capitalize(), style="bold"), "")
+        heading = "IDs" if category == "ids" else category.capitalize()
+        fields.add_row(Text(heading, style="bold"), "")
         for spec in specs:
             fields.add_row(Text(f"  {spec.name}", style="cyan"), escape(spec.description))
     parts: list[RenderableType] = [
         Text(policy.summary),
-        Text(f"\nWhat is collected (policy version {policy.version}), and why:"),
+        Text(f"\nWhat is collected (policy version {policy.version}), and why:\n"),
         fields,
         Text(
             f"\nSent to {policy.endpoint}\n"
@@ -69,28 +70,28 @@ def _intro_panel(policy: Policy, cli: str) -> Panel:
             f"Questions or deletion: {policy.contact}",
             style="dim",
         ),
-        Text(f"\nChoose below. You can change your mind any time with `{cli} init`."),
+        Text(f"\nChoose below. You can change your mind any time with `{profile.cli_name} init`."),
     ]
     return Panel(
         Group(*parts),
-        title=f"{policy.name.capitalize()} anonymous usage statistics",
+        title=f"{profile.display_name} anonymous usage statistics",
         title_align="left",
         box=box.ROUNDED,
         width=80,
     )
 
 
-def _ask(policy: Policy, default: Choice, cli: str) -> Choice:
+def _ask(policy: Policy, default: Choice, profile: AppProfile) -> Choice:
     """Show the policy and ask. Ctrl-C and Esc raise KeyboardInterrupt."""
     import questionary
     from prompt_toolkit.key_binding import KeyBindings, merge_key_bindings
 
-    out_console().print(_intro_panel(policy, cli))
+    out_console().print(_intro_panel(policy, profile))
     question = questionary.select(
         QUESTION,
         choices=[questionary.Choice(title, value=value) for value, title in ANSWERS.items()],
         default=default,
-        instruction=_INSTRUCTION,
+        instruction=INSTRUCTION,
     )
     escape = KeyBindings()
 
@@ -195,7 +196,7 @@ def run_init_flow(
     if answer is None:
         default = _current_choice(decide(profile), profile)
         try:
-            answer = _ask(policy, default, cli)
+            answer = _ask(policy, default, profile)
         except (KeyboardInterrupt, EOFError):
             err_console().print("Cancelled; nothing was changed.")
             raise typer.Exit(int(ExitCode.INTERRUPTED)) from None

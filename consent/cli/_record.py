@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from consent.cli._terminal import display_notice, reports_errors
+from consent.cli._terminal import display_notice, display_warning, reports_errors
 
 
 @reports_errors
@@ -40,11 +40,8 @@ def record(
     markers before anything is written. While usage statistics are off, nothing
     is written and nothing is printed.
     """
-    from consent._exceptions import InvalidValueError
     from consent.session import record_strict
 
-    if gbps is not None and not (gbps >= 0 and gbps != float("inf")):
-        raise InvalidValueError("--gbps must be a finite number, zero or more.")
     outcome = record_strict(
         argv=argv or [],
         src=src,
@@ -55,5 +52,8 @@ def record(
         host_version=host_version,
         show_notice=display_notice,
     )
+    for warning in outcome.warnings:
+        display_warning(warning)
+    # stdout carries the id alone, so a shell host can capture it with $(...)
     if outcome.session_id is not None:
         typer.echo(outcome.session_id)

@@ -1,0 +1,377 @@
+"""`consent stats review` and `consent stats forget`; the rules live in :mod:`consent.review`.
+
+Importing this module registers both commands on ``stats_app``. The library modules
+are imported inside the commands, so `consent --help` and `stats status` stay fast.
+"""
+
+from __future__ import annotations
+
+import enum
+import shutil
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from consent._exceptions import BadInputError
+from consent.cli._stats import JsonOption, stats_app
+from consent.cli._terminal import (
+    display_info,
+    display_warning,
+    is_interactive,
+    out_console,
+    print_json,
+    print_out,
+    reports_errors,
+)
+
+if TYPE_CHECKING:
+    from consent.review import Change, ForgetPlan, ForgetResult, ReviewItem, ReviewListing
+
+__all__ = ["forget", "review"]
+
+CLI = "consent"
+
+
+class StateOption(enum.StrEnum):
+    """The --state words. Mirrors ``consent.review.StateFilter`` (a test keeps them equal)
+    so that registering the command does not import the library."""
+
+    PENDING = "pending"
+    HELD = "held"
+    SENT = "sent"
+    FAILED = "failed"
+    LEGACY = "legacy"
+    ALL = "all"
+
+
+DEFAULT_LIMIT = 50
+# a checkbox of thousands of lines helps nobody; the flags handle the rest
+CHECKBOX_LIMIT = 50
+
+
+def _cancel_on_escape(question: object) -> None:
+    """Make Esc cancel like Ctrl-C: both raise KeyboardInterrupt through unsafe_ask."""
+    from prompt_toolkit.key_binding import KeyBindings, merge_key_bindings
+
+    escape = KeyBindings()
+
+    @escape.add("escape", eager=True)
+    def _cancel(event: object) -> None:
+        event.app.exit(exception=KeyboardInterrupt, style="class:aborting")  # type: ignore[attr-defined]
+
+    app = question.application  # type: ignore[attr-defined]
+    app.key_bindings = merge_key_bindings([app.key_bindings or KeyBindings(), escape])
+
+
+def _ask(question: object) -> object:
+    """Ask; Ctrl-C, Esc and end-of-input all raise KeyboardInterrupt.
+
+    reports_errors turns that into "nothing was changed" and exit 130, which holds
+    because every change happens after the answer.
+    """
+    _cancel_on_escape(question)
+    try:
+        # unsafe_ask lets Ctrl-C raise; plain ask() would swallow it and return None
+        return question.unsafe_ask()  # type: ignore[attr-defined]
+    except EOFError:
+        raise KeyboardInterrupt from None
+
+
+# -- review ------------------------------------------------------------------------------
+
+
+def _report_changes(changes: list[Change], verb: str, nothing: str) -> None:
+    if not changes:
+        print_out(nothing)
+        return
+    ids = ", ".join(change.session_id[:8] for change in changes[:10])
+    more = f" and {len(changes) - 10:,} more" if len(changes) > 10 else ""
+    print_out(f"{verb} {len(changes):,} payload(s): {ids}{more}.")
+
+
+def _say_when_sent(sending: bool) -> None:
+    if sending:
+        print_out(f"Sending in the background; `{CLI} stats send` sends and reports right away.")
+    else:
+        print_out(f"They are sent once usage statistics are on (`{CLI} stats status`).")
+
+
+def _ask_approval(held: list[ReviewItem]) -> list[str]:
+    """Ask which held payloads to approve; Ctrl-C or Esc raise KeyboardInterrupt."""
+    import questionary
+
+    from consent.render import review_choice_title
+
+    offered = held[-CHECKBOX_LIMIT:]
+    message = "Approve which held payloads?"
+    if len(offered) < len(held):
+        message = f"Approve which of the newest {len(offered)} held payloads?"
+    # room for the pointer and the box in front of each title, which must not wrap
+    width = min(shutil.get_terminal_size().columns, 120) - 8
+    question = questionary.checkbox(
+        message,
+        choices=[
+            questionary.Choice(review_choice_title(item, width), value=item.session_id)
+            for item in offered
+        ],
+        instruction="(Space selects, Enter confirms, Esc cancels)",
+    )
+    chosen = _ask(question)
+    assert isinstance(chosen, list)
+    return [str(value) for value in chosen]
+
+
+def _interactive_approval(listing: ReviewListing) -> None:
+    from consent.review import approve, send_approved
+
+    held = [item for item in listing.items if item.state.value == "held"]
+    if not held:
+        return
+    print_out("")
+    chosen = _ask_approval(held)
+    changes = approve(chosen) if chosen else []
+    left = len(held) - len(changes)
+    _report_changes(changes, "Approved", "Nothing approved.")
+    if changes:
+        _say_when_sent(send_approved())
+    if left:
+        print_out(f"{left:,} payload(s) stay held.")
+
+
+def _check_flags(
+    *,
+    approve: list[str],
+    approve_all: bool,
+    discard: list[str],
+    discard_all: bool,
+    session: str | None,
+) -> None:
+    approving = bool(approve) or approve_all
+    discarding = bool(discard) or discard_all
+    if approve and approve_all:
+        raise BadInputError("Give either --approve ID or --approve-all, not both.")
+    if discard and discard_all:
+        raise BadInputError("Give either --discard ID or --discard-all, not both.")
+    if approving and discarding:
+        raise BadInputError("Approve and discard in two separate runs, so each is deliberate.")
+    if session is not None and (approving or discarding):
+        raise BadInputError(
+            "--session shows one payload; use --approve ID or --discard ID to change it."
+        )
+
+
+def _discard_states(state: str | None) -> tuple[str, ...]:
+    """What --discard-all removes: held payloads, or those of the --state given."""
+    if state in (None, "held"):
+        return ("held",)
+    if state in ("pending", "failed", "legacy"):
+        return (state,)
+    raise BadInputError(
+        f"--discard-all removes held payloads, or with --state pending, failed or legacy "
+        f"those; not {state} ones. `{CLI} stats forget` deletes everything."
+    )
+
+
+def _act(
+    *,
+    approve: list[str],
+    approve_all: bool,
+    discard: list[str],
+    discard_all: bool,
+    state: str | None,
+    json_: bool,
+) -> None:
+    from consent import review as lib
+    from consent.spool import State
+
+    if approve or approve_all:
+        if state not in (None, "held", "all"):
+            raise BadInputError("Only held payloads can be approved; drop --state or use held.")
+        changes = lib.approve(approve or None)
+        sending = bool(changes) and lib.send_approved()
+        if json_:
+            print_json([change.to_json() for change in changes])
+            return
+        _report_changes(changes, "Approved", "No held payload to approve.")
+        if changes:
+            _say_when_sent(sending)
+        return
+    states = tuple(State(s) for s in _discard_states(state)) if discard_all else ()
+    changes = lib.discard(discard or None, states=states)
+    if json_:
+        print_json([change.to_json() for change in changes])
+        return
+    what = "/".join(s.value for s in states) or "matching"
+    _report_changes(changes, "Deleted", f"No {what} payload to delete.")
+
+
+@stats_app.command("review")
+@reports_errors
+def review(
+    state: Annotated[
+        StateOption | None,
+        typer.Option("--state", help="Show only payloads in this state (default: all)."),
+    ] = None,
+    session: Annotated[
+        str | None,
+        typer.Option(
+            "--session", metavar="ID", help="Show one payload field by field (id or prefix)."
+        ),
+    ] = None,
+    json_: JsonOption = False,
+    approve: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--approve", metavar="ID", help="Approve a held payload for sending; repeatable."
+        ),
+    ] = None,
+    approve_all: Annotated[
+        bool, typer.Option("--approve-all", help="Approve every held payload.")
+    ] = False,
+    discard: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--discard",
+            metavar="ID",
+            help="Delete a held (or pending, failed, legacy) payload; repeatable.",
+        ),
+    ] = None,
+    discard_all: Annotated[
+        bool,
+        typer.Option("--discard-all", help="Delete every held payload (or every one of --state)."),
+    ] = False,
+    limit: Annotated[
+        int,
+        typer.Option("--limit", min=0, help="Rows in the summary, newest last; 0 shows every row."),
+    ] = DEFAULT_LIMIT,
+) -> None:
+    """See every payload before it is sent, field by field; approve or discard held ones.
+
+    On a terminal, held payloads are offered for approval in a checkbox.
+    """
+    _check_flags(
+        approve=approve or [],
+        approve_all=approve_all,
+        discard=discard or [],
+        discard_all=discard_all,
+        session=session,
+    )
+    if approve or approve_all or discard or discard_all:
+        _act(
+            approve=approve or [],
+            approve_all=approve_all,
+            discard=discard or [],
+            discard_all=discard_all,
+            state=state,
+            json_=json_,
+        )
+        return
+    if session is not None:
+        _show_session(session, json_)
+        return
+
+    from consent.review import list_review, review_json
+
+    listing = list_review(state or "all")
+    if json_:
+        typer.echo(review_json(listing.items))
+        return
+    from consent.render import review_summary
+
+    shown = listing.items[-limit:] if limit else listing.items
+    print_out(review_summary(listing, shown, CLI))
+    for warning in listing.warnings:
+        display_warning(warning)
+    if (
+        state in (None, "all", "held")
+        and listing.enabled
+        and listing.counts["held"]
+        and is_interactive()
+    ):
+        _interactive_approval(listing)
+
+
+def _show_session(session: str, json_: bool) -> None:
+    from consent._exceptions import ConsentError
+    from consent.policy import load_policy
+    from consent.review import describe_fields, find_item
+
+    item = find_item(session)
+    if json_:
+        print_json([item.to_json()])
+        return
+    from consent.render import review_detail
+
+    try:
+        policy = load_policy()
+    except ConsentError as exc:
+        display_warning(f"{exc} Field descriptions are not shown.")
+        policy = None
+    width = out_console().width
+    print_out(review_detail(item, describe_fields(item, policy), CLI, width=width))
+
+
+# -- forget ------------------------------------------------------------------------------
+
+
+def _confirm_forget(plan: ForgetPlan) -> bool:
+    import questionary
+
+    ids = ", ".join(plan.client_ids) or "none yet"
+    where = ", ".join(plan.spool_dirs) or "nothing spooled"
+    print_out(
+        f"This deletes {plan.payloads:,} payload(s) in every state ({where}), replaces your "
+        f"client id, and asks the maintainers to delete what they received under the old "
+        f"id(s): {ids}."
+    )
+    answer = _ask(questionary.confirm("Delete your usage statistics?", default=False))
+    return answer is True
+
+
+def _report_forget(result: ForgetResult) -> None:
+    where = ", ".join(result.spool_dirs)
+    print_out(f"Deleted {result.removed:,} payload(s)" + (f" from {where}." if where else "."))
+    if result.new_client_id:
+        print_out(f"Your new client id is {result.new_client_id}.")
+    if not result.old_client_ids:
+        print_out("No client id was ever used on this machine, so there is nothing to ask for.")
+        return
+    if result.accepted_by:
+        print_out(
+            f"Deletion request sent to {', '.join(result.accepted_by)} for client id(s) "
+            f"{', '.join(result.old_client_ids)}."
+        )
+        return
+    if result.send_problem:
+        display_info(result.send_problem)
+    assert result.email is not None  # forget() always gives one when nothing accepted
+    from rich.markup import escape
+
+    print_out("To delete the copies on the server, send this e-mail:\n")
+    print_out(escape(result.email.text()))
+
+
+@stats_app.command("forget")
+@reports_errors
+def forget(
+    yes: Annotated[
+        bool, typer.Option("--yes", help="Do not ask for confirmation (needed without a TTY).")
+    ] = False,
+) -> None:
+    """Delete every local payload, replace your client id, and ask the server to delete.
+
+    Without a working connection it prints the e-mail to send instead.
+    """
+    from consent.review import forget as forget_all
+    from consent.review import plan_forget
+
+    if not yes:
+        if not is_interactive():
+            raise BadInputError(
+                "`stats forget` deletes all your usage statistics and asks before it does; "
+                "without a terminal to ask on, run it again with --yes."
+            )
+        if not _confirm_forget(plan_forget()):
+            print_out("Nothing was deleted.")
+            return
+    _report_forget(forget_all())
