@@ -13,8 +13,8 @@ TYPE_CHECKING = False  # importing typing for this would cost the decision path 
 if TYPE_CHECKING:
     from typing import Any
 
-    from consent.session import record_session as record_session
-    from consent.session import session as session
+    from consent._session import record_session as record_session
+    from consent._session import session as session
 
 __all__ = [
     "ConsentError",
@@ -30,18 +30,14 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name: str) -> Any:
-    # The session API is loaded on first use, so `consent.is_enabled()` stays as
-    # cheap as it is. `consent.session` resolves to the submodule, which is callable
-    # as session() (see consent/session.py): the import system binds that name to
-    # the submodule anyway, so handing out the function here would only make the
-    # attribute change identity depending on import order.
+    # The session API is loaded on first use, so `consent.is_enabled()` stays as cheap
+    # as it is.
     if name in ("session", "record_session"):
-        import consent.session as module
+        from consent import _session
 
-        if name == "session":
-            return module
-        globals()[name] = module.record_session
-        return module.record_session
+        value = getattr(_session, name)
+        globals()[name] = value
+        return value
     raise AttributeError(f"module 'consent' has no attribute {name!r}")
 
 

@@ -40,8 +40,13 @@ def make_private_dir(path: StrPath) -> None:
         raise OSError(errno.ELOOP, "refusing to use a symlinked directory", os.fspath(path))
 
 
-def atomic_write(path: StrPath, data: bytes, mode: int = PRIVATE_FILE_MODE) -> None:
+def atomic_write(
+    path: StrPath, data: bytes, mode: int = PRIVATE_FILE_MODE, *, sync_directory: bool = True
+) -> None:
     """Write ``data`` to ``path`` via temp file + fsync + ``os.replace``.
+
+    ``sync_directory=False`` skips the directory fsync, for a caller that writes a
+    second file in the same directory next and lets that write sync both renames.
 
     The temporary file is created with ``O_EXCL | O_NOFOLLOW`` in the destination's
     directory, so a planted symlink can neither redirect the write nor be replaced.
@@ -66,6 +71,8 @@ def atomic_write(path: StrPath, data: bytes, mode: int = PRIVATE_FILE_MODE) -> N
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+    if not sync_directory:
+        return
     with contextlib.suppress(OSError):
         dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:

@@ -12,19 +12,20 @@ from rich.table import Table
 from rich.text import Text
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
 
     from rich.console import RenderableType
 
     from consent.notices import NoticeText
     from consent.policy import Policy, PolicyDiff
-    from consent.review import FieldView, ReviewItem, ReviewListing
+    from consent.review import FieldView, ForgetPlan, ForgetResult, ReviewItem, ReviewListing
     from consent.status import Snapshot
 
 __all__ = [
     "diff_table",
+    "forget_plan_view",
+    "forget_result_view",
     "notice_panel",
-    "policy_table",
     "review_choice_title",
     "review_detail",
     "review_summary",
@@ -48,31 +49,36 @@ def notice_panel(notice: NoticeText) -> Panel:
     )
 
 
-def policy_table(policy: Policy, *, only: set[str] | None = None) -> Table:
-    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, expand=False)
-    table.add_column("Category", style="bold")
-    table.add_column("Field", style="cyan", no_wrap=True)
-    table.add_column("What and why")
+def policy_panel(policy: Policy, *, title: str, closing: str | None = None) -> Panel:
+    """The policy as a user should see it: why, what, and where it goes.
+
+    Each category is a heading rather than a column, which leaves the descriptions
+    room to wrap less, so the panel stays readable in an 80-column terminal.
+    """
+    fields = Table.grid(padding=(0, 2))
+    fields.add_column(no_wrap=True)
+    fields.add_column()
     for category, specs in policy.by_category().items():
-        shown = [spec for spec in specs if only is None or spec.name in only]
-        for index, spec in enumerate(shown):
-            table.add_row(category if index == 0 else "", spec.name, escape(spec.description))
-    return table
-
-
-def policy_panel(policy: Policy) -> Panel:
-    header = Text.assemble(
-        (f"{policy.name} usage-statistics policy, version {policy.version}", "bold"),
-        f" (effective {policy.effective.isoformat()})\n",
-        policy.summary,
-        "\n",
+        heading = "IDs" if category == "ids" else category.capitalize()
+        fields.add_row(Text(heading, style="bold"), "")
+        for spec in specs:
+            fields.add_row(Text(f"  {spec.name}", style="cyan"), escape(spec.description))
+    parts: list[RenderableType] = [
+        Text(policy.summary),
+        Text(f"\nWhat is collected (policy version {policy.version}), and why:\n"),
+        fields,
+        Text(
+            f"\nSent to {policy.endpoint}\n"
+            f"Read more: {policy.docs_url}\n"
+            f"Questions or deletion: {policy.contact}",
+            style="dim",
+        ),
+    ]
+    if closing:
+        parts.append(Text(f"\n{closing}"))
+    return Panel(
+        Group(*parts), title=escape(title), title_align="left", box=box.ROUNDED, width=_PANEL_WIDTH
     )
-    footer = Text(
-        f"\nSent to {policy.endpoint} ({policy.format})\nDetails: {policy.docs_url}"
-        f"\nQuestions or deletion: {policy.contact}",
-        style="dim",
-    )
-    return Panel(Group(header, policy_table(policy), footer), box=box.ROUNDED, expand=False)
 
 
 def diff_table(diff: PolicyDiff, new: Policy) -> Table:
@@ -123,7 +129,10 @@ def status_panel(snap: Snapshot, cli: str) -> Panel:
         elif ack is None:
             state = "[yellow]not yet acknowledged[/]"
         else:
-            state = f"[yellow]you acknowledged version {ack.version}[/]"
+            state = (
+                f"[yellow]you acknowledged version {ack.version}; new fields are withheld[/] "
+                f"({cli} policy diff)"
+            )
         grid.add_row("Policy", f"version {snap.policy.version}, {state}")
     grid.add_row("Client id", escape(snap.record.client_id) if snap.record else "[dim]none yet[/]")
     counts = ", ".join(f"{count} {state}" for state, count in snap.counts.items())
@@ -149,7 +158,6 @@ _STATE_STYLES = {
     "legacy": "dim",
 }
 _MARKER_STYLE = "bold magenta"
-_SHORT_ID = 8
 
 
 def _when(stamp: str | None) -> str:
@@ -184,12 +192,12 @@ def _state_text(state: str) -> Text:
     return Text(state, style=_STATE_STYLES.get(state, ""))
 
 
-def review_choice_title(item: ReviewItem, width: int = 76) -> str:
+def review_choice_title(item: ReviewItem, short_id: str, width: int = 76) -> str:
     """One line per held payload in the approval checkbox, cut to ``width`` characters.
 
     A wrapped choice would break the checkbox's layout, so the route gives way first.
     """
-    head = f"{item.session_id[:_SHORT_ID]}  {_when(item.collected_at)}  "
+    head = f"{short_id}  {_when(item.collected_at)}  "
     tail = f"  {_duration(item.runtime_s)}"
     room = max(width - len(head) - len(tail), 12)
     route = _route(item)
@@ -198,29 +206,56 @@ def review_choice_title(item: ReviewItem, width: int = 76) -> str:
     return head + route + tail
 
 
-def review_table(items: Sequence[ReviewItem]) -> Table:
-    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
-    table.add_column("State", no_wrap=True)
-    table.add_column("Collected (UTC)", no_wrap=True)
-    table.add_column("From → to", overflow="fold", ratio=1)
-    table.add_column("Runtime", justify="right", no_wrap=True)
-    table.add_column("Gbps", justify="right", no_wrap=True)
-    table.add_column("Error", no_wrap=True)
-    table.add_column("Session", style="cyan", no_wrap=True)
-    for item in items:
-        table.add_row(
+def review_table(
+    items: Sequence[ReviewItem], short_ids: Mapping[str, str], width: int = 80
+) -> Table:
+    """The summary table; ``short_ids`` as ``ReviewListing.short_ids``; ``width`` the terminal's.
+
+    When some route would not fit on one line, every route goes on two ("src" over
+    "→ dst"), so rows keep one shape instead of breaking region tags apart.
+    """
+    headers = ("State", "Collected (UTC)", "From → to", "Runtime", "Gbps", "Error", "Session")
+    rows = [
+        (
             _state_text(item.state.value),
             _when(item.collected_at),
-            Text(_route(item)) if item.payload is not None else Text(item.problem or "", "red"),
+            _route(item) if item.payload is not None else None,
             _duration(item.runtime_s),
             _gbps(item.throughput_gbps),
             Text("yes", style="red") if item.has_error else Text("no"),
-            item.session_id[:_SHORT_ID],
+            short_ids.get(item.session_id, item.session_id),
+            item,
         )
+        for item in items
+    ]
+    fixed = sum(
+        max([len(headers[i]), *(len(str(row[i])) for row in rows)]) for i in (0, 1, 3, 4, 5, 6)
+    )
+    room = width - fixed - 2 * (len(headers) - 1)
+    split = any(route is not None and len(route) > room for _, _, route, *_ in rows)
+
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True)
+    table.add_column(headers[0], no_wrap=True)
+    table.add_column(headers[1], no_wrap=True)
+    table.add_column(headers[2], overflow="fold", ratio=1)
+    table.add_column(headers[3], justify="right", no_wrap=True)
+    table.add_column(headers[4], justify="right", no_wrap=True)
+    table.add_column(headers[5], no_wrap=True)
+    table.add_column(headers[6], style="cyan", no_wrap=True)
+    for state, when, route, runtime, gbps, error, short, item in rows:
+        if route is None:
+            cell = Text(f"the file {item.problem}", style="red")
+        elif split:
+            cell = Text(route.replace(" → ", "\n→ ", 1))
+        else:
+            cell = Text(route)
+        table.add_row(state, when, cell, runtime, gbps, error, short)
     return table
 
 
-def review_summary(listing: ReviewListing, shown: Sequence[ReviewItem], cli: str) -> Group:
+def review_summary(
+    listing: ReviewListing, shown: Sequence[ReviewItem], cli: str, *, width: int = 80
+) -> Group:
     """The table of ``shown`` (the newest rows), then counts, mode, what to do, and files.
 
     Commands sit alone in a column of their own, so no terminal width splits one.
@@ -228,7 +263,7 @@ def review_summary(listing: ReviewListing, shown: Sequence[ReviewItem], cli: str
     parts: list[RenderableType] = []
     total = len(listing.items)
     if total:
-        parts.append(review_table(shown))
+        parts.append(review_table(shown, listing.short_ids, width))
         hidden = total - len(shown)
         if hidden:
             parts.append(
@@ -241,8 +276,10 @@ def review_summary(listing: ReviewListing, shown: Sequence[ReviewItem], cli: str
             )
     elif any(listing.counts.values()):
         parts.append(Text("No payload in this state.", style="dim"))
-    else:
+    elif listing.enabled:
         parts.append(Text("Nothing collected yet: a payload appears here after each transfer."))
+    else:
+        parts.append(Text("Nothing is stored."))
 
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold", no_wrap=True)
@@ -311,8 +348,9 @@ def _fields_table(fields: Sequence[FieldView], width: int) -> Table:
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
     table.add_column("Field", style="cyan", no_wrap=True)
     if width >= _WIDE_DETAIL:
-        table.add_column("Value", overflow="fold", ratio=2)
-        table.add_column("Why it is collected", ratio=3)
+        # values are short but for a few; the reasons are the prose worth the width
+        table.add_column("Value", overflow="fold", max_width=64)
+        table.add_column("Why it is collected")
         for view in fields:
             table.add_row(view.name, _field_value(view), _field_reason(view))
         return table
@@ -400,3 +438,52 @@ def review_detail(
     elif item.state.value in ("pending", "held"):
         parts.append(Text("\nNot sent yet.", style="dim"))
     return Group(*parts)
+
+
+# -- stats forget ------------------------------------------------------------------------
+
+
+def _grid() -> Table:
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column(overflow="fold")
+    return grid
+
+
+def forget_plan_view(plan: ForgetPlan) -> Group:
+    """What `stats forget` is about to do, for the confirmation question."""
+    grid = _grid()
+    where = ", ".join(plan.spool_dirs) or "nothing is spooled"
+    grid.add_row("Payloads", f"{plan.payloads:,}, in every state, are deleted from {where}")
+    if plan.current_client_id:
+        grid.add_row("Client id", f"{plan.current_client_id} is replaced by a new random id")
+    if plan.client_ids:
+        grid.add_row(
+            "Server", "is asked to delete what it holds for\n" + "\n".join(plan.client_ids)
+        )
+    return Group(Text("This deletes your usage statistics:", style="bold"), grid)
+
+
+def forget_result_view(result: ForgetResult) -> Group:
+    """What `stats forget` did; the e-mail, if any, is printed apart so it copies cleanly."""
+    grid = _grid()
+    where = ", ".join(result.spool_dirs)
+    grid.add_row("Deleted", f"{result.removed:,} payload(s)" + (f" from {where}" if where else ""))
+    if result.new_client_id:
+        grid.add_row("Client id", f"{result.new_client_id} (new)")
+    if not result.old_client_ids:
+        grid.add_row("Server", "nothing to ask for: no client id was ever used here")
+    elif result.accepted_by:
+        grid.add_row(
+            "Server",
+            Text.assemble(
+                ("deletion request sent", "green"),
+                " to " + ", ".join(result.accepted_by),
+                "\nfor " + ", ".join(result.old_client_ids),
+            ),
+        )
+    else:
+        grid.add_row(
+            "Server", Text("deletion request not sent: please send the e-mail below", "yellow")
+        )
+    return Group(grid)

@@ -56,6 +56,7 @@ __all__ = [
     "plan_forget",
     "review_json",
     "send_approved",
+    "unique_prefixes",
 ]
 
 
@@ -312,6 +313,39 @@ class ReviewListing:
     enabled: bool
     review_mode: bool
     warnings: list[str]
+    short_ids: Mapping[str, str]
+    """Session id → its shortest unique prefix (at least 8 characters) in the spool."""
+
+    def short_id(self, session_id: str) -> str:
+        return self.short_ids.get(session_id, session_id)
+
+
+SHORT_ID_MIN = 8
+
+
+def unique_prefixes(session_ids: Iterable[str], minimum: int = SHORT_ID_MIN) -> dict[str, str]:
+    """The shortest prefix of each id that no other id shares, as ``Spool.find`` matches.
+
+    Most uuids differ in their first 8 characters; Skyplane 0.3's ids start with the
+    date, so two transfers on one day need more.
+    """
+    ordered = sorted(session_ids, key=str.lower)
+    lowered = [sid.lower() for sid in ordered]
+
+    def shared(a: str, b: str) -> int:
+        length = 0
+        for x, y in zip(a, b, strict=False):
+            if x != y:
+                break
+            length += 1
+        return length
+
+    result: dict[str, str] = {}
+    for index, sid in enumerate(ordered):
+        before = shared(lowered[index - 1], lowered[index]) if index else 0
+        after = shared(lowered[index], lowered[index + 1]) if index + 1 < len(ordered) else 0
+        result[sid] = sid[: max(minimum, before + 1, after + 1)]
+    return result
 
 
 def _sort_key(item: ReviewItem) -> tuple[str, str]:
@@ -333,9 +367,11 @@ def list_review(
     spool = Spool.existing(profile, env)
     counts = {s.value: 0 for s in State}
     items: list[ReviewItem] = []
+    every_id: list[str] = []
     if spool is not None:
         for entry in spool.entries():
             counts[entry.state.value] += 1
+            every_id.append(entry.session_id)
             if wanted is None or entry.state in wanted:
                 item = _item(entry)
                 if item is not None:
@@ -349,6 +385,7 @@ def list_review(
         enabled=decision.enabled,
         review_mode=decision.review_before_upload,
         warnings=[*decision.warnings, *(spool.warnings if spool else [])],
+        short_ids=unique_prefixes(every_id),
     )
 
 
@@ -676,8 +713,9 @@ class ForgetPlan:
     payloads: int
     spool_dirs: tuple[str, ...]
     client_ids: tuple[str, ...]
-    record_path: str
-    has_record: bool
+    """Every id the deletion request would name."""
+    current_client_id: str | None
+    """The id the consent record holds now, which is replaced; ``None`` without one."""
 
 
 def plan_forget(
@@ -693,8 +731,7 @@ def plan_forget(
         payloads=len(entries),
         spool_dirs=tuple(str(s.root) for s in spools),
         client_ids=tuple(ids),
-        record_path=str(record_path),
-        has_record=os.path.lexists(record_path),
+        current_client_id=record.client_id if record else None,
     )
 
 

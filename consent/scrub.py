@@ -764,11 +764,14 @@ def _aws_secret_sub(match: re.Match[str]) -> str:
 
 def _ipv6_sub(match: re.Match[str]) -> str:
     text = match.group()
-    # Try the longest piece that parses: a port or punctuation may be glued on the
-    # right ("addr:443", "addr."), a stray colon on the left (":addr", "x::addr").
+    # Keep the longest piece that parses: a port or punctuation may be glued on the
+    # right ("addr:443", "addr."), stray colons on the left (":addr", "x::addr").
     leading = len(text) - len(text.lstrip(":"))
-    for start in range(min(leading, 2) + 1):
+    best: tuple[int, int] | None = None
+    for start in range(max(0, leading - 2), leading + 1):
         for end in range(len(text), start + 1, -1):
+            if best is not None and end - start <= best[1] - best[0]:
+                break
             piece = text[start:end].split("%", 1)[0]
             colons = piece.count(":")
             # cheap shape test first: parsing and raising costs microseconds a try
@@ -780,8 +783,11 @@ def _ipv6_sub(match: re.Match[str]) -> str:
                 ipaddress.IPv6Address(piece)
             except ValueError:
                 continue
-            return text[:start] + _SENTINEL[IP] + text[end:]
-    return text
+            best = (start, end)
+            break
+    if best is None:
+        return text
+    return text[: best[0]] + _SENTINEL[IP] + text[best[1] :]
 
 
 def _ipv4_sub(match: re.Match[str]) -> str:

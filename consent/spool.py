@@ -286,19 +286,6 @@ def _parse_state(raw: bytes, client_id: str, session_id: str, directory: Path) -
     )
 
 
-def _read_state_file(path: str) -> bytes:
-    # read_bytes_nofollow's twin on a str path: listings do this 10,000 times, and
-    # building a Path for each file costs as much as reading it.
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    try:
-        chunks: list[bytes] = []
-        while chunk := os.read(fd, 1 << 16):
-            chunks.append(chunk)
-        return b"".join(chunks)
-    finally:
-        os.close(fd)
-
-
 def _state_bytes(entry: Entry) -> bytes:
     doc = {
         "state": entry.state.value,
@@ -520,7 +507,8 @@ class Spool:
         )
         try:
             self._make_session_dir(directory)
-            atomic_write(directory / STATE_FILE, _state_bytes(entry))
+            # one directory fsync, after the second rename, makes both durable
+            atomic_write(directory / STATE_FILE, _state_bytes(entry), sync_directory=False)
             atomic_write(directory / PAYLOAD_FILE, payload)
         except OSError as exc:
             raise StorageError(
@@ -581,7 +569,7 @@ class Spool:
             return None  # a symlink or other oddity is never read, let alone sent
         path = Path(directory)
         try:
-            raw = _read_state_file(os.path.join(directory, STATE_FILE))
+            raw = read_bytes_nofollow(os.path.join(directory, STATE_FILE))
         except FileNotFoundError:
             entry = Entry(client_id, session_id, State.LEGACY, path)
             return entry, _utc_from_epoch(payload_st.st_mtime)

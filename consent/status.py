@@ -58,10 +58,6 @@ def snapshot(
             f"You have not yet been shown the usage-statistics notice; `{profile.cli_name} init` "
             "shows it and asks."
         )
-    elif status and status.kind == "schema_changed":
-        warnings.append(
-            f"The policy changed; new fields are withheld until `{profile.cli_name} policy accept`."
-        )
 
     endpoints: list[str] = []
     if policy:

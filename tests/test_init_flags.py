@@ -167,7 +167,7 @@ def test_environment_override_is_mentioned(sandbox: Sandbox) -> None:
     result = run_cli("init", "--yes", env={"DO_NOT_TRACK": "1"})
     assert result.returncode == 0
     assert config_of(sandbox)["usage_stats"] is True
-    assert "environment (do_not_track) overrides this" in result.stderr
+    assert "For now usage statistics stay off, because DO_NOT_TRACK is set." in result.stderr
 
 
 def test_a_damaged_config_is_a_clear_error(sandbox: Sandbox) -> None:

@@ -259,14 +259,14 @@ def test_summary_shows_each_session_counts_mode_and_where_the_files_are(
         row = next(line for line in out.splitlines() if session_id[:8] in line)
         assert row.split()[0] == state
     assert "aws:us-east-1 → gcp:us-central1" in out
-    assert "Payloads: 1 pending · 1 held · 1 sent · 1 failed · 1 legacy" in out
-    assert "Review mode is off" in out
+    assert "Payloads     1 pending · 1 held · 1 sent · 1 failed · 1 legacy" in out
+    assert "Review mode  off: payloads are sent after each transfer" in out
     assert f"{sandbox.spool}/<client id>/<session id>/usage_stats.json" in out
 
 
 def test_summary_of_an_empty_spool_says_so(sandbox: Sandbox) -> None:
     out = ok("stats", "review").stdout
-    assert "Nothing has been collected yet" in out
+    assert "Nothing collected yet" in out
     assert "(not created yet)" in out
 
 
@@ -496,7 +496,7 @@ def finish(child: pexpect.spawn) -> tuple[int, str]:
 def open_checkbox(sandbox: Sandbox) -> pexpect.spawn:
     child = spawn_review(sandbox, "review")
     child.expect_exact("Approve which")
-    child.expect_exact("Esc to cancel")
+    child.expect_exact("Esc cancels")
     time.sleep(0.3)  # let prompt_toolkit switch the terminal to raw mode
     return child
 
@@ -558,7 +558,7 @@ def test_no_prompt_without_a_terminal(sandbox: Sandbox) -> None:
     share(review=True)
     held = spool_payload("held").session_id
     out = ok("stats", "review").stdout
-    assert "approve with `consent stats review --approve ID`" in out
+    assert "Approve      consent stats review --approve ID" in out
     assert states_on_disk() == {held: "held"}
 
 
@@ -616,8 +616,8 @@ def test_forget_wipes_everything_rotates_the_id_and_prints_the_email(sandbox: Sa
     uuid.UUID(after["client_id"])
     assert after["acknowledgement"] == before["acknowledgement"]  # the choice is kept
     out = result.stdout
-    assert "Deleted 6 payload(s)" in out
-    assert f"Your new client id is {after['client_id']}." in out
+    assert re.search(r"Deleted\s+6 payload\(s\)", out)
+    assert f"{after['client_id']} (new)" in out
     # the endpoint is a closed port: the e-mail to send, naming every old id
     assert "To: admin@skyplane.org" in out
     assert "Subject: Please delete my Skyplane usage statistics" in out
@@ -632,7 +632,7 @@ def test_forget_never_asks_to_delete_the_shared_unknown_id(sandbox: Sandbox) -> 
     share()
     legacy_payload(sandbox, client_id="unknown")
     out = ok("stats", "forget", "--yes").stdout
-    assert "Deleted 1 payload(s)" in out
+    assert re.search(r"Deleted\s+1 payload\(s\)", out)
     assert "unknown" not in out
     assert not (sandbox.spool / "unknown").exists()
 
@@ -648,7 +648,7 @@ def test_forget_refuses_without_a_terminal_and_deletes_nothing(sandbox: Sandbox)
 
 def test_forget_without_any_data(sandbox: Sandbox) -> None:
     out = ok("stats", "forget", "--yes").stdout
-    assert "Deleted 0 payload(s)" in out
+    assert re.search(r"Deleted\s+0 payload\(s\)", out)
     assert "nothing to ask for" in out
     assert not sandbox.record.exists()  # forgetting does not leave a new trace behind
 
@@ -671,7 +671,7 @@ def test_forget_asks_on_a_terminal(sandbox: Sandbox) -> None:
     child.send("y")
     code, screen = finish(child)
     assert code == 0, screen
-    assert "Deleted 5 payload(s)" in screen
+    assert re.search(r"Deleted\s+5 payload\(s\)", screen)
     assert states_on_disk() == {}
 
 
@@ -691,7 +691,7 @@ def test_forget_sends_the_deletion_request_to_a_live_endpoint(sandbox: Sandbox) 
         old_id = read_record(sandbox)["client_id"]
         endpoint = httpserver.url_for("/loki/api/v1/push")
         result = ok("stats", "forget", "--yes", env={"SKYPLANE_USAGE_STATS_ENDPOINT": endpoint})
-        assert f"Deletion request sent to {endpoint}" in result.stdout
+        assert f"deletion request sent to {endpoint}" in result.stdout
         assert "To: admin@skyplane.org" not in result.stdout
         [(request, _)] = httpserver.log
         body = request.get_data(as_text=True)
@@ -799,3 +799,23 @@ def test_forget_plan_counts_what_would_go(sandbox: Sandbox) -> None:
     assert plan.spool_dirs == (str(sandbox.spool),)
     assert set(plan.client_ids) == {read_record(sandbox)["client_id"], LEGACY_CLIENT}
     assert states_on_disk()  # planning deletes nothing
+
+
+def test_short_ids_are_the_shortest_unique_prefixes() -> None:
+    from consent.review import unique_prefixes
+
+    ids = [
+        "20230322_171911-1a2b3c4d",
+        "20230322_180102-99aa88bb",
+        "0b6c1e9f-3f52-4c38-9a43-0d1f1a1b2c3d",
+        "0b6c1e9A-0000-4000-8000-000000000000",
+    ]
+    assert unique_prefixes(ids) == {
+        # two Skyplane 0.3 transfers on one day: the time tells them apart
+        "20230322_171911-1a2b3c4d": "20230322_17",
+        "20230322_180102-99aa88bb": "20230322_18",
+        # prefixes match without regard to case, as Spool.find does
+        "0b6c1e9f-3f52-4c38-9a43-0d1f1a1b2c3d": "0b6c1e9f",
+        "0b6c1e9A-0000-4000-8000-000000000000": "0b6c1e9A",
+    }
+    assert unique_prefixes(["abc"]) == {"abc": "abc"}

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 import consent
-import consent.session as session_module
+import consent._session as session_module
 from consent.actions import apply_choice, config_set
 from consent.policy import Policy, load_policy
 from consent.profile import AppProfile
@@ -336,13 +336,11 @@ def test_first_session_tells_and_holds(
     assert s.session_id == payload["session_id"]
 
 
-def test_the_module_and_the_function_are_one_name(sandbox: Sandbox) -> None:
-    # The import system binds `consent.session` to the submodule; calling it must
-    # still open a session, whichever import came first.
-    import consent.session as module
+def test_package_attributes_are_the_functions(sandbox: Sandbox) -> None:
+    # the submodule is private, so importing it cannot shadow the function
+    import consent._session as module
 
-    # mypy sees the function (the typed API); at run time it is the callable module
-    assert consent.session is module  # type: ignore[comparison-overlap]
+    assert consent.session is module.session
     assert isinstance(consent.session(src="local", dst=["local"]), module.Session)
     assert consent.record_session is module.record_session
     assert {"session", "record_session"} <= set(dir(consent))

@@ -27,4 +27,24 @@ app.add_typer(policy_app)
 
 
 def main() -> None:
-    app(prog_name="consent")
+    """Entry point: click's own usage errors become one line and exit 2, like ours."""
+    import sys
+
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError
+
+    from consent._exceptions import ExitCode
+    from consent.cli._terminal import display_error
+
+    try:
+        code = app(prog_name="consent", standalone_mode=False)
+    except NoArgsIsHelpError as exc:
+        sys.stdout.write(exc.format_message() + "\n")
+        code = ExitCode.OK
+    except ClickException as exc:
+        ctx = getattr(exc, "ctx", None)
+        hint = f" See `{ctx.command_path} --help`." if ctx is not None else ""
+        display_error(f"{exc.format_message().rstrip('.')}.{hint}")
+        code = exc.exit_code
+    except typer.Abort:
+        code = ExitCode.INTERRUPTED
+    sys.exit(code if isinstance(code, int) else ExitCode.OK)

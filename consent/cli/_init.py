@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from consent._exceptions import ConsentError, ExitCode
+from consent._exceptions import ConsentError
 from consent.cli._terminal import (
+    ask,
     display_info,
     display_notice,
-    err_console,
     is_interactive,
     out_console,
     print_out,
@@ -20,8 +20,6 @@ from consent.cli._terminal import (
 from consent.profile import DEFAULT_PROFILE, AppProfile
 
 if TYPE_CHECKING:
-    from rich.panel import Panel
-
     from consent.decision import Decision
     from consent.policy import Policy
     from consent.record import Choice, Via
@@ -38,72 +36,22 @@ ANSWERS: dict[Choice, str] = {
 INSTRUCTION = "(arrow keys, Enter; Esc cancels)"
 
 
-def _intro_panel(policy: Policy, profile: AppProfile) -> Panel:
-    """The policy as a new user should first see it: why, what, and where it goes.
-
-    ``consent policy show`` uses a three-column table; here the category is a
-    heading instead, which leaves the descriptions room to wrap less, so the whole
-    panel stays readable in an 80-column terminal.
-    """
-    from rich import box
-    from rich.console import Group, RenderableType
-    from rich.markup import escape
-    from rich.panel import Panel
-    from rich.table import Table
-    from rich.text import Text
-
-    fields = Table.grid(padding=(0, 2))
-    fields.add_column(no_wrap=True)
-    fields.add_column()
-    for category, specs in policy.by_category().items():
-        heading = "IDs" if category == "ids" else category.capitalize()
-        fields.add_row(Text(heading, style="bold"), "")
-        for spec in specs:
-            fields.add_row(Text(f"  {spec.name}", style="cyan"), escape(spec.description))
-    parts: list[RenderableType] = [
-        Text(policy.summary),
-        Text(f"\nWhat is collected (policy version {policy.version}), and why:\n"),
-        fields,
-        Text(
-            f"\nSent to {policy.endpoint}\n"
-            f"Read more: {policy.docs_url}\n"
-            f"Questions or deletion: {policy.contact}",
-            style="dim",
-        ),
-        Text(f"\nChoose below. You can change your mind any time with `{profile.cli_name} init`."),
-    ]
-    return Panel(
-        Group(*parts),
-        title=f"{profile.display_name} anonymous usage statistics",
-        title_align="left",
-        box=box.ROUNDED,
-        width=80,
-    )
-
-
 def _ask(policy: Policy, default: Choice, profile: AppProfile) -> Choice:
-    """Show the policy and ask. Ctrl-C and Esc raise KeyboardInterrupt."""
+    """Show the policy and ask. Ctrl-C and Esc exit 130 (see ``ask``)."""
     import questionary
-    from prompt_toolkit.key_binding import KeyBindings, merge_key_bindings
 
-    out_console().print(_intro_panel(policy, profile))
+    from consent.render import policy_panel
+
+    closing = f"Choose below. You can change your mind any time with `{profile.cli_name} init`."
+    title = f"{profile.display_name} anonymous usage statistics"
+    out_console().print(policy_panel(policy, title=title, closing=closing))
     question = questionary.select(
         QUESTION,
         choices=[questionary.Choice(title, value=value) for value, title in ANSWERS.items()],
         default=default,
         instruction=INSTRUCTION,
     )
-    escape = KeyBindings()
-
-    # questionary has no Esc binding; without one Esc does nothing and the user is stuck
-    @escape.add("escape", eager=True)
-    def _cancel(event: Any) -> None:
-        event.app.exit(exception=KeyboardInterrupt, style="class:aborting")
-
-    app = question.application
-    app.key_bindings = merge_key_bindings([app.key_bindings or KeyBindings(), escape])
-    # unsafe_ask lets Ctrl-C raise; plain ask() would swallow it and return None
-    answer: Choice = question.unsafe_ask()
+    answer: Choice = ask(question)
     return answer
 
 
@@ -144,6 +92,15 @@ def _outcome_lines(choice: Choice, dropped: int, cli: str) -> list[str]:
     return lines
 
 
+def _override(decision: Decision, profile: AppProfile) -> str | None:
+    """The environment variable that decides instead of the user's answer, in words."""
+    if decision.source == "env":
+        return f"{profile.enabled_env} is set"
+    if decision.source == "do_not_track":
+        return "DO_NOT_TRACK is set"
+    return None
+
+
 def _why_not_asked(non_interactive: bool) -> str:
     if non_interactive:
         return "--non-interactive"
@@ -182,10 +139,9 @@ def run_init_flow(
         else:
             display_notice(first_notice(policy, profile, held=False, enabled=decision.enabled))
         state = "on" if decision.enabled else "off"
-        if decision.source == "env":
-            state += f" ({profile.enabled_env} is set)"
-        elif decision.source == "do_not_track":
-            state += " (DO_NOT_TRACK is set)"
+        override = _override(decision, profile)
+        if override:
+            state += f" ({override})"
         display_info(
             f"Not asked ({_why_not_asked(non_interactive)}); usage statistics stay {state}."
         )
@@ -195,21 +151,16 @@ def run_init_flow(
     via: Via = "init-flag"
     if answer is None:
         default = _current_choice(decide(profile), profile)
-        try:
-            answer = _ask(policy, default, profile)
-        except (KeyboardInterrupt, EOFError):
-            err_console().print("Cancelled; nothing was changed.")
-            raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
+        answer = _ask(policy, default, profile)
         via = "init-prompt"
     result = apply_choice(answer, via, profile=profile, policy=policy)
     for line in _outcome_lines(answer, result.dropped, cli):
         print_out(line)
     decision = result.decision
-    if decision.source in ("env", "do_not_track") and decision.enabled != (answer != "dont-share"):
-        display_info(
-            f"For now the environment ({decision.source}) overrides this: usage statistics "
-            f"are {'on' if decision.enabled else 'off'}."
-        )
+    override = _override(decision, profile)
+    if override and decision.enabled != (answer != "dont-share"):
+        state = "on" if decision.enabled else "off"
+        display_info(f"For now usage statistics stay {state}, because {override}.")
     return answer
 
 

@@ -47,7 +47,9 @@ def show(json_: JsonOption = False) -> None:
         return
     from consent.render import policy_panel
 
-    print_out(policy_panel(policy))
+    title = f"{policy.name} usage-statistics policy, version {policy.version}"
+    closing = f"Effective {policy.effective.isoformat()}. Policy file: {policy.path}"
+    print_out(policy_panel(policy, title=title, closing=closing))
 
 
 @policy_app.command("diff")

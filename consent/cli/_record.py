@@ -40,7 +40,7 @@ def record(
     markers before anything is written. While usage statistics are off, nothing
     is written and nothing is printed.
     """
-    from consent.session import record_strict
+    from consent._session import record_strict
 
     outcome = record_strict(
         argv=argv or [],

@@ -15,6 +15,7 @@ import typer
 from consent._exceptions import BadInputError
 from consent.cli._stats import JsonOption, stats_app
 from consent.cli._terminal import (
+    ask,
     display_info,
     display_warning,
     is_interactive,
@@ -49,34 +50,6 @@ DEFAULT_LIMIT = 50
 CHECKBOX_LIMIT = 50
 
 
-def _cancel_on_escape(question: object) -> None:
-    """Make Esc cancel like Ctrl-C: both raise KeyboardInterrupt through unsafe_ask."""
-    from prompt_toolkit.key_binding import KeyBindings, merge_key_bindings
-
-    escape = KeyBindings()
-
-    @escape.add("escape", eager=True)
-    def _cancel(event: object) -> None:
-        event.app.exit(exception=KeyboardInterrupt, style="class:aborting")  # type: ignore[attr-defined]
-
-    app = question.application  # type: ignore[attr-defined]
-    app.key_bindings = merge_key_bindings([app.key_bindings or KeyBindings(), escape])
-
-
-def _ask(question: object) -> object:
-    """Ask; Ctrl-C, Esc and end-of-input all raise KeyboardInterrupt.
-
-    reports_errors turns that into "nothing was changed" and exit 130, which holds
-    because every change happens after the answer.
-    """
-    _cancel_on_escape(question)
-    try:
-        # unsafe_ask lets Ctrl-C raise; plain ask() would swallow it and return None
-        return question.unsafe_ask()  # type: ignore[attr-defined]
-    except EOFError:
-        raise KeyboardInterrupt from None
-
-
 # -- review ------------------------------------------------------------------------------
 
 
@@ -84,7 +57,7 @@ def _report_changes(changes: list[Change], verb: str, nothing: str) -> None:
     if not changes:
         print_out(nothing)
         return
-    ids = ", ".join(change.session_id[:8] for change in changes[:10])
+    ids = ", ".join(change.session_id for change in changes[:10])
     more = f" and {len(changes) - 10:,} more" if len(changes) > 10 else ""
     print_out(f"{verb} {len(changes):,} payload(s): {ids}{more}.")
 
@@ -96,7 +69,7 @@ def _say_when_sent(sending: bool) -> None:
         print_out(f"They are sent once usage statistics are on (`{CLI} stats status`).")
 
 
-def _ask_approval(held: list[ReviewItem]) -> list[str]:
+def _ask_approval(held: list[ReviewItem], listing: ReviewListing) -> list[str]:
     """Ask which held payloads to approve; Ctrl-C or Esc raise KeyboardInterrupt."""
     import questionary
 
@@ -111,12 +84,15 @@ def _ask_approval(held: list[ReviewItem]) -> list[str]:
     question = questionary.checkbox(
         message,
         choices=[
-            questionary.Choice(review_choice_title(item, width), value=item.session_id)
+            questionary.Choice(
+                review_choice_title(item, listing.short_id(item.session_id), width),
+                value=item.session_id,
+            )
             for item in offered
         ],
         instruction="(Space selects, Enter confirms, Esc cancels)",
     )
-    chosen = _ask(question)
+    chosen = ask(question)
     assert isinstance(chosen, list)
     return [str(value) for value in chosen]
 
@@ -128,7 +104,7 @@ def _interactive_approval(listing: ReviewListing) -> None:
     if not held:
         return
     print_out("")
-    chosen = _ask_approval(held)
+    chosen = _ask_approval(held, listing)
     changes = approve(chosen) if chosen else []
     left = len(held) - len(changes)
     _report_changes(changes, "Approved", "Nothing approved.")
@@ -279,7 +255,7 @@ def review(
     from consent.render import review_summary
 
     shown = listing.items[-limit:] if limit else listing.items
-    print_out(review_summary(listing, shown, CLI))
+    print_out(review_summary(listing, shown, CLI, width=out_console().width))
     for warning in listing.warnings:
         display_warning(warning)
     if (
@@ -317,38 +293,25 @@ def _show_session(session: str, json_: bool) -> None:
 def _confirm_forget(plan: ForgetPlan) -> bool:
     import questionary
 
-    ids = ", ".join(plan.client_ids) or "none yet"
-    where = ", ".join(plan.spool_dirs) or "nothing spooled"
-    print_out(
-        f"This deletes {plan.payloads:,} payload(s) in every state ({where}), replaces your "
-        f"client id, and asks the maintainers to delete what they received under the old "
-        f"id(s): {ids}."
-    )
-    answer = _ask(questionary.confirm("Delete your usage statistics?", default=False))
+    from consent.render import forget_plan_view
+
+    print_out(forget_plan_view(plan))
+    answer = ask(questionary.confirm("Delete your usage statistics?", default=False))
     return answer is True
 
 
 def _report_forget(result: ForgetResult) -> None:
-    where = ", ".join(result.spool_dirs)
-    print_out(f"Deleted {result.removed:,} payload(s)" + (f" from {where}." if where else "."))
-    if result.new_client_id:
-        print_out(f"Your new client id is {result.new_client_id}.")
-    if not result.old_client_ids:
-        print_out("No client id was ever used on this machine, so there is nothing to ask for.")
-        return
-    if result.accepted_by:
-        print_out(
-            f"Deletion request sent to {', '.join(result.accepted_by)} for client id(s) "
-            f"{', '.join(result.old_client_ids)}."
-        )
+    from rich.markup import escape
+
+    from consent.render import forget_result_view
+
+    print_out(forget_result_view(result))
+    if result.email is None:
         return
     if result.send_problem:
         display_info(result.send_problem)
-    assert result.email is not None  # forget() always gives one when nothing accepted
-    from rich.markup import escape
-
-    print_out("To delete the copies on the server, send this e-mail:\n")
-    print_out(escape(result.email.text()))
+    # plain text, apart from the table, so it can be copied into a mail program as is
+    print_out("\n" + escape(result.email.text()))
 
 
 @stats_app.command("forget")

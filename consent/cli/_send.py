@@ -62,7 +62,7 @@ def _show_result(result: SendResult, json_: bool) -> None:
     if not result.enabled:
         display_info(result.note or "Usage statistics are off; nothing was sent.")
         return
-    if result.note and not result.due:
+    if result.note:
         display_info(result.note)
     if result.due == 0 and not result.note:
         print_out("Nothing to send.")

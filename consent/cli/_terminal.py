@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "abort",
+    "ask",
     "display_error",
     "display_notice",
     "display_warning",
@@ -55,23 +56,33 @@ def print_json(data: Any) -> None:
 
 
 def print_out(renderable: RenderableType | str) -> None:
-    # plain sentences are left to the terminal to wrap, so commands in them stay whole
+    # a plain line of output (a value, an id) must reach pipes unbroken
     out_console().print(renderable, soft_wrap=isinstance(renderable, str))
 
 
+def _say(markup: str) -> None:
+    console = err_console()
+    # a log file or a pipe gets the message on one line, to grep; a terminal wraps it
+    console.print(markup, soft_wrap=not console.is_terminal)
+
+
 def display_error(message: str) -> None:
-    err_console().print(f"[bold red]Error:[/] {_escape(message)}", soft_wrap=True)
+    _say(f"[bold red]Error:[/] {_escape(message)}")
 
 
 def display_warning(message: str) -> None:
-    err_console().print(f"[yellow]Warning:[/] {_escape(message)}", soft_wrap=True)
+    _say(f"[yellow]Warning:[/] {_escape(message)}")
 
 
 def display_info(message: str) -> None:
-    err_console().print(_escape(message), soft_wrap=True)
+    _say(_escape(message))
 
 
 def display_notice(notice: NoticeText) -> None:
+    """A policy notice: a panel, or one line when only descriptions changed."""
+    if notice.kind == "description":
+        display_info(f"{notice.title}. {' '.join(notice.lines)}")
+        return
     from consent.render import notice_panel
 
     err_console().print(notice_panel(notice))
@@ -97,11 +108,13 @@ def reports_errors(command: Callable[P, R]) -> Callable[P, R]:
 
         try:
             return command(*args, **kwargs)
+        except (typer.Exit, typer.Abort):
+            raise  # a command's own deliberate exit
         except ConsentError as exc:
             display_error(str(exc))
             raise typer.Exit(int(exc.exit_code)) from None
         except KeyboardInterrupt:
-            err_console().print("Interrupted; nothing was changed.")
+            err_console().print("Interrupted.")
             raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
         except OSError as exc:
             where = f": {exc.filename}" if exc.filename else ""
@@ -111,12 +124,38 @@ def reports_errors(command: Callable[P, R]) -> Callable[P, R]:
             if os.environ.get("CONSENT_DEBUG"):
                 raise
             display_error(
-                f"Unexpected internal error ({type(exc).__name__}). Nothing else was changed; "
-                "run again with CONSENT_DEBUG=1 for details, and please report it."
+                f"Unexpected internal error ({type(exc).__name__}). Run again with "
+                "CONSENT_DEBUG=1 for details, and please report it."
             )
             raise typer.Exit(int(ExitCode.FAILURE)) from None
 
     return wrapper
+
+
+def ask(question: Any) -> Any:
+    """Ask a questionary question. Ctrl-C, Esc or end of input cancel: exit 130.
+
+    Every command asks before it changes anything, so a cancelled question means
+    nothing was changed.
+    """
+    import typer
+    from prompt_toolkit.key_binding import KeyBindings, merge_key_bindings
+
+    escape = KeyBindings()
+
+    # questionary has no Esc binding; without one Esc does nothing and the user is stuck
+    @escape.add("escape", eager=True)
+    def _cancel(event: Any) -> None:
+        event.app.exit(exception=KeyboardInterrupt, style="class:aborting")
+
+    app = question.application
+    app.key_bindings = merge_key_bindings([app.key_bindings or KeyBindings(), escape])
+    try:
+        # unsafe_ask lets Ctrl-C raise; plain ask() would swallow it and return None
+        return question.unsafe_ask()
+    except (KeyboardInterrupt, EOFError):
+        err_console().print("Cancelled; nothing was changed.")
+        raise typer.Exit(ExitCode.INTERRUPTED) from None
 
 
 def _escape(text: str) -> str:

@@ -4,10 +4,8 @@ Standard library only, and nothing here may raise into the host: a full disk, a
 hostile spool, a corrupt record or a broken policy is reported once on stderr
 and swallowed. Only ``consent record`` (strict mode) turns bad input into errors.
 
-``consent.session`` is both this module and the host's context manager: the import
-system binds the submodule to the package attribute of the same name, so the module
-itself is made callable (see the end of this file) and ``consent.session(...)``
-works whichever of the two a host ends up holding.
+The module is private (``_session``) so that the package attribute
+``consent.session`` is always the context-manager function, never the submodule.
 """
 
 from __future__ import annotations
@@ -18,7 +16,6 @@ import os
 import re
 import sys
 import time
-import types
 import uuid
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
@@ -224,7 +221,7 @@ def _record(
     state = State.HELD if held else State.PENDING
 
     # Checked again just before writing: an opt-out while the notice was shown or the
-    # payload built must still win, and the check costs a few microseconds.
+    # payload built must still win, and the check costs tens of microseconds.
     if not decide(profile, environ).enabled:
         return RecordOutcome(None, "disabled", warnings=tuple(warnings))
     spool = Spool.open(profile, environ)
@@ -435,30 +432,3 @@ def session(
         profile=profile,
         environ=environ,
     )
-
-
-class _CallableModule(types.ModuleType):
-    def __call__(
-        self,
-        argv: Sequence[str] = (),
-        src: str = "local",
-        dst: Sequence[str] = ("local",),
-        *,
-        host_version: str | None = None,
-        safe_values: Collection[str] = (),
-        profile: AppProfile = DEFAULT_PROFILE,
-        environ: Mapping[str, str] | None = None,
-    ) -> Session:
-        """Same as :func:`session`; spelled out so ``inspect.signature`` shows it."""
-        return session(
-            argv,
-            src,
-            dst,
-            host_version=host_version,
-            safe_values=safe_values,
-            profile=profile,
-            environ=environ,
-        )
-
-
-sys.modules[__name__].__class__ = _CallableModule
