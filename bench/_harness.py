@@ -15,8 +15,17 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
-__all__ = ["Row", "instructions", "peak_rss_kib", "print_table", "run_timed", "sandbox_env", "side_by_side"]
+__all__ = [
+    "Row",
+    "instructions",
+    "peak_rss_kib",
+    "print_table",
+    "run_timed",
+    "sandbox_env",
+    "side_by_side",
+]
 
 
 @dataclass(frozen=True)
@@ -154,12 +163,14 @@ class Row:
         ]
 
 
-def print_table(rows: Sequence[Row], out: object = None) -> str:
+def print_table(rows: Sequence[Row], out: TextIO | None = None) -> str:
     header = ["path", "figure", "baseline (same run)", "ratio", "budget", ""]
     table = [header, *[row.cells() for row in rows]]
     widths = [max(len(r[i]) for r in table) for i in range(len(header))]
-    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |" for r in table]
+    lines = [
+        "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |" for r in table
+    ]
     lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
     text = "\n".join(lines)
-    print(text, file=sys.stdout if out is None else out)  # type: ignore[call-overload]
+    print(text, file=sys.stdout if out is None else out)
     return text

@@ -41,12 +41,21 @@ def make_private_dir(path: StrPath) -> None:
 
 
 def atomic_write(
-    path: StrPath, data: bytes, mode: int = PRIVATE_FILE_MODE, *, sync_directory: bool = True
+    path: StrPath,
+    data: bytes,
+    mode: int = PRIVATE_FILE_MODE,
+    *,
+    durable: bool = True,
+    sync_directory: bool = True,
 ) -> None:
     """Write ``data`` to ``path`` via temp file + fsync + ``os.replace``.
 
+    Readers see the old bytes or the new, never a mix, whatever the options.
     ``sync_directory=False`` skips the directory fsync, for a caller that writes a
     second file in the same directory next and lets that write sync both renames.
+    ``durable=False`` skips both fsyncs, for a file whose loss after a power cut is
+    harmless (a receipt: losing it means the payload is sent again and the
+    receiver deduplicates).
 
     The temporary file is created with ``O_EXCL | O_NOFOLLOW`` in the destination's
     directory, so a planted symlink can neither redirect the write nor be replaced.
@@ -63,7 +72,8 @@ def atomic_write(
                 written = os.write(fd, view)
                 view = view[written:]
             os.fchmod(fd, mode)
-            os.fsync(fd)
+            if durable:
+                os.fsync(fd)
         finally:
             os.close(fd)
         os.replace(tmp, path)
@@ -71,7 +81,7 @@ def atomic_write(
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    if not sync_directory:
+    if not (durable and sync_directory):
         return
     with contextlib.suppress(OSError):
         dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from consent._exceptions import ConsentError, InvalidValueError, UnknownSessionError
+from consent._fileio import read_bytes_nofollow
 from consent.policy import Policy
 from consent.profile import DEFAULT_PROFILE, AppProfile
 from consent.record import ConsentRecord, new_client_id, read_record, update_record
@@ -103,19 +104,6 @@ LEGACY_NOTE = "Written by Skyplane 0.3: shown read-only, never sent again."
 
 
 # -- one payload -------------------------------------------------------------------------
-
-
-def _read_nofollow(path: str) -> bytes:
-    # A symlinked payload is refused, never followed (DESIGN §3.6). A str path rather
-    # than pathlib keeps a 10,000-payload listing well inside its budget.
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    try:
-        chunks: list[bytes] = []
-        while chunk := os.read(fd, 1 << 16):
-            chunks.append(chunk)
-        return b"".join(chunks)
-    finally:
-        os.close(fd)
 
 
 def _utc_from_ms(value: object) -> str | None:
@@ -284,7 +272,7 @@ _DECODER = json.JSONDecoder(parse_constant=_reject_constant)
 def _item(entry: Entry) -> ReviewItem | None:
     """Read the payload of ``entry``; ``None`` when it vanished since the listing."""
     try:
-        raw = _read_nofollow(os.path.join(str(entry.directory), PAYLOAD_FILE))
+        raw = read_bytes_nofollow(os.path.join(str(entry.directory), PAYLOAD_FILE))
     except FileNotFoundError:
         return None  # sent-and-forgotten or discarded by a concurrent command
     except OSError as exc:
@@ -671,22 +659,10 @@ def _wipe_roots(profile: AppProfile, env: Mapping[str, str]) -> list[Spool]:
     if main is not None:
         spools.append(main)
     if not env.get(profile.spool_dir_env):
-        fallback = _existing_fallback(profile)
+        fallback = Spool.existing_fallback(profile)
         if fallback is not None and all(fallback.root != s.root for s in spools):
             spools.append(fallback)
     return spools
-
-
-def _existing_fallback(profile: AppProfile) -> Spool | None:
-    # The spool's own vetting of the whole chain below /tmp; Spool has no public way
-    # to ask for the fallback alone.
-    from consent.spool import _prepare_root
-
-    fallback = Path(os.path.abspath(profile.fallback_spool_root()))
-    shared = Path(os.path.abspath(profile.shared_temp_root))
-    if _prepare_root(fallback, shared, whole_chain=True, create=False) is None:
-        return Spool(fallback)
-    return None
 
 
 def _client_ids(entries: Iterable[Entry]) -> list[str]:
@@ -821,6 +797,10 @@ def forget(
     record, _ = read_record(record_path)
     spool_ids = _client_ids(entry for spool in spools for entry in spool.entries())
     removed = sum(spool.wipe() for spool in spools)
+    from consent.upload import forget_history
+
+    for spool in spools:
+        forget_history(spool)  # send times and errors are local data too
     old_record_id, new_id = _rotate_client_id(record_path)
     old_ids = _unique(
         [record.client_id] if record else [], [old_record_id] if old_record_id else [], spool_ids

@@ -294,7 +294,9 @@ def _state_bytes(entry: Entry) -> bytes:
         "reason": entry.reason,
         "withheld": list(entry.withheld),
     }
-    return (json.dumps(doc, indent=2) + "\n").encode()
+    # one line: the C encoder is several times faster than the indenting one, and a
+    # sender rewrites thousands of these
+    return (json.dumps(doc) + "\n").encode()
 
 
 def _as_state(value: State | str) -> State:
@@ -472,9 +474,18 @@ class Spool:
             return cls(candidate)
         if refusal.missing:
             return None
+        fallback = cls.existing_fallback(profile)
+        if fallback is not None:
+            return cls(fallback.root, [_fallback_warning(candidate, refusal, fallback.root)])
+        return None
+
+    @classmethod
+    def existing_fallback(cls, profile: AppProfile = DEFAULT_PROFILE) -> Spool | None:
+        """The per-user fallback spool, if it exists and passes the checks; creates nothing."""
         fallback = Path(os.path.abspath(profile.fallback_spool_root()))
+        shared = Path(os.path.abspath(profile.shared_temp_root))
         if _prepare_root(fallback, shared, whole_chain=True, create=False) is None:
-            return cls(fallback, [_fallback_warning(candidate, refusal, fallback)])
+            return cls(fallback)
         return None
 
     # -- writing --------------------------------------------------------------------------
@@ -710,11 +721,43 @@ class Spool:
                 state = State.SENT
             return self._rewrite(replace(current, state=state, receipts=tuple(receipts)))
 
+    def record_deliveries(
+        self, deliveries: Sequence[tuple[Entry, Receipt]], *, required_endpoints: Collection[str]
+    ) -> list[Entry]:
+        """:meth:`add_receipt` for a whole accepted batch, for a sender holding the send lock.
+
+        The sender read each payload from this spool and hashed those very bytes, and
+        no one else changes a session while the lock is held, so nothing is re-read.
+        Receipts are not fsynced: a receipt lost to a power cut only means the
+        payload is sent again, which receivers deduplicate on ``session_id``. This is
+        what lets 10,000 payloads go out in seconds rather than minutes.
+        """
+        required = frozenset(required_endpoints)
+        if not required:
+            raise InvalidValueError("At least one required endpoint is needed.")
+        if not self._held_locks.get("send"):
+            raise InvalidValueError("record_deliveries needs the send lock held.")
+        updated: list[Entry] = []
+        for entry, receipt in deliveries:
+            if entry.state not in _RECEIPT_STATES:
+                raise InvalidValueError(
+                    f"Session {entry.session_id} is {entry.state} and is never sent."
+                )
+            receipts = [r for r in entry.receipts if r.endpoint != receipt.endpoint]
+            receipts.append(receipt)
+            delivered = {r.endpoint for r in receipts if r.ok}
+            state = entry.state
+            if state is State.PENDING and required <= delivered:
+                state = State.SENT
+            changed = replace(entry, state=state, receipts=tuple(receipts))
+            updated.append(self._rewrite(changed, durable=False))
+        return updated
+
     @staticmethod
-    def _rewrite(changed: Entry) -> Entry:
+    def _rewrite(changed: Entry, *, durable: bool = True) -> Entry:
         changed = replace(changed, updated_at=_utc_now())
         try:
-            atomic_write(changed.directory / STATE_FILE, _state_bytes(changed))
+            atomic_write(changed.directory / STATE_FILE, _state_bytes(changed), durable=durable)
         except OSError as exc:
             raise StorageError(
                 f"Could not update the state of session {changed.session_id}: "

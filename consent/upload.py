@@ -532,20 +532,21 @@ class _Tally:
         self.outcomes[url] = EndpointOutcome(url, o.accepted, o.refused, error)
 
 
-def _accept(spool: Spool, ctx: _Context, url: str, item: _Item, status: int, t: _Tally) -> None:
+def _accept(
+    spool: Spool, ctx: _Context, url: str, batch: list[_Item], status: int, t: _Tally
+) -> None:
+    deliveries = [(item.entry, Receipt.for_payload(url, status, item.data)) for item in batch]
     try:
-        item.entry = spool.add_receipt(
-            item.entry,
-            Receipt.for_payload(url, status, item.data),
-            required_endpoints=ctx.endpoints,
-        )
+        updated = spool.record_deliveries(deliveries, required_endpoints=ctx.endpoints)
     except ConsentError as exc:
         # delivered but not recorded: the next run sends it again (idempotency rule)
         t.fail_endpoint(url, f"could not record a receipt: {exc}")
         return
-    if item.entry.state is State.SENT:
-        item.done = True
-        t.sent += 1
+    for item, entry in zip(batch, updated, strict=True):
+        item.entry = entry
+        if entry.state is State.SENT:
+            item.done = True
+            t.sent += 1
 
 
 def _refuse(spool: Spool, url: str, item: _Item, detail: str, t: _Tally) -> None:
@@ -580,8 +581,7 @@ def _send_to(
             answer = _deliver(client, url, body, _headers(ids), limits)
             if answer.accepted:
                 assert answer.status is not None
-                for item in batch:
-                    _accept(spool, ctx, url, item, answer.status, t)
+                _accept(spool, ctx, url, batch, answer.status, t)
                 t.bump(url, accepted=len(batch))
             elif answer.refused and answer.status in _SPLIT_4XX and len(batch) > 1:
                 queue.extendleft(reversed(_halves(batch)))
@@ -822,6 +822,13 @@ def _log_run(spool: Spool, mode: str, result: SendResult | None, error: str | No
             os.write(fd, (json.dumps(line) + "\n").encode())
         finally:
             os.close(fd)
+
+
+def forget_history(spool: Spool) -> None:
+    """Delete the sender's log and backoff state (for ``stats forget``); keep the locks."""
+    for name in (SEND_LOG, SEND_LOG + ".1", _FLUSH_STAMP, _BACKOFF_FILE):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(spool.root / name)
 
 
 def last_error(spool: Spool) -> str | None:

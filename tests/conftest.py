@@ -10,7 +10,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,8 +43,22 @@ class Sandbox:
         self.config.write_text(text)
 
 
+def _real_spool_contents() -> set[str]:
+    root = Path("/tmp/skyplane")
+    return {str(p) for p in root.rglob("*")} if root.is_dir() else set()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def real_spool_untouched() -> Iterator[None]:
+    """No test, and no process a test starts, may write to the real shared spool."""
+    before = _real_spool_contents()
+    yield
+    leaked = sorted(_real_spool_contents() - before)
+    assert not leaked, f"tests wrote to the real /tmp/skyplane: {leaked[:5]}"
+
+
 @pytest.fixture(autouse=True)
-def sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Sandbox]:
+def sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Sandbox:
     home = tmp_path / "home"
     home.mkdir()
     spool = tmp_path / "spool"
@@ -57,7 +71,7 @@ def sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Sandbox
     monkeypatch.setenv("NO_COLOR", "1")
     monkeypatch.setenv("COLUMNS", "100")
     monkeypatch.setenv("PYTHONPATH", str(REPO))
-    yield Sandbox(home=home, spool=spool, env=dict(os.environ))
+    return Sandbox(home=home, spool=spool, env=dict(os.environ))
 
 
 @dataclass

@@ -12,6 +12,7 @@ import pytest
 
 from tests.conftest import Sandbox, run_cli
 
+
 def _load(path: Path) -> Any:
     return json.loads(path.read_text())
 

@@ -21,7 +21,7 @@ from pytest_httpserver import HTTPServer
 
 from consent._exceptions import InsecureEndpointError, UploadError
 from consent.profile import AppProfile
-from consent.spool import Spool, State
+from consent.spool import Entry, Spool, State
 from consent.upload import (
     SEND_LOG,
     Limits,
@@ -524,20 +524,21 @@ def test_crash_between_answer_and_receipt_resends_only_unreceipted(
 ) -> None:
     acknowledge()
     made = make_payloads(6)
-    real_add = Spool.add_receipt
+    real_rewrite = Spool._rewrite
     written: list[str] = []
 
-    def dying_add(self: Spool, entry: object, *args: object, **kwargs: object) -> object:
+    def dying_rewrite(changed: Entry, *, durable: bool = True) -> Entry:
+        # the process dies after the receiver answered, with two receipts on disk
         if len(written) == 2:
             raise _Crash
-        out = real_add(self, entry, *args, **kwargs)  # type: ignore[arg-type]
+        out = real_rewrite(changed, durable=durable)
         written.append(out.session_id)
         return out
 
-    monkeypatch.setattr(Spool, "add_receipt", dying_add)
+    monkeypatch.setattr(Spool, "_rewrite", staticmethod(dying_rewrite))
     with pytest.raises(_Crash):
         send_pending(limits=FAST)
-    monkeypatch.setattr(Spool, "add_receipt", real_add)
+    monkeypatch.setattr(Spool, "_rewrite", staticmethod(real_rewrite))
 
     again = send_pending(limits=FAST)
 

@@ -218,7 +218,9 @@ def review(
     ] = False,
     limit: Annotated[
         int,
-        typer.Option("--limit", min=0, help="Rows in the summary, newest last; 0 shows every row."),
+        typer.Option(
+            "--limit", min=0, metavar="N", help="Rows in the summary, newest last; 0 for all."
+        ),
     ] = DEFAULT_LIMIT,
 ) -> None:
     """See every payload before it is sent, field by field; approve or discard held ones.

@@ -1,0 +1,543 @@
+"""Machinery shared by the fault cases.
+
+- :func:`run` runs a command (bytes or str argv) with the sandbox environment, an
+  optional ``preexec_fn`` (for ``RLIMIT_FSIZE``) and a wall-clock measurement.
+- :func:`mount_tmpfs` / :func:`fill` make a small filesystem and fill it to the last
+  byte; :func:`readonly_tmp_argv` runs a command in a private mount namespace in
+  which ``/tmp`` is read-only (the real ``/tmp`` is never touched).
+- :func:`scan_spool`, :func:`check_home` and :func:`visible_temp_files` check the
+  on-disk invariants every case relies on: whole files, parseable documents, no
+  visible partial file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import errno
+import functools
+import hashlib
+import json
+import os
+import re
+import resource
+import signal
+import subprocess
+import sys
+import time
+import tomllib
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from consent.payload import build_payload, encode_payload, project
+from consent.policy import load_policy
+from consent.profile import DEFAULT_PROFILE
+from consent.record import load_record
+from consent.spool import PAYLOAD_FILE, STATE_FILE, Entry, Spool, State
+from tests.conftest import Sandbox
+
+PUSH_PATH = "/loki/api/v1/push"
+Arg = str | bytes
+
+_UUID_LINE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+# A sentence ends at . ! or ? followed by a space or the end; "config.json:" does not.
+_SENTENCE_END = re.compile(r"[.!?](?=\s|$)")
+
+
+# -- running things ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Run:
+    returncode: int
+    stdout: str
+    stderr: str
+    elapsed: float
+
+    def json(self) -> Any:
+        return json.loads(self.stdout)
+
+    def describe(self) -> str:
+        return f"exit {self.returncode}\n--- stdout\n{self.stdout}\n--- stderr\n{self.stderr}"
+
+
+def consent_argv(*args: Arg) -> list[Arg]:
+    return [sys.executable, "-m", "consent", *args]
+
+
+def python_argv(script: str, *args: Arg) -> list[Arg]:
+    return [sys.executable, "-c", script, *args]
+
+
+def child_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    full = dict(os.environ)
+    full["PYTHONDONTWRITEBYTECODE"] = "1"
+    if env:
+        full.update(env)
+    return full
+
+
+def run(
+    argv: Sequence[Arg],
+    *,
+    env: Mapping[str, str] | None = None,
+    preexec_fn: Callable[[], None] | None = None,
+    timeout: float = 60,
+) -> Run:
+    """Run ``argv`` to completion with the sandbox environment (and ``env`` on top)."""
+    start = time.monotonic()
+    proc = subprocess.run(
+        list(argv),
+        env=child_env(env),
+        capture_output=True,
+        stdin=subprocess.DEVNULL,
+        timeout=timeout,
+        preexec_fn=preexec_fn,
+    )
+    elapsed = time.monotonic() - start
+    return Run(
+        proc.returncode,
+        proc.stdout.decode("utf-8", "replace"),
+        proc.stderr.decode("utf-8", "replace"),
+        elapsed,
+    )
+
+
+def popen(argv: Sequence[Arg], *, env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        list(argv),
+        env=child_env(env),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
+def kill_after(proc: subprocess.Popen[bytes], delay: float) -> tuple[bool, bytes, bytes]:
+    """SIGKILL ``proc`` after ``delay`` s unless it ended; (killed, stdout, stderr)."""
+    try:
+        out, err = proc.communicate(timeout=delay)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGKILL)
+        out, err = proc.communicate()
+        return True, out, err
+    return False, out, err
+
+
+def limit_file_size() -> None:
+    """``preexec_fn``: every write to a regular file fails with EFBIG (a full disk)."""
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))
+
+
+RECORD_ARGS = (
+    "record",
+    "--src",
+    "aws:us-east-1",
+    "--dst",
+    "gcp:us-central1",
+    "--runtime-s",
+    "3",
+    "--",
+    "cp",
+    "-r",
+    "s3://acme/x",
+    "gs://acme/y",
+)
+
+
+def newer_policy(tmp_path: Path) -> Path:
+    """The shipped policy with one more field: accepting it rewrites the record."""
+    text = load_policy().path.read_text()
+    text = text.replace("\nversion = 3\n", "\nversion = 4\n", 1)
+    text += (
+        "\n[fields.fault_probe]\n"
+        'type = "string"\ncategory = "system"\ndescription = "A field added by a test."\n'
+    )
+    path = tmp_path / "policy-v4.toml"
+    path.write_text(text)
+    return path
+
+
+# -- what the user sees -----------------------------------------------------------------
+
+
+def sentences(text: str) -> int:
+    return max(1, len(_SENTENCE_END.findall(text.strip())))
+
+
+def assert_clear_error(result: Run, code: int = 1) -> str:
+    """Exit ``code``, no traceback, and one ``Error:`` line of one or two sentences."""
+    assert result.returncode == code, result.describe()
+    assert "Traceback" not in result.stderr, result.describe()
+    assert "Unexpected internal error" not in result.stderr, result.describe()
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
+    assert len(errors) == 1, result.describe()
+    message = errors[0].removeprefix("Error: ")
+    assert 1 <= sentences(message) <= 2, f"not one or two sentences: {message!r}"
+    return message
+
+
+def assert_no_traceback(result: Run) -> None:
+    assert "Traceback" not in result.stderr, result.describe()
+    assert "Unexpected internal error" not in result.stderr, result.describe()
+
+
+def consent_lines(stderr: str) -> list[str]:
+    """The host-session reports (``consent: ...``) on a host's stderr."""
+    return [line for line in stderr.splitlines() if line.startswith("consent: ")]
+
+
+def session_ids(stdout: str | bytes) -> list[str]:
+    """Session ids printed one per complete line (a killed writer's last line is cut)."""
+    text = stdout.decode("utf-8", "replace") if isinstance(stdout, bytes) else stdout
+    lines = text.split("\n")[:-1]  # the part after the last newline may be torn
+    return [line.strip() for line in lines if _UUID_LINE.fullmatch(line.strip())]
+
+
+# The host side of every "host must not be hurt" case: three sessions, one of them
+# failing inside the block, timed; the result is one JSON line on stdout.
+HOST_SCRIPT = r"""
+import json, sys, time
+import consent
+
+start = time.monotonic()
+ids = []
+ids.append(
+    consent.record_session(
+        argv=["cp", "-r", "/home/alice/data", "s3://acme-private/x", "--max-instances", "8"],
+        src="local",
+        dst=["aws:us-east-1"],
+        runtime_s=2.0,
+        nbytes=10**9,
+    )
+)
+with consent.session(argv=["cp"], src="aws:us-east-1", dst=["gcp:us-central1"]) as s:
+    s.transferred(10**6)
+ids.append(s.session_id)
+try:
+    with consent.session(argv=["sync"], src="local", dst=["local"]) as s2:
+        raise ValueError("host failure")
+except ValueError as exc:
+    assert str(exc) == "host failure", exc
+ids.append(s2.session_id)
+print(json.dumps({"ids": ids, "elapsed": time.monotonic() - start, "enabled": consent.is_enabled()}))
+"""
+
+
+@dataclass(frozen=True)
+class HostRun:
+    ids: list[str | None]
+    elapsed: float
+    enabled: bool
+    run: Run
+
+
+def run_host(
+    *,
+    env: Mapping[str, str] | None = None,
+    preexec_fn: Callable[[], None] | None = None,
+    wrap: Callable[[list[Arg]], list[Arg]] | None = None,
+) -> HostRun:
+    """Run :data:`HOST_SCRIPT`; assert the host itself finished normally and quickly."""
+    argv = python_argv(HOST_SCRIPT)
+    result = run(wrap(argv) if wrap else argv, env=env, preexec_fn=preexec_fn)
+    assert result.returncode == 0, result.describe()
+    assert "Traceback" not in result.stderr, result.describe()
+    data = json.loads(result.stdout.strip().splitlines()[-1])
+    # the host is never blocked: three sessions, spool trouble and all, in well under 2 s
+    assert data["elapsed"] < 2.0, result.describe()
+    for line in consent_lines(result.stderr):
+        assert line.endswith("(the transfer itself is not affected)"), line
+    return HostRun(data["ids"], data["elapsed"], data["enabled"], result)
+
+
+# -- small filesystems and mount namespaces ------------------------------------------------
+
+
+def mount_tmpfs(path: Path, size: str = "64k") -> bool:
+    """Mount a private (0700) tmpfs of ``size`` at ``path``; False if not permitted here."""
+    path.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(path)],
+        capture_output=True,
+        check=False,
+    )
+    return proc.returncode == 0
+
+
+def umount(path: Path) -> None:
+    subprocess.run(["umount", "-l", str(path)], capture_output=True, check=False)
+
+
+def bind_readonly(path: Path) -> bool:
+    """Make ``path`` a read-only bind mount of itself (root ignores 0555, not this)."""
+    first = subprocess.run(
+        ["mount", "--bind", str(path), str(path)], capture_output=True, check=False
+    )
+    if first.returncode != 0:
+        return False
+    second = subprocess.run(
+        ["mount", "-o", "remount,bind,ro", str(path)], capture_output=True, check=False
+    )
+    if second.returncode != 0:
+        umount(path)
+        return False
+    return True
+
+
+def fill(directory: Path) -> Path:
+    """Fill the filesystem holding ``directory`` to the last byte; returns the filler."""
+    filler = directory / "filler.bin"
+    with open(filler, "wb", buffering=0) as handle:
+        for chunk in (1 << 16, 1 << 12, 1 << 9, 1):
+            block = b"\0" * chunk
+            with contextlib.suppress(OSError):
+                while handle.write(block):
+                    pass
+    probe = directory / "probe.bin"
+    try:
+        with open(probe, "wb", buffering=0) as handle:
+            handle.write(b"x")
+    except OSError as exc:
+        assert exc.errno == errno.ENOSPC, exc
+    else:
+        raise AssertionError(f"{directory} is not full")
+    finally:
+        with contextlib.suppress(OSError):
+            probe.unlink()
+    return filler
+
+
+_READONLY_TMP = 'mount --rbind /tmp /tmp && mount -o remount,bind,ro /tmp && exec "$@"'
+
+
+def readonly_tmp_argv(argv: Sequence[Arg]) -> list[Arg]:
+    """``argv`` run in a private mount namespace where ``/tmp`` is read-only.
+
+    Mounts below ``/tmp`` (a tmpfs HOME) stay writable; nothing outside changes.
+    """
+    return [
+        "unshare",
+        "--mount",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        _READONLY_TMP,
+        "sh",
+        *argv,
+    ]
+
+
+@functools.cache
+def readonly_tmp_available() -> bool:
+    try:
+        proc = subprocess.run(
+            readonly_tmp_argv(["sh", "-c", "! touch /tmp/.consent-fault-probe 2>/dev/null"]),
+            capture_output=True,
+            check=False,
+            timeout=10,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return proc.returncode == 0
+
+
+# -- spooling payloads for a test -----------------------------------------------------------
+
+
+def spool_payloads(
+    count: int,
+    *,
+    state: State = State.PENDING,
+    collected_at: dt.datetime | None = None,
+    spool: Spool | None = None,
+) -> list[tuple[Entry, bytes]]:
+    """Spool ``count`` realistic payloads projected on the acknowledged schema."""
+    policy = load_policy()
+    record = load_record(DEFAULT_PROFILE.record_path())
+    assert record is not None and record.acknowledgement is not None, "acknowledge first"
+    spool = spool or Spool.open()
+    when = collected_at or dt.datetime.now(dt.UTC)
+    made: list[tuple[Entry, bytes]] = []
+    for i in range(count):
+        session_id = str(uuid.uuid4())
+        payload = build_payload(
+            policy=policy,
+            client_id=record.client_id,
+            session_id=session_id,
+            host_version="0.4.0",
+            source_region="aws:us-east-1",
+            destination_regions=["gcp:us-central1"],
+            arguments={"max_instances": 8, "solver": "ilp"},
+            runtime_s=1.5 + i,
+            throughput_gbps=2.5,
+            error=None,
+            collected_at=when,
+        )
+        projected, _ = project(payload, policy, record.acknowledgement.schema)
+        data = encode_payload(projected)
+        made.append((spool.write(record.client_id, session_id, data, state), data))
+    return made
+
+
+def block_background_flush(spool: Spool | None = None) -> None:
+    """Keep detached senders from starting: a far-off backoff in the spool root.
+
+    Kill loops and setups spool many payloads; a detached sender would take the send
+    lock and make the in-test state changes wait for its retries.
+    """
+    from consent._fileio import atomic_write
+
+    spool = spool or Spool.open()
+    atomic_write(spool.root / ".flush.json", json.dumps({"failures": 1, "retry_at": 1e12}).encode())
+
+
+def loki_session_ids(body: bytes) -> list[str]:
+    doc = json.loads(body)
+    if isinstance(doc, list):
+        return [str(item["session_id"]) for item in doc]
+    return [
+        str(json.loads(line)["session_id"])
+        for stream in doc["streams"]
+        for _, line in stream["values"]
+    ]
+
+
+# -- the invariants -----------------------------------------------------------------------
+
+
+@dataclass
+class SpoolScan:
+    """What is really on disk under a spool root."""
+
+    states: dict[str, str] = field(default_factory=dict)
+    """session id -> state, for every complete session (payload and state file)."""
+    docs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    payloads: dict[str, bytes] = field(default_factory=dict)
+    incomplete: list[Path] = field(default_factory=list)
+    """Session directories a writer died in before the payload: listings skip them."""
+
+    def ids(self, state: str | None = None) -> set[str]:
+        return {sid for sid, s in self.states.items() if state is None or s == state}
+
+
+def scan_spool(root: Path) -> SpoolScan:
+    """Parse every session under ``root``; any torn file or stray state fails the test.
+
+    A payload without a state file would pass for a Skyplane 0.3 payload; the tests
+    never write those, so one showing up means the write order was broken.
+    """
+    scan = SpoolScan()
+    if not root.is_dir():
+        return scan
+    for client in sorted(root.iterdir()):
+        if client.name.startswith(".") or not client.is_dir():
+            continue
+        for session in sorted(client.iterdir()):
+            if session.name.startswith("."):
+                continue
+            assert session.is_dir() and not session.is_symlink(), session
+            payload_path, state_path = session / PAYLOAD_FILE, session / STATE_FILE
+            if not payload_path.exists():
+                if state_path.exists():
+                    json.loads(state_path.read_bytes())  # whole, even when orphaned
+                scan.incomplete.append(session)
+                continue
+            raw = payload_path.read_bytes()
+            payload = json.loads(raw)
+            assert isinstance(payload, dict) and payload.get("session_id") == session.name
+            assert state_path.exists(), f"payload without a state file: {session}"
+            doc = json.loads(state_path.read_bytes())
+            assert isinstance(doc, dict) and doc["state"] in ("pending", "held", "sent", "failed")
+            for receipt in doc.get("receipts", []):
+                assert receipt["sha256"] == hashlib.sha256(raw).hexdigest(), session
+            scan.states[session.name] = doc["state"]
+            scan.docs[session.name] = doc
+            scan.payloads[session.name] = raw
+    return scan
+
+
+def visible_temp_files(*roots: Path) -> list[Path]:
+    """Temp files a listing could see: any ``*.tmp`` not hidden behind a leading dot."""
+    found: list[Path] = []
+    for root in roots:
+        if not root.exists():
+            continue
+        for dirpath, _dirs, files in os.walk(root):
+            found += [Path(dirpath, f) for f in files if f.endswith(".tmp") and f[0] != "."]
+    return found
+
+
+def check_home(sandbox: Sandbox) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """config.json is whole JSON and consent.toml whole TOML (when they exist)."""
+    config: dict[str, Any] | None = None
+    record: dict[str, Any] | None = None
+    if sandbox.config.exists():
+        loaded = json.loads(sandbox.config.read_bytes())
+        assert isinstance(loaded, dict), loaded
+        config = loaded
+    if sandbox.record.exists():
+        record = tomllib.loads(sandbox.record.read_bytes().decode("utf-8"))
+        assert load_record(sandbox.record) is not None  # the shape, not only the syntax
+    assert not visible_temp_files(sandbox.home), visible_temp_files(sandbox.home)
+    return config, record
+
+
+def check_listings(sandbox: Sandbox, scan: SpoolScan) -> None:
+    """In-process: review and status see exactly the complete sessions on disk."""
+    from consent.review import list_review
+
+    listing = list_review()
+    assert {item.session_id for item in listing.items} == scan.ids()
+    assert sum(listing.counts.values()) == len(scan.states)
+    for state in ("pending", "held", "sent", "failed"):
+        assert listing.counts[state] == len(scan.ids(state)), (state, listing.counts)
+    assert not visible_temp_files(sandbox.spool)
+
+
+def check_cli_listings(scan: SpoolScan) -> None:
+    """The real CLI: `stats review --json` and `stats status --json` agree with the disk."""
+    review = run(consent_argv("stats", "review", "--json"))
+    assert review.returncode == 0, review.describe()
+    assert_no_traceback(review)
+    items = review.json()
+    assert {item["session_id"] for item in items} == scan.ids()
+    for item in items:
+        assert item["state"] == scan.states[item["session_id"]]
+    status = run(consent_argv("stats", "status", "--json"))
+    assert status.returncode == 0, status.describe()
+    counts = status.json()["counts"]
+    assert sum(counts.values()) == len(scan.states), counts
+    for state in ("pending", "held", "sent", "failed"):
+        assert counts[state] == len(scan.ids(state)), counts
+
+
+def snapshot_files(*roots: Path) -> dict[str, bytes]:
+    """Every regular file below ``roots`` (or the file itself), path -> bytes."""
+    found: dict[str, bytes] = {}
+    for root in roots:
+        if root.is_file():
+            found[str(root)] = root.read_bytes()
+            continue
+        if not root.exists():
+            continue
+        for dirpath, _dirs, files in os.walk(root):
+            for name in files:
+                path = Path(dirpath, name)
+                if path.is_file() and not path.is_symlink():
+                    found[str(path)] = path.read_bytes()
+    return found
+
+
+def data_files(snapshot: Mapping[str, bytes]) -> dict[str, bytes]:
+    """Ignore the zero-byte lock files a command may create beside the data."""
+    return {path: data for path, data in snapshot.items() if not path.endswith(".lock")}
+
+
+def ids_in(items: Iterable[Entry]) -> set[str]:
+    return {entry.session_id for entry in items}

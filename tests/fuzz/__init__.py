@@ -1,0 +1,1 @@
+"""Fuzzers: Hypothesis properties over every parser and the scrubber (DESIGN §4)."""
