@@ -420,11 +420,19 @@ class Spool:
 
     The constructor trusts ``root`` as given; the class methods choose and vet it.
     ``warnings`` holds at most one sentence when a fallback directory was chosen.
+
+    ``durable`` says whether new payloads are fsynced. Every write is atomic (temp
+    file and rename) either way, so no reader or crashed writer ever leaves a torn
+    file. A spool in the shared temporary directory is not durable: ``/tmp`` is
+    emptied at boot (or is RAM), so an fsync there could only protect a payload
+    from a power cut that deletes it anyway, and it would cost the host several
+    milliseconds per transfer on a disk-backed ``/tmp`` (bench/record.py).
     """
 
-    def __init__(self, root: Path, warnings: Sequence[str] = ()) -> None:
+    def __init__(self, root: Path, warnings: Sequence[str] = (), *, durable: bool = True) -> None:
         self.root = Path(os.path.abspath(root))
         self.warnings: list[str] = list(warnings)
+        self.durable = durable
         self._held_locks: dict[str, int] = {}
 
     def __repr__(self) -> str:
@@ -446,11 +454,12 @@ class Spool:
         overridden = bool(env.get(profile.spool_dir_env))
         refusal = _prepare_root(candidate, shared, whole_chain=not overridden, create=True)
         if refusal is None:
-            return cls(candidate)
+            return cls(candidate, durable=not candidate.is_relative_to(shared))
         fallback = Path(os.path.abspath(profile.fallback_spool_root()))
         second = _prepare_root(fallback, shared, whole_chain=True, create=True)
         if second is None:
-            return cls(fallback, [_fallback_warning(candidate, refusal, fallback)])
+            warning = _fallback_warning(candidate, refusal, fallback)
+            return cls(fallback, [warning], durable=not fallback.is_relative_to(shared))
         raise StorageError(
             f"No safe directory for usage statistics: {refusal}, and {second}. "
             f"Set {profile.spool_dir_env} to a private directory of yours."
@@ -519,8 +528,11 @@ class Spool:
         try:
             self._make_session_dir(directory)
             # one directory fsync, after the second rename, makes both durable
-            atomic_write(directory / STATE_FILE, _state_bytes(entry), sync_directory=False)
-            atomic_write(directory / PAYLOAD_FILE, payload)
+            state_bytes = _state_bytes(entry)
+            atomic_write(
+                directory / STATE_FILE, state_bytes, durable=self.durable, sync_directory=False
+            )
+            atomic_write(directory / PAYLOAD_FILE, payload, durable=self.durable)
         except OSError as exc:
             raise StorageError(
                 f"Could not write usage statistics to {directory}: {exc.strerror or exc}."

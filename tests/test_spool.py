@@ -176,12 +176,10 @@ def test_write_order_state_file_first(spool: Spool, monkeypatch: pytest.MonkeyPa
     written: list[str] = []
     real = atomic_write
 
-    def recording(
-        path: Path, data: bytes, mode: int = 0o600, *, sync_directory: bool = True
-    ) -> None:
+    def recording(path: Path, data: bytes, mode: int = 0o600, **options: bool) -> None:
         written.append(path.name)
         assert path.parent.is_dir()
-        real(path, data, mode, sync_directory=sync_directory)
+        real(path, data, mode, **options)
 
     monkeypatch.setattr("consent.spool.atomic_write", recording)
     spool.write(CLIENT, new_id(), payload_bytes(), State.PENDING)
@@ -193,12 +191,10 @@ def test_write_dying_before_payload_is_incomplete_and_cleaned_later(
 ) -> None:
     real = atomic_write
 
-    def dies_on_payload(
-        path: Path, data: bytes, mode: int = 0o600, *, sync_directory: bool = True
-    ) -> None:
+    def dies_on_payload(path: Path, data: bytes, mode: int = 0o600, **options: bool) -> None:
         if path.name == PAYLOAD_FILE:
             raise OSError(28, "No space left on device")
-        real(path, data, mode, sync_directory=sync_directory)
+        real(path, data, mode, **options)
 
     monkeypatch.setattr("consent.spool.atomic_write", dies_on_payload)
     session = new_id()
@@ -1052,3 +1048,30 @@ def test_importing_the_spool_loads_only_the_standard_library() -> None:
     assert foreign == []
     assert "tempfile" not in loaded
     assert "hashlib" not in loaded
+
+
+def test_a_spool_in_the_shared_temp_dir_is_not_fsynced_elsewhere_it_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """/tmp is emptied at boot, so fsync there buys nothing; a spool elsewhere is durable."""
+    shared = tmp_path / "tmp"
+    shared.mkdir(mode=0o1777)
+    shared.chmod(0o1777)
+    in_tmp = Spool.open(AppProfile(shared_temp_root=shared), environ={})
+    elsewhere = Spool.open(
+        AppProfile(shared_temp_root=shared),
+        environ={"SKYPLANE_USAGE_STATS_DIR": str(tmp_path / "persistent" / "spool")},
+    )
+    assert (in_tmp.durable, elsewhere.durable) == (False, True)
+
+    synced: list[int] = []
+    real_fsync = os.fsync
+    def counting_fsync(fd: int) -> None:
+        synced.append(fd)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", counting_fsync)
+    in_tmp.write(CLIENT, new_id(), payload_bytes(), State.PENDING)
+    assert synced == []
+    elsewhere.write(CLIENT, new_id(), payload_bytes(), State.PENDING)
+    assert len(synced) == 3  # both files, then the directory once

@@ -58,11 +58,19 @@ def calibrate(*args: Arg, env: dict[str, str] | None = None) -> float:
 
 
 def kill_cli(
-    rng: random.Random, seconds: float, *args: Arg, env: dict[str, str] | None = None
+    rng: random.Random,
+    seconds: float,
+    *args: Arg,
+    env: dict[str, str] | None = None,
+    low: float = 0.3,
+    high: float = 1.1,
 ) -> tuple[bool, list[str]]:
-    """Start the command, SIGKILL it at a random point of its run; (killed, stdout lines)."""
+    """Start the command, SIGKILL it at a random point of its run; (killed, stdout lines).
+
+    The delay is drawn from ``[low, high]`` times the calibrated run time.
+    """
     killed, out, err = kill_after(
-        popen(consent_argv(*args), env=env), rng.uniform(0.3 * seconds, 1.1 * seconds)
+        popen(consent_argv(*args), env=env), rng.uniform(low * seconds, high * seconds)
     )
     assert b"Traceback" not in err, err.decode("utf-8", "replace")
     return killed, out.decode("utf-8", "replace").split("\n")[:-1]
@@ -75,11 +83,14 @@ def kill_loop(
     *,
     low: float = 0.1,
     high: float = 0.5,
+    args: tuple[str, ...] = (),
+    env: dict[str, str] | None = None,
 ) -> int:
     """Kill a child looping over one write path LOOP_ITERATIONS times; how many died mid-run."""
     killed = 0
     for _ in range(LOOP_ITERATIONS):
-        died, out, err = kill_after(popen(python_argv(script)), rng.uniform(low, high))
+        child = popen(python_argv(script, *args), env=env)
+        died, out, err = kill_after(child, rng.uniform(low, high))
         assert died, err.decode("utf-8", "replace")  # the loop never ends by itself
         assert b"Traceback" not in err, err.decode("utf-8", "replace")
         killed += died
@@ -267,6 +278,18 @@ def test_sigkill_state_transition(sandbox: Sandbox, rng: random.Random) -> None:
     check_cli_listings(scan_spool(sandbox.spool))
 
 
+LOOP_SEND = """
+import sys
+import consent
+from consent.upload import send_pending
+while True:
+    for _ in range(5):
+        sid = consent.record_session(src="aws:us-east-1", dst=["gcp:us-central1"], runtime_s=1.0)
+        print(sid, flush=True)
+    send_pending(endpoint=sys.argv[1])
+"""
+
+
 def test_sigkill_receipt_write(sandbox: Sandbox, rng: random.Random, httpserver: HTTPServer) -> None:
     apply_choice("share", "init-flag")
     spool = Spool.open()
@@ -279,9 +302,11 @@ def test_sigkill_receipt_write(sandbox: Sandbox, rng: random.Random, httpserver:
     def received() -> set[str]:
         return {sid for req, _ in list(httpserver.log) for sid in loki_session_ids(req.get_data())}
 
-    def check() -> None:
+    def check(lines: list[str] | None = None) -> None:
         scan = scan_spool(sandbox.spool)
-        assert scan.ids() == created, "a payload was lost"
+        created.update(session_ids("\n".join(lines or []) + "\n"))
+        assert created <= scan.ids(), "a payload was lost"
+        created.update(scan.ids())  # those written but not yet reported by a killed loop
         assert set(scan.states.values()) <= {"pending", "sent"}
         for sid in scan.ids("sent"):
             receipts = scan.docs[sid]["receipts"]
@@ -289,15 +314,16 @@ def test_sigkill_receipt_write(sandbox: Sandbox, rng: random.Random, httpserver:
         assert scan.ids("sent") <= received(), "a receipt for something never delivered"
         check_listings(sandbox, scan)
 
-    created |= {entry.session_id for entry, _ in spool_payloads(40, spool=spool)}
+    created |= {entry.session_id for entry, _ in spool_payloads(25, spool=spool)}
     seconds = calibrate("stats", "send", env=env)
     killed = 0
     for _ in range(ITERATIONS):
-        created |= {entry.session_id for entry, _ in spool_payloads(40, spool=spool)}
-        died, _ = kill_cli(rng, seconds, "stats", "send", env=env)
+        created |= {entry.session_id for entry, _ in spool_payloads(25, spool=spool)}
+        died, _ = kill_cli(rng, seconds, "stats", "send", env=env, low=0.5, high=1.3)
         killed += died
         check()
     assert killed >= ITERATIONS // 3
+    kill_loop(rng, LOOP_SEND, check, low=0.3, high=0.8, args=(url,), env=env)
 
     final = run(consent_argv("stats", "send", "--json"), env=env)
     assert final.returncode == 0, final.describe()
