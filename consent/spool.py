@@ -415,6 +415,18 @@ def _lstat_or_none(path: str) -> os.stat_result | None:
 # -- the spool --------------------------------------------------------------------------
 
 
+def _with_receipt(entry: Entry, receipt: Receipt, required: frozenset[str]) -> Entry:
+    """``entry`` with ``receipt`` replacing any for its endpoint; sent once all have one."""
+    if entry.state not in _RECEIPT_STATES:
+        raise InvalidValueError(f"Session {entry.session_id} is {entry.state} and is never sent.")
+    receipts = (*(r for r in entry.receipts if r.endpoint != receipt.endpoint), receipt)
+    delivered = {r.endpoint for r in receipts if r.ok}
+    state = entry.state
+    if state is State.PENDING and required <= delivered:
+        state = State.SENT
+    return replace(entry, state=state, receipts=receipts)
+
+
 class Spool:
     """The outbox at ``root``. Build it with :meth:`open` or :meth:`existing`.
 
@@ -717,21 +729,13 @@ class Spool:
             raise InvalidValueError("A receipt's sha256 must be 64 lowercase hex digits.")
         with self.lock():
             current = self._reload(entry)
-            if current.state not in _RECEIPT_STATES:
-                raise InvalidValueError(
-                    f"Session {entry.session_id} is {current.state} and is never sent."
-                )
-            if receipt.sha256 != _sha256_hex(self.read_payload(current)):
+            if current.state in _RECEIPT_STATES and receipt.sha256 != _sha256_hex(
+                self.read_payload(current)
+            ):
                 raise InvalidValueError(
                     f"The receipt for session {entry.session_id} does not match its payload."
                 )
-            receipts = [r for r in current.receipts if r.endpoint != receipt.endpoint]
-            receipts.append(receipt)
-            delivered = {r.endpoint for r in receipts if r.ok}
-            state = current.state
-            if state is State.PENDING and required <= delivered:
-                state = State.SENT
-            return self._rewrite(replace(current, state=state, receipts=tuple(receipts)))
+            return self._rewrite(_with_receipt(current, receipt, required))
 
     def record_deliveries(
         self, deliveries: Sequence[tuple[Entry, Receipt]], *, required_endpoints: Collection[str]
@@ -749,21 +753,10 @@ class Spool:
             raise InvalidValueError("At least one required endpoint is needed.")
         if not self._held_locks.get("send"):
             raise InvalidValueError("record_deliveries needs the send lock held.")
-        updated: list[Entry] = []
-        for entry, receipt in deliveries:
-            if entry.state not in _RECEIPT_STATES:
-                raise InvalidValueError(
-                    f"Session {entry.session_id} is {entry.state} and is never sent."
-                )
-            receipts = [r for r in entry.receipts if r.endpoint != receipt.endpoint]
-            receipts.append(receipt)
-            delivered = {r.endpoint for r in receipts if r.ok}
-            state = entry.state
-            if state is State.PENDING and required <= delivered:
-                state = State.SENT
-            changed = replace(entry, state=state, receipts=tuple(receipts))
-            updated.append(self._rewrite(changed, durable=False))
-        return updated
+        return [
+            self._rewrite(_with_receipt(entry, receipt, required), durable=False)
+            for entry, receipt in deliveries
+        ]
 
     @staticmethod
     def _rewrite(changed: Entry, *, durable: bool = True) -> Entry:
