@@ -39,11 +39,16 @@ _VERSION_RE = re.compile(r"[0-9A-Za-z][0-9A-Za-z.+!_-]{0,63}")
 _reported: set[str] = set()
 
 
-def _report_once(message: str) -> None:
-    """Tell the user about a telemetry problem once per process, never more."""
-    if message in _reported:
+def _report_once(message: str, key: str | None = None) -> None:
+    """Tell the user about a kind of telemetry problem once per process, never more.
+
+    ``key`` names the kind; messages of one kind differ in details such as the
+    session's directory, and a long-running host must not print a line per transfer.
+    """
+    kind = key or message
+    if kind in _reported:
         return
-    _reported.add(message)
+    _reported.add(kind)
     try:
         sys.stderr.write(f"consent: {message} (the transfer itself is not affected)\n")
         sys.stderr.flush()
@@ -322,10 +327,13 @@ def record_session(
             environ=environ,
         )
     except ConsentError as exc:
-        _report_once(f"usage statistics were not recorded: {exc}")
+        _report_once(f"usage statistics were not recorded: {exc}", key=type(exc).__name__)
         return None
     except Exception as exc:  # the host must never fail because of telemetry
-        _report_once(f"usage statistics were not recorded ({type(exc).__name__}: {exc})")
+        _report_once(
+            f"usage statistics were not recorded ({type(exc).__name__}: {exc})",
+            key=type(exc).__name__,
+        )
         return None
     for warning in outcome.warnings:
         _report_once(warning)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -40,7 +41,27 @@ def check_endpoint(url: str, *, source: str = "endpoint") -> str:
         )
     if parts.username or parts.password:
         raise InsecureEndpointError(f"{source}: put no credentials in the endpoint URL.")
+    if not _valid_host(host):
+        raise InsecureEndpointError(f"{source}: {url!r} does not name a valid host.")
     return url
+
+
+_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
+
+
+def _valid_host(host: str) -> bool:
+    """An IP address, or a DNS name whose IDNA form has only letters, digits and hyphens."""
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        pass
+    try:
+        ascii_host = host.encode("idna").decode("ascii").lower()
+    except UnicodeError:
+        return False
+    labels = ascii_host.removesuffix(".").split(".")
+    return len(ascii_host) <= 253 and all(_LABEL.fullmatch(label) for label in labels)
 
 
 def resolve_endpoints(

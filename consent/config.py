@@ -38,7 +38,8 @@ FALSE_WORDS = frozenset({"0", "false", "no", "off"})
 
 def parse_switch(value: str) -> bool | None:
     """The accepted on/off words, in any case and surrounding space; ``None`` otherwise."""
-    word = value.strip().lower()
+    # only ordinary white space: str.strip() would also drop control characters
+    word = value.strip(" \t\r\n").lower()
     if word in TRUE_WORDS:
         return True
     if word in FALSE_WORDS:
@@ -270,6 +271,17 @@ class locked:
         self._lock.__exit__(None, None, None)
 
 
+def _encode(config: dict[str, Any]) -> bytes:
+    import json
+
+    try:
+        return (json.dumps(config, indent=2, ensure_ascii=False) + "\n").encode()
+    except UnicodeEncodeError:
+        # a host's value holds a lone surrogate (valid JSON as an escape, not UTF-8):
+        # keep it escaped rather than refuse the user's own change
+        return (json.dumps(config, indent=2) + "\n").encode()
+
+
 def write_atomically(target: str, data: bytes) -> None:
     """Replace ``target`` atomically (mode 0600) or raise :class:`StorageError`."""
     from consent._fileio import atomic_write
@@ -297,9 +309,7 @@ def update_config(
         after: dict[str, Any] = json.loads(json.dumps(before))
         mutate(after)
         if after != before or not os.path.exists(target):
-            write_atomically(
-                target, (json.dumps(after, indent=2, ensure_ascii=False) + "\n").encode()
-            )
+            write_atomically(target, _encode(after))
         return before, after
 
 

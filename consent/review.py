@@ -724,6 +724,8 @@ class ForgetResult:
     send_problem: str | None
     email: DeletionEmail | None
     """The e-mail to send when the request was not accepted; ``None`` otherwise."""
+    rotation_problem: str | None = None
+    """Why the client id could not be replaced (say, a full disk); ``None`` when it was."""
 
 
 def _unique(*groups: Iterable[str]) -> list[str]:
@@ -801,18 +803,25 @@ def forget(
 
     for spool in spools:
         forget_history(spool)  # send times and errors are local data too
-    old_record_id, new_id = _rotate_client_id(record_path)
+    rotation_problem = None
+    try:
+        old_record_id, new_id = _rotate_client_id(record_path)
+    except ConsentError as exc:
+        # the local data is gone already; the server must still be asked to delete
+        old_record_id, new_id, rotation_problem = None, None, str(exc)
     old_ids = _unique(
         [record.client_id] if record else [], [old_record_id] if old_record_id else [], spool_ids
     )
     old_ids = [cid for cid in old_ids if cid != new_id]
     if not old_ids:
-        return ForgetResult(removed, _roots(spools), (), new_id, (), None, None)
+        return ForgetResult(removed, _roots(spools), (), new_id, (), None, None, rotation_problem)
     accepted, problem = _request_deletion(old_ids, profile, env)
     email = None
     if not accepted:
         email = deletion_email(old_ids, _contact(profile, env), tool=profile.display_name)
-    return ForgetResult(removed, _roots(spools), tuple(old_ids), new_id, accepted, problem, email)
+    return ForgetResult(
+        removed, _roots(spools), tuple(old_ids), new_id, accepted, problem, email, rotation_problem
+    )
 
 
 def _roots(spools: Sequence[Spool]) -> tuple[str, ...]:

@@ -567,7 +567,12 @@ def _send_to(
     if not todo:
         return
     queue = deque(_batches(todo, ctx.fmt, limits))
-    with _client(url, limits) as client:
+    try:
+        client = _client(url, limits)
+    except Exception as exc:  # httpx's own URL checks are stricter than ours in places
+        t.fail_endpoint(url, f"cannot send to this URL ({type(exc).__name__}: {exc})")
+        return
+    with client:
         while queue:
             batch = queue.popleft()
             if not _still_enabled(ctx):
@@ -858,6 +863,8 @@ def _read_backoff(spool: Spool) -> tuple[int, float]:
         failures, retry_at = int(data["failures"]), float(data["retry_at"])
     except (OSError, ValueError, TypeError, KeyError):
         return 0, 0.0
+    if retry_at > time.time() + 1.2 * _BACKGROUND_BACKOFF_CAP_S:
+        return 0, 0.0  # written while the clock ran ahead: no backoff is ever that long
     return failures, retry_at
 
 

@@ -308,12 +308,18 @@ def _report_forget(result: ForgetResult) -> None:
     from consent.render import forget_result_view
 
     print_out(forget_result_view(result))
-    if result.email is None:
-        return
-    if result.send_problem:
-        display_info(result.send_problem)
-    # plain text, apart from the table, so it can be copied into a mail program as is
-    print_out("\n" + escape(result.email.text()))
+    if result.email is not None:
+        if result.send_problem:
+            display_info(result.send_problem)
+        # plain text, apart from the table, so it can be copied into a mail program as is
+        print_out("\n" + escape(result.email.text()))
+    if result.rotation_problem:
+        from consent._exceptions import StorageError
+
+        raise StorageError(
+            "Your client id was not replaced, because the consent record could not be "
+            "saved; free some space and run `consent stats forget` again."
+        )
 
 
 @stats_app.command("forget")

@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from consent.payload import build_payload, encode_payload, project
 from consent.policy import load_policy
 from consent.profile import DEFAULT_PROFILE
@@ -224,7 +226,8 @@ try:
 except ValueError as exc:
     assert str(exc) == "host failure", exc
 ids.append(s2.session_id)
-print(json.dumps({"ids": ids, "elapsed": time.monotonic() - start, "enabled": consent.is_enabled()}))
+elapsed = time.monotonic() - start
+print(json.dumps({"ids": ids, "elapsed": elapsed, "enabled": consent.is_enabled()}))
 """
 
 
@@ -299,17 +302,65 @@ def fill(directory: Path) -> Path:
                 while handle.write(block):
                     pass
     probe = directory / "probe.bin"
+    error: OSError | None = None
     try:
         with open(probe, "wb", buffering=0) as handle:
             handle.write(b"x")
     except OSError as exc:
-        assert exc.errno == errno.ENOSPC, exc
-    else:
-        raise AssertionError(f"{directory} is not full")
+        error = exc
     finally:
         with contextlib.suppress(OSError):
             probe.unlink()
+    assert error is not None, f"{directory} is not full"
+    assert error.errno == errno.ENOSPC, error
     return filler
+
+
+class FullDisk:
+    """A full disk: a tiny tmpfs filled to the last byte, or ``RLIMIT_FSIZE`` = 0.
+
+    ``area(path)`` prepares a directory that will be full (mounting the tmpfs there,
+    so call it before anything is written in it). ``fill()`` then uses up the space;
+    ``run`` runs a command against the full disk; ``free()`` gives the space back.
+    With the rlimit every file write of the child fails (EFBIG, SIGXFSZ ignored), so
+    the setup writes the files a case needs from the test process first.
+    """
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.mounts: list[Path] = []
+        self.fillers: list[Path] = []
+        self.full = False
+
+    def area(self, path: Path) -> Path:
+        if self.kind == "tmpfs":
+            if not mount_tmpfs(path):
+                pytest.skip("mounting a tmpfs is not permitted here; the rlimit case runs")
+            self.mounts.append(path)
+        else:
+            path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        return path
+
+    def fill(self) -> None:
+        self.fillers = [fill(mount) for mount in self.mounts]
+        self.full = True
+
+    def free(self) -> None:
+        for filler in self.fillers:
+            filler.unlink()
+        self.fillers = []
+        self.full = False
+
+    @property
+    def preexec(self) -> Callable[[], None] | None:
+        return limit_file_size if self.kind == "rlimit" and self.full else None
+
+    def run(self, argv: Sequence[Arg], *, env: dict[str, str] | None = None) -> Run:
+        return run(argv, env=env, preexec_fn=self.preexec)
+
+    def close(self) -> None:
+        for mount in reversed(self.mounts):
+            umount(mount)
 
 
 _READONLY_TMP = 'mount --rbind /tmp /tmp && mount -o remount,bind,ro /tmp && exec "$@"'
@@ -360,7 +411,8 @@ def spool_payloads(
     """Spool ``count`` realistic payloads projected on the acknowledged schema."""
     policy = load_policy()
     record = load_record(DEFAULT_PROFILE.record_path())
-    assert record is not None and record.acknowledgement is not None, "acknowledge first"
+    assert record is not None, "acknowledge first"
+    assert record.acknowledgement is not None, "acknowledge first"
     spool = spool or Spool.open()
     when = collected_at or dt.datetime.now(dt.UTC)
     made: list[tuple[Entry, bytes]] = []
@@ -441,7 +493,8 @@ def scan_spool(root: Path) -> SpoolScan:
         for session in sorted(client.iterdir()):
             if session.name.startswith("."):
                 continue
-            assert session.is_dir() and not session.is_symlink(), session
+            assert session.is_dir(), session
+            assert not session.is_symlink(), session
             payload_path, state_path = session / PAYLOAD_FILE, session / STATE_FILE
             if not payload_path.exists():
                 if state_path.exists():
@@ -450,10 +503,12 @@ def scan_spool(root: Path) -> SpoolScan:
                 continue
             raw = payload_path.read_bytes()
             payload = json.loads(raw)
-            assert isinstance(payload, dict) and payload.get("session_id") == session.name
+            assert isinstance(payload, dict)
+            assert payload.get("session_id") == session.name
             assert state_path.exists(), f"payload without a state file: {session}"
             doc = json.loads(state_path.read_bytes())
-            assert isinstance(doc, dict) and doc["state"] in ("pending", "held", "sent", "failed")
+            assert isinstance(doc, dict)
+            assert doc["state"] in ("pending", "held", "sent", "failed")
             for receipt in doc.get("receipts", []):
                 assert receipt["sha256"] == hashlib.sha256(raw).hexdigest(), session
             scan.states[session.name] = doc["state"]

@@ -57,7 +57,7 @@ def run_together(commands: Sequence[Sequence[Arg]], sandbox: Sandbox) -> None:
     try:
         procs = [popen(consent_argv(*args)) for args in commands]
         for proc in procs:
-            out, err = proc.communicate(timeout=60)
+            _out, err = proc.communicate(timeout=60)
             assert proc.returncode == 0, err.decode("utf-8", "replace")
             assert b"Traceback" not in err
     finally:
@@ -78,9 +78,7 @@ def test_same_key_last_writer_wins_whole(sandbox: Sandbox, shared_home: str) -> 
     assert before is not None
     for round_ in range(ROUNDS):
         urls = [f"https://r{round_}-w{i}.example.org/push" for i in range(WRITERS)]
-        run_together(
-            [("config", "set", "usage_stats_endpoint", url) for url in urls], sandbox
-        )
+        run_together([("config", "set", "usage_stats_endpoint", url) for url in urls], sandbox)
         config, _ = check_home(sandbox)
         assert config in [{**before, "usage_stats_endpoint": url} for url in urls], config
 

@@ -8,6 +8,7 @@ sentence or two, and every file that was there is byte-for-byte unchanged.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -16,10 +17,10 @@ from pytest_httpserver import HTTPServer
 from consent.actions import apply_choice
 from consent.spool import Spool, State
 from tests.conftest import Sandbox
-from tests.faults.conftest import FullDisk
 from tests.faults.support import (
     PUSH_PATH,
     RECORD_ARGS,
+    FullDisk,
     assert_clear_error,
     assert_no_traceback,
     block_background_flush,
@@ -96,14 +97,6 @@ def test_host_session_on_full_spool(
     check_listings(sandbox, scan)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: _session._report_once dedupes on the message text, and a full-disk "
-        "StorageError names the session directory, so a host prints one line per session "
-        "instead of once per process"
-    ),
-)
 def test_full_spool_is_reported_once_per_process(
     sandbox: Sandbox, disk: FullDisk, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -161,7 +154,8 @@ def test_config_write_on_full_disk(sandbox: Sandbox, disk: FullDisk, args: tuple
     ok = disk.run(consent_argv(*args))
     assert ok.returncode == 0, ok.describe()
     config, _ = check_home(sandbox)
-    assert config is not None and config["host_key"] == {"keep": ["me", 1]}
+    assert config is not None
+    assert config["host_key"] == {"keep": ["me", 1]}
 
 
 def test_record_write_on_full_disk(sandbox: Sandbox, disk: FullDisk, tmp_path: Path) -> None:
@@ -241,3 +235,70 @@ def test_receipt_on_full_spool(
     for doc in scan.docs.values():
         assert [r["status"] for r in doc["receipts"]] == [204]
     assert [e.state for e in spool.entries()] == [State.SENT] * 5
+
+
+def test_approve_on_full_spool(
+    sandbox: Sandbox, disk: FullDisk, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spool = full_spool(sandbox, disk, tmp_path, monkeypatch)
+    apply_choice("review", "init-flag")
+    held = {entry.session_id for entry, _ in spool_payloads(3, state=State.HELD, spool=spool)}
+    disk.fill()
+    before = session_files(spool.root)
+
+    approve = disk.run(consent_argv("stats", "review", "--approve-all"))
+    assert_clear_error(approve, 1)
+    assert session_files(spool.root) == before  # all still held, nothing torn
+    assert scan_spool(spool.root).ids("held") == held
+    listing = disk.run(consent_argv("stats", "review", "--json"))
+    assert listing.returncode == 0, listing.describe()
+    assert {item["session_id"] for item in listing.json()} == held
+
+    disk.free()
+    ok = disk.run(consent_argv("stats", "review", "--approve-all"))
+    assert ok.returncode == 0, ok.describe()
+    assert scan_spool(spool.root).ids("pending") == held
+
+
+def forget_setup(
+    sandbox: Sandbox, disk: FullDisk, httpserver: HTTPServer
+) -> tuple[str, dict[str, str]]:
+    full_home(sandbox, disk)
+    spool_payloads(2)
+    block_background_flush()
+    httpserver.expect_request(PUSH_PATH, method="POST").respond_with_data("", status=204)
+    _, payload = scan_spool(sandbox.spool).payloads.popitem()
+    old_id = str(json.loads(payload)["client_id"])
+    return old_id, {"SKYPLANE_USAGE_STATS_ENDPOINT": httpserver.url_for(PUSH_PATH)}
+
+
+def deletion_requests(httpserver: HTTPServer) -> list[str]:
+    return [req.get_data(as_text=True) for req, _ in httpserver.log]
+
+
+def test_forget_on_full_home_is_recoverable(
+    sandbox: Sandbox, disk: FullDisk, httpserver: HTTPServer
+) -> None:
+    old_id, env = forget_setup(sandbox, disk, httpserver)
+    disk.fill()
+    home_before = data_files(snapshot_files(sandbox.home))
+
+    forget = disk.run(consent_argv("stats", "forget", "--yes"), env=env)
+    assert_clear_error(forget, 1)
+    assert data_files(snapshot_files(sandbox.home)) == home_before  # the old id is kept
+    assert scan_spool(sandbox.spool).states == {}  # local payloads: gone, as asked
+
+    disk.free()
+    again = disk.run(consent_argv("stats", "forget", "--yes"), env=env)
+    assert again.returncode == 0, again.describe()
+    assert any(old_id in body for body in deletion_requests(httpserver))
+
+
+def test_forget_on_full_home_still_requests_deletion(
+    sandbox: Sandbox, disk: FullDisk, httpserver: HTTPServer
+) -> None:
+    old_id, env = forget_setup(sandbox, disk, httpserver)
+    disk.fill()
+    forget = disk.run(consent_argv("stats", "forget", "--yes"), env=env)
+    assert_no_traceback(forget)
+    assert any(old_id in body for body in deletion_requests(httpserver)), forget.describe()

@@ -118,9 +118,11 @@ def test_record_session_with_1mib_and_surrogate_argv(
     payload = assert_clean_payload(scan_spool(sandbox.spool).payloads[sid])
     assert "error" in payload
 
-    with pytest.raises(RuntimeError) as raised:
-        with consent.session(argv=argv, src="local", dst=["local"]):
-            raise RuntimeError("z" * (1 << 20))
+    with (
+        pytest.raises(RuntimeError) as raised,
+        consent.session(argv=argv, src="local", dst=["local"]),
+    ):
+        raise RuntimeError("z" * (1 << 20))
     assert raised.value.args == ("z" * (1 << 20),)  # re-raised unchanged
     assert "Traceback" not in capfd.readouterr().err
     assert len(scan_spool(sandbox.spool).states) == 2
@@ -189,14 +191,6 @@ def test_odd_switch_fails_closed(sandbox: Sandbox, value: str) -> None:
 CONTROL_PADDED = {"fs-us": "\x1c1\x1f", "rs": "\x1eon", "nel": "yes\x85", "gs": "\x1dtrue"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: config.parse_switch uses str.strip(), which also strips the C0/C1 "
-        "separators \\x1c-\\x1f and \\x85, so a control-padded word turns collection on "
-        "(and `config set` stores it) instead of failing closed"
-    ),
-)
 @pytest.mark.parametrize("value", list(CONTROL_PADDED.values()), ids=list(CONTROL_PADDED))
 def test_control_padded_switch_fails_closed(sandbox: Sandbox, value: str) -> None:
     apply_choice("dont-share", "init-flag")
@@ -245,14 +239,6 @@ BAD_HOSTS: dict[str, Arg] = {
 }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: _urls.check_endpoint accepts hosts that are not valid (IDNA) host names; "
-        "`config set` stores them (or fails with an internal UnicodeEncodeError) and "
-        "every later send fails with an internal InvalidURL error"
-    ),
-)
 @pytest.mark.parametrize("url", list(BAD_HOSTS.values()), ids=list(BAD_HOSTS))
 def test_config_set_rejects_invalid_endpoint_hosts(sandbox: Sandbox, url: Arg) -> None:
     sandbox.write_config({"usage_stats": True})
@@ -278,14 +264,6 @@ def test_send_to_invalid_endpoint_host_loses_nothing(sandbox: Sandbox, url: str)
     assert scan_spool(sandbox.spool).states == {sid: "pending"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: an endpoint host httpx cannot encode reaches upload._client/_post unchecked; "
-        "`stats send` ends with 'Unexpected internal error (InvalidURL)' instead of a clear "
-        "exit-2 message naming the endpoint"
-    ),
-)
 def test_send_to_invalid_endpoint_host_is_a_clear_error(sandbox: Sandbox) -> None:
     pending_payload(sandbox)
     url = BAD_HOSTS["bidi-override"]
@@ -310,17 +288,9 @@ def test_odd_foreign_values_survive_a_write(sandbox: Sandbox, args: tuple[str, .
     result = run(consent_argv(*args))
     assert result.returncode == 0, result.describe()
     after = json.loads(sandbox.config.read_bytes())
-    assert after == {**ODD_FOREIGN, "usage_stats": False, "usage_stats_review": False}
+    assert after == {**ODD_FOREIGN, "usage_stats": False}  # opting out keeps no review key
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: config.update_config writes json.dumps(..., ensure_ascii=False).encode(), "
-        "which raises UnicodeEncodeError for a lone surrogate (valid JSON escape '\\ud800') "
-        "in a host-owned key: the user cannot opt out ('Unexpected internal error')"
-    ),
-)
 @pytest.mark.parametrize("args", [("config", "set", "usage_stats", "false"), ("init", "--no")])
 def test_lone_surrogate_in_foreign_key_does_not_block_opt_out(
     sandbox: Sandbox, args: tuple[str, ...]

@@ -164,7 +164,8 @@ def test_unwritable_tmp(sandbox: Sandbox, readonly_tmp: None, tmp_path: Path, wh
     host = run_host(env=env, wrap=readonly_tmp_argv)
     assert host.ids == [None, None, None]
     lines = consent_lines(host.run.stderr)
-    assert lines and all("No safe directory" in line for line in lines), lines
+    assert lines, host.run.describe()
+    assert all("No safe directory" in line for line in lines), lines
 
     for args in (("stats", "status", "--json"), ("stats", "review", "--json"), ("stats", "send")):
         result = run(readonly_tmp_argv(consent_argv(*args)), env=env)
@@ -217,6 +218,7 @@ def test_no_safe_spool_in_process(
         )
     err = capfd.readouterr().err
     lines = consent_lines(err)
-    assert len(lines) == 1 and "No safe directory" in lines[0], err
+    assert len(lines) == 1, err
+    assert "No safe directory" in lines[0], err
     assert "Traceback" not in err
     assert Spool.existing(profile, env) is None
