@@ -20,6 +20,7 @@ import shutil
 import ssl
 import stat
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -225,14 +226,14 @@ def _as_other_user(checks: list[Callable[[], object]]) -> list[str]:
             os.setgroups([])
             os.setgid(FOREIGN_UID)
             os.setuid(FOREIGN_UID)
-            results = []
+            found: list[str] = []
             for check in checks:
                 try:
                     check()
-                    results.append("ok")
+                    found.append("ok")
                 except OSError as exc:
-                    results.append(errno.errorcode.get(exc.errno or 0, "?"))
-            os.write(write_end, json.dumps(results).encode())
+                    found.append(errno.errorcode.get(exc.errno or 0, "?"))
+            os.write(write_end, json.dumps(found).encode())
         except BaseException:
             code = 1
         finally:
@@ -323,6 +324,28 @@ def test_another_users_spool_root_is_never_used(world_reachable: Path) -> None:
     assert "owned by another user" in spool.warnings[0]
     spool.write(CLIENT, str(uuid.uuid4()), b"{}", State.PENDING)
     assert list(squatted.iterdir()) == []
+
+
+def test_the_detached_sender_never_imports_from_the_working_directory(
+    spool: Spool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A host run in a directory others can write must not run their ``consent`` package."""
+    planted = tmp_path / "shared-project"
+    (planted / "consent").mkdir(parents=True)
+    marker = tmp_path / "hijacked"
+    code = f"open({str(marker)!r}, 'w').write('ran')\n"
+    (planted / "consent" / "__init__.py").write_text(code)
+    (planted / "consent" / "upload.py").write_text(code)
+    # the control: without -P, `python -m` would import the planted package
+    subprocess.run([sys.executable, "-m", "consent.upload"], cwd=planted, timeout=60, check=False)
+    assert marker.exists()
+    marker.unlink()
+
+    monkeypatch.chdir(planted)
+    _start_background_flush(spool)
+    assert upload_module._children, "the detached sender started"
+    assert upload_module._children[-1].wait(timeout=60) == 0
+    assert not marker.exists()
 
 
 # -- the network: TLS is verified ------------------------------------------------------------

@@ -1066,6 +1066,7 @@ def test_a_spool_in_the_shared_temp_dir_is_not_fsynced_elsewhere_it_is(
 
     synced: list[int] = []
     real_fsync = os.fsync
+
     def counting_fsync(fd: int) -> None:
         synced.append(fd)
         real_fsync(fd)

@@ -24,7 +24,7 @@ _HEALTH = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
 # Sized so that all of tests/fuzz runs in well under 40 s with ``-n 2``. For a longer
 # hunt, multiply every budget: ``CONSENT_FUZZ_SCALE=50 pytest tests/fuzz -n 2``.
 SCALE = max(1, int(os.environ.get("CONSENT_FUZZ_SCALE", "1") or "1"))
-FUZZ = settings(max_examples=150 * SCALE, deadline=None, suppress_health_check=_HEALTH)
+FUZZ = settings(max_examples=200 * SCALE, deadline=None, suppress_health_check=_HEALTH)
 FUZZ_SLOW = settings(max_examples=60 * SCALE, deadline=None, suppress_health_check=_HEALTH)
 
 

@@ -75,8 +75,21 @@ def _documents() -> st.SearchStrategy[bytes]:
             st.integers(min_value=0, max_value=400),
             st.integers(min_value=0, max_value=4),
             st.sampled_from(
-                [b"", b"{", b"}", b"[", b"]", b",", b":", b'"', b"\\", b"\\u", b"\\ud800", b"0"]
-                + [b"-", b"e", b"1e999", b"NaN", b" ", b"\x0b", b"\xc2\xa0", b"\xff", b"\t"]
+                [
+                    *(b"", b"{", b"}", b"[", b"]", b",", b":", b'"', b"\\", b"\\u", b"\\ud800"),
+                    *(
+                        b"0",
+                        b"-",
+                        b"e",
+                        b"1e999",
+                        b"NaN",
+                        b" ",
+                        b"\x0b",
+                        b"\xc2\xa0",
+                        b"\xff",
+                        b"\t",
+                    ),
+                ]
             ),
         ),
         min_size=1,
@@ -195,16 +208,18 @@ def test_update_config_keeps_every_other_key_in_order(
     assert path.stat().st_mode & 0o077 == 0
 
 
+_words = sorted(TRUE_WORDS | FALSE_WORDS)
+
+
 @FUZZ
 @given(
     word=st.one_of(
         st.text(max_size=12),
-        st.sampled_from(sorted(TRUE_WORDS | FALSE_WORDS)).flatmap(
-            lambda w: st.builds(
-                lambda pad, case: pad + (w.upper() if case else w) + pad,
-                st.sampled_from(["", " ", "\t", "\n", "\u3000", "\x1f"]),
-                st.booleans(),
-            )
+        st.builds(
+            lambda w, pad, upper: pad + (w.upper() if upper else w) + pad,
+            st.sampled_from(_words),
+            st.sampled_from(["", " ", "\t", "\n", "\u3000", "\x1f", "\x00"]),
+            st.booleans(),
         ),
         st.sampled_from(["\u0131", "\u0130", "\uff54\uff52\uff55\uff45", "tru\u0435", "0\u0660"]),
     )
@@ -212,8 +227,9 @@ def test_update_config_keeps_every_other_key_in_order(
 def test_parse_switch_accepts_only_the_ascii_words(word: str) -> None:
     parsed = parse_switch(word)
     key = word.strip().lower()
-    if parsed is None:
-        assert key not in TRUE_WORDS | FALSE_WORDS
-    else:
+    if parsed is not None:
+        # only the words themselves, in any case, with white space around at most
         assert key in (TRUE_WORDS if parsed else FALSE_WORDS)
         assert key.isascii()
+    if word.strip(" \t\n").lower() in TRUE_WORDS | FALSE_WORDS:
+        assert parsed is (word.strip(" \t\n").lower() in TRUE_WORDS)

@@ -104,7 +104,8 @@ def test_accepted_endpoints_are_safe_as_httpx_reads_them(url: str) -> None:
     try:
         accepted = check_endpoint(url)
     except InsecureEndpointError as exc:
-        assert str(exc).endswith(".")
+        message = str(exc)
+        assert message.endswith(".")
         return
     assert accepted == url  # returned unchanged: what is checked is what is sent
     view = _httpx_view(url)

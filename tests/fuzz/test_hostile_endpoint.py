@@ -15,8 +15,11 @@ import json
 import socket
 import threading
 import time
+import tracemalloc
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -360,6 +363,26 @@ def test_a_gzip_bomb_in_a_2xx_answer_is_cut_off() -> None:
     assert result.sent + result.pending == 1
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: _post reads answers with iter_bytes(), which decompresses; one network read "
+    "of a gzip bomb inflates to over 100 MiB before the 64 KiB cap is checked",
+)
+def test_a_gzip_bomb_costs_little_memory() -> None:
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)  # gzip framing
+    zeros = b"\0" * (1 << 20)
+    bomb = b"".join([packer.compress(zeros) for _ in range(256)] + [packer.flush()])
+    raw = status_line(200, "Content-Encoding: gzip\r\n", bomb)
+    with HostileServer(answer(raw)) as server, _client(server.url, FAST) as client:
+        tracemalloc.start()
+        try:
+            _post(client, server.url, b"{}", {}, FAST)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    assert peak < 16 * 1024 * 1024, f"{peak / 2**20:.0f} MiB"
+
+
 def test_the_deletion_request_goes_only_to_the_configured_endpoint(
     monkeypatch: pytest.MonkeyPatch, elsewhere: Receiver
 ) -> None:
@@ -377,10 +400,10 @@ def test_only_the_endpoint_is_contacted(monkeypatch: pytest.MonkeyPatch) -> None
     """Whatever it answers, the sender opens connections to the endpoint's address only."""
     acknowledge()
     make_payloads(2)
-    opened: list[object] = []
+    opened: list[tuple[str, int]] = []
     real = socket.create_connection
 
-    def watch(address: object, *args: object, **kwargs: object) -> socket.socket:
+    def watch(address: tuple[str, int], *args: Any, **kwargs: Any) -> socket.socket:
         opened.append(address)
         return real(address, *args, **kwargs)
 

@@ -152,9 +152,7 @@ def _as_written(record: ConsentRecord) -> ConsentRecord:
     return ConsentRecord(
         record.client_id,
         None if record.acknowledgement is None else ack(record.acknowledgement, keep_schema=True),
-        None
-        if notice is None
-        else type(notice)(**{**vars(notice), "at": notice.at.replace(microsecond=0)}),
+        None if notice is None else replace(notice, at=notice.at.replace(microsecond=0)),
         tuple(ack(item) for item in record.history),
     )
 

@@ -137,7 +137,7 @@ def _traceback(user: str, call: str, secret: str) -> str:
         "Traceback (most recent call last):\n"
         f'  File "/home/{user}/proj/run.py", line 12, in <module>\n'
         f"    {call}\n"
-        '  File "/usr/lib/python3.11/site-packages/botocore/client.py", line 960, in _make_api_call\n'
+        '  File "/usr/lib/python3/site-packages/botocore/client.py", line 960, in _make_api_call\n'
         "    raise error_class(parsed_response, operation_name)\n"
         f"botocore.exceptions.ClientError: An error occurred (InvalidToken): {secret} is invalid"
     )
