@@ -14,7 +14,8 @@ __all__ = ["check_endpoint", "is_loopback_host", "resolve_endpoints"]
 
 
 def is_loopback_host(host: str) -> bool:
-    if host == "localhost" or host.endswith(".localhost"):
+    # not "*.localhost": some resolvers ask DNS for those, which an attacker may answer
+    if host == "localhost":
         return True
     try:
         return ipaddress.ip_address(host).is_loopback
@@ -23,27 +24,41 @@ def is_loopback_host(host: str) -> bool:
 
 
 def check_endpoint(url: str, *, source: str = "endpoint") -> str:
-    """Return ``url`` when it is safe to send to, else raise :class:`InsecureEndpointError`."""
+    """Return ``url`` when it is safe to send to, else raise :class:`InsecureEndpointError`.
+
+    Messages show the URL without any user:password part, since they reach the
+    terminal and the sender's log.
+    """
+    shown = _shown(url)
+    if any(ch.isspace() or not ch.isprintable() for ch in url):
+        raise InsecureEndpointError(f"{source}: {shown!r} contains spaces or control characters.")
     try:
         parts = urlsplit(url)
         host = parts.hostname or ""
         parts.port  # noqa: B018 - raises ValueError on a malformed port
     except ValueError:
-        raise InsecureEndpointError(f"{source}: {url!r} is not a valid URL.") from None
+        raise InsecureEndpointError(f"{source}: {shown!r} is not a valid URL.") from None
+    if parts.username or parts.password:
+        raise InsecureEndpointError(f"{source}: put no credentials in the endpoint URL.")
     if parts.scheme not in {"https", "http"} or not host:
         raise InsecureEndpointError(
-            f"{source}: {url!r} is not an http(s) URL; use https://host/path."
+            f"{source}: {shown!r} is not an http(s) URL; use https://host/path."
         )
+    if not _valid_host(host):
+        raise InsecureEndpointError(f"{source}: {shown!r} does not name a valid host.")
     if parts.scheme == "http" and not is_loopback_host(host):
         raise InsecureEndpointError(
             f"{source}: refusing plain http to {host}; usage data is only sent over https "
             "(plain http is allowed to loopback only)."
         )
-    if parts.username or parts.password:
-        raise InsecureEndpointError(f"{source}: put no credentials in the endpoint URL.")
-    if not _valid_host(host):
-        raise InsecureEndpointError(f"{source}: {url!r} does not name a valid host.")
     return url
+
+
+def _shown(url: str) -> str:
+    """``url`` fit to print: no userinfo, no control characters, not too long."""
+    without_userinfo = re.sub(r"//[^/?#]*@", "//", url)
+    printable = "".join(ch if ch.isprintable() else "?" for ch in without_userinfo)
+    return printable if len(printable) <= 100 else printable[:97] + "..."
 
 
 _LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")

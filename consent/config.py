@@ -204,8 +204,8 @@ def parse_json(raw: bytes) -> object:
         scanner = _json.make_scanner(_ScannerContext())  # type: ignore[arg-type]
     except (ImportError, AttributeError, TypeError, UnicodeDecodeError):
         return _parse_with_json(raw)
-    if text.startswith("\ufeff"):
-        return _parse_with_json(raw)
+    if text.startswith("\ufeff") or "\x00" in text[:4]:
+        return _parse_with_json(raw)  # json.loads reads these as UTF-16 or UTF-32
     start = _skip_whitespace(text, 0)
     try:
         value, end = scanner(text, start)

@@ -136,6 +136,8 @@ def load_policy(
         raise PolicyError(f"Cannot read policy file {path}: {exc.strerror or exc}.") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise PolicyError(f"Policy file {path} is not valid TOML: {exc}.") from None
+    except ValueError:  # tomllib's own limit on huge integers
+        raise PolicyError(f"Policy file {path} holds a number too large to read.") from None
     except RecursionError:
         raise PolicyError(f"Policy file {path} is nested too deeply to be a policy.") from None
     try:

@@ -195,7 +195,9 @@ def _toml_value(value: object) -> str:
     if isinstance(value, int):
         return str(value)
     if isinstance(value, dt.datetime):
-        return _utc(value).strftime("%Y-%m-%dT%H:%M:%SZ")
+        at = _utc(value)
+        # not strftime("%Y"): it writes year 999 as "999", which TOML cannot read
+        return f"{at.year:04d}-{at:%m-%dT%H:%M:%S}Z"
     if isinstance(value, str):
         # JSON string escapes are a subset of TOML basic-string escapes; TOML also
         # forbids a raw DEL, which JSON leaves alone

@@ -162,7 +162,7 @@ _VOWEL_RE = re.compile(r"[aeiouy]")
 _NAME_PART_RE = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
 
 _SECRET_NAME_PARTS = _words(
-    "secret secrets password passwd passphrase pwd token apikey credential credentials"
+    "secret secrets password passwd passphrase pass pwd token apikey credential credentials"
     " authorization auth sas signature sig cookie privatekey"
 )
 _KEY_QUALIFIERS = _words(
@@ -221,13 +221,34 @@ _PLAIN_WORD_RE = re.compile(r"[A-Za-z][a-z]{0,15}|[A-Z]{2,8}")
 _WIN_PATH_RE = re.compile(r"(?<![^\s'\"(\[{=:,<>`])[^\s'\"<>`|]*\\[^\s'\"<>`|]*")
 # "</Key>" closes an XML element in a cloud error body; it is not a path
 _POSIX_PATH_RE = re.compile(
-    r"(?<![\w.~/\\-])(?!(?<=<)/[A-Za-z][\w.:-]*>)"
+    r"(?<![\w.~/\\+=-])(?!(?<=<)/[A-Za-z][\w.:-]*>)"
     r"(?:~[\w.-]*|\.{1,2})?/(?=[^\s'\"<>`])[^\s'\"<>`]*"
 )
 _REL_PATH_RE = re.compile(r"(?<![\w.~/\\-])[\w.~+-]+/[^\s'\"<>`]*")
 # a dotted name: a file name, a host, or harmless (``botocore.exceptions.ClientError``)
 _DOTTED_RE = re.compile(r"(?<![\w@/\\~-])(?<![\w-]\.)[\w-]++(?:\.[\w-]++)++")
 _HOST_LABEL_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+# base64 wrapped at 64 or 76 columns: the short last line is part of the secret too
+_WRAPPED_BASE64_RE = re.compile(
+    r"(?<![A-Za-z0-9+/=])(?:[A-Za-z0-9+/]{40,}\r?\n)+[A-Za-z0-9+/]+={0,2}(?![A-Za-z0-9+/=])"
+)
+# <Password>...</Password> in a cloud error body
+_XML_ELEMENT_RE = re.compile(r"<(?P<tag>[A-Za-z][\w.-]{0,63})>(?P<val>[^<]{1,512})</(?P=tag)>")
+# a lowercase word short enough to be English ("the password is wrong"), not a value
+_ENGLISH_WORD_RE = re.compile(r"[a-z]{1,8}[.,;:!?]?")
+_CREDENTIAL_NAME_RE = re.compile(r"[A-Za-z][\w.-]{1,63}")
+_SECRET_WORD_HINTS = (
+    "pass",
+    "secret",
+    "token",
+    "pwd",
+    "auth",
+    "sas",
+    "sig",
+    "cookie",
+    "cred",
+    "key",
+)
 _LONG_TOKEN_RE = re.compile(r"(?<![\w+/=-])[\w+/=-]{20,}(?![\w+/=-])")
 _CONTEXT_WORDS = _words(
     "bucket buckets container containers project projects account accounts user users"
@@ -245,7 +266,7 @@ _CONTEXT_TRAILERS = frozenset(":=abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTU
 _CONTEXT_VALUE_STOP = frozenset(",;'\"`()[]{}<>")
 # substrings of every key that _kv_sub acts on, to skip the pass (and the callback)
 _KV_KEY_HINTS = _words(
-    "secret passw passphrase pwd token key cred auth sas sig cookie user login account"
+    "secret pass pwd token key cred auth sas sig cookie user login account"
     " project bucket container host email owner tenant subscription"
 )
 _KV_HINT_RE = re.compile("|".join(sorted(_KV_KEY_HINTS)))
@@ -892,6 +913,50 @@ def _scrub_token(token: str) -> str:
     return token
 
 
+def _names_a_secret(part: str) -> bool:
+    """``--password``, ``aws_secret_access_key``, ``token:``: a word naming a credential."""
+    name = part.lstrip("-").rstrip(":=")
+    lowered = name.lower()
+    if not name or not any(hint in lowered for hint in _SECRET_WORD_HINTS):
+        return False
+    return _CREDENTIAL_NAME_RE.fullmatch(name) is not None and _is_secret_name(name)
+
+
+def _hide_secret_value(parts: list[str], index: int) -> None:
+    """Hide the word after a credential's name; after a plain name, unless it is English.
+
+    After a flag (``--password X``) the next word is its value. After a bare word
+    ("the password is wrong") a short lowercase word is the sentence going on.
+    """
+    flag = parts[index].startswith("-") or parts[index].endswith((":", "="))
+    following = _next_word(parts, index + 1)
+    if following < len(parts) and parts[following] in (":", "="):
+        flag = True
+        following = _next_word(parts, following + 1)
+    if following >= len(parts):
+        return
+    word = parts[following]
+    if (
+        "=" in word
+        or word.lower() in ("bearer", "basic", "digest")
+        or any(ch in _SENTINEL_CHARS for ch in word)
+    ):
+        return  # a key=value of its own, an auth scheme, or already hidden by a rule
+    if flag or not _ENGLISH_WORD_RE.fullmatch(word):
+        parts[following] = _SENTINEL[SECRET]
+
+
+def _unwrap(match: re.Match[str]) -> str:
+    return match.group(0).replace("\r", "").replace("\n", "")
+
+
+def _xml_sub(match: re.Match[str]) -> str:
+    if not _is_secret_name(match.group("tag")):
+        return match.group(0)
+    tag = match.group("tag")
+    return f"<{tag}>{_SENTINEL[SECRET]}</{tag}>"
+
+
 def _hide_context_value(parts: list[str], index: int) -> None:
     following = _next_word(parts, index + 1)
     if following < len(parts) and parts[following] in (":", "="):
@@ -923,17 +988,23 @@ def _run_passes(text: str) -> str:
         lowered = text.lower()
     if "bearer" in lowered or "basic" in lowered:
         text = _BEARER_RE.sub(_bearer_sub, text)
+    if "</" in text:
+        text = _XML_ELEMENT_RE.sub(_xml_sub, text)
     if any(quote in text for quote in _QUOTE_CHARS):
         text = _QUOTED_RE.sub(_quoted_sub, text)
     parts = text.split(" ")
     for index, part in enumerate(parts):
         if part.isalpha() and len(part) < 20:
-            # the common case, a plain word; it matters only as a context word
+            # the common case, a plain word; it matters as a context or credential word
             if part in _CONTEXT_FORMS:
                 _hide_context_value(parts, index)
+            elif part.lower() in _SECRET_NAME_PARTS:
+                _hide_secret_value(parts, index)
             continue
         if not part:
             continue
+        if _names_a_secret(part):
+            _hide_secret_value(parts, index)
         core = part.strip(_PLAIN_PUNCTUATION)
         if core.isalpha() and len(core) < 20 and part.count(":") < 2:
             # "::1" strips down to a plain-looking core, hence the colon count
@@ -970,6 +1041,9 @@ def _scrub_text(text: str, max_length: int) -> str:
         space = max(text.rfind(" "), text.rfind("\n"), text.rfind("\t"))
         if space > 0:
             text = text[:space]
+    if "\n" in text:
+        # one token again, so the long-token rule takes the short last line with it
+        text = _WRAPPED_BASE64_RE.sub(_unwrap, text)
     if not text.isprintable():
         # isprintable() is false for every character class removed here
         text = _CONTROL_AS_SPACE_RE.sub(" ", text)

@@ -360,6 +360,32 @@ def _retry_after(value: str | None) -> float | None:
 def _post(
     client: httpx.Client, url: str, body: bytes, headers: Mapping[str, str], limits: Limits
 ) -> _Answer:
+    """One POST, bounded in wall time.
+
+    httpx's timeouts bound each read, not the whole answer: a server that sends its
+    headers a byte at a time would keep a send alive for ever. So the request runs in
+    a worker thread and is abandoned at the deadline; a timed-out endpoint is not
+    used again in this run, and the daemon thread ends with the process.
+    """
+    import threading
+
+    answers: list[_Answer] = []
+
+    def post() -> None:
+        try:
+            answers.append(_post_now(client, url, body, headers, limits))
+        except Exception as exc:  # reported as the endpoint's failure, never raised
+            answers.append(_Answer(None, _network_detail(exc)))
+
+    worker = threading.Thread(target=post, name="consent-post", daemon=True)
+    worker.start()
+    worker.join(limits.request_timeout_s + 1.0)
+    return answers[0] if answers else _Answer(None, "no answer in time")
+
+
+def _post_now(
+    client: httpx.Client, url: str, body: bytes, headers: Mapping[str, str], limits: Limits
+) -> _Answer:
     import httpx
 
     deadline = time.monotonic() + limits.request_timeout_s
@@ -370,7 +396,8 @@ def _post(
             # the start of any other: it is shown to the user, never trusted.
             cap = 64 * 1024 if 200 <= status < 300 else 2 * _SNIPPET
             seen = b""
-            for chunk in response.iter_bytes():
+            # raw bytes: the body is never used, so never inflate a compressed one
+            for chunk in response.iter_raw():
                 seen += chunk
                 if len(seen) >= cap or time.monotonic() > deadline:
                     break
@@ -881,10 +908,10 @@ def _remember_backoff(spool: Spool, tally: _Tally) -> None:
         delay *= random.uniform(0.8, 1.2)  # noqa: S311 - jitter, not a secret
         delay = max(delay, tally.retry_after or 0.0)
         state = {"failures": failures, "retry_at": time.time() + delay}
-    elif failures == 0:
+    elif failures == 0 and not os.path.lexists(spool.root / _BACKOFF_FILE):
         return
     else:
-        state = {"failures": 0, "retry_at": 0.0}
+        state = {"failures": 0, "retry_at": 0.0}  # also clears one from a clock run ahead
     with contextlib.suppress(OSError):
         atomic_write(spool.root / _BACKOFF_FILE, json.dumps(state).encode())
 

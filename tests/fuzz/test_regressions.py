@@ -1,8 +1,6 @@
 """Inputs the fuzzers found, kept as plain tests so they are checked on every run.
 
-Each ``xfail(strict=True)`` test is a bug in ``consent/`` that is not fixed yet: it
-fails today, and the day the bug is fixed it passes, which strict mode reports,
-so the marker is removed with the fix. docs/security.md lists them.
+Each guards a bug the fuzzers found and that is fixed; docs/security.md lists them.
 """
 
 from __future__ import annotations
@@ -15,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from consent._exceptions import CorruptFileError, InsecureEndpointError, PolicyError
+from consent._exceptions import InsecureEndpointError, PolicyError
 from consent._urls import check_endpoint
 from consent.config import parse_json
 from consent.policy import load_policy
@@ -27,12 +25,6 @@ from consent.scrub import scrub_text
 # -- the policy loader ------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason="BUG: load_policy lets tomllib's ValueError for an integer over 4300 digits escape; "
-    "it must be a PolicyError",
-)
 @pytest.mark.parametrize("key", ["version", "summary"])
 def test_a_policy_with_a_huge_integer_is_a_policy_error(tmp_path: Path, key: str) -> None:
     text = DEFAULT_PROFILE.policy_file.read_text()
@@ -49,11 +41,6 @@ def test_a_policy_with_a_huge_integer_is_a_policy_error(tmp_path: Path, key: str
 # -- the config parser ------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: parse_json decodes any valid UTF-8 itself, but json.loads reads BOM-less "
-    "UTF-16/32 (NUL bytes in the first four) as such; the two disagree",
-)
 @pytest.mark.parametrize(
     "raw",
     [
@@ -73,12 +60,6 @@ def test_parse_json_reads_bomless_utf16_like_json_loads(raw: bytes) -> None:
 _AT_999 = dt.datetime(999, 12, 31, 23, 0, tzinfo=dt.UTC)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=CorruptFileError,
-    reason="BUG: dumps_record formats datetimes with strftime('%Y'), which does not pad "
-    "years before 1000 ('999-12-31T...'), so the record it writes is not valid TOML",
-)
 def test_dumps_record_writes_years_before_1000(tmp_path: Path) -> None:
     # A record another tool (or a clock set wrong) wrote: valid TOML, accepted by the reader.
     client_id = str(uuid.uuid4())
@@ -112,12 +93,6 @@ def test_dumps_record_of_year_1000_round_trips(tmp_path: Path) -> None:
 # -- endpoints ------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: check_endpoint accepts URLs with a tab, a leading space or a control "
-    "character (urllib drops them); httpx refuses them, so a send ends in "
-    "'Unexpected internal error (InvalidURL)' instead of a clear refusal",
-)
 @pytest.mark.parametrize(
     "url",
     ["http://loc\talhost:3100/push", " https://example.com/push", "\x01http://localhost/"],
@@ -132,11 +107,6 @@ def test_accepted_endpoint_is_a_url_httpx_can_use(url: str) -> None:
     assert parsed.scheme in ("http", "https")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: check_endpoint quotes the whole URL, password included, when it refuses "
-    "a non-http(s) or malformed URL; the message reaches stderr and the spool's send log",
-)
 @pytest.mark.parametrize(
     "url", ["ftp://user:s3cret-pw@example.com/x", "https://user:s3cret-pw@[::1/x"]
 )
@@ -160,11 +130,6 @@ _KEY_WITH_PLUS_SLASH = (
 )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: in standard base64, '+/' lets the POSIX-path rule start at the '/', so the "
-    "head of the token before it (under 20 characters) is no longer a long token and survives",
-)
 @pytest.mark.parametrize(
     "text",
     [
@@ -179,11 +144,6 @@ def test_base64_with_plus_slash_is_scrubbed(text: str) -> None:
     assert head not in scrub_text(text)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: the last line of a line-wrapped base64 blob is shorter than 20 characters, "
-    "so it is not taken for a credential and survives (found by test_scrub_fuzz)",
-)
 def test_the_tail_of_a_wrapped_base64_blob_is_scrubbed() -> None:
     blob = (
         "VRPj6rum11QCwcNMc2XG+sAQJFidCmmWMpJVzRj+xcypOHX+UJrC+uDgk50+xxxNl4JExzmN1xhc\n"
@@ -199,37 +159,22 @@ def test_the_tail_of_a_wrapped_base64_blob_is_scrubbed() -> None:
     [
         pytest.param(
             "running: mysql -h db --password hunter2xyz -e 'select 1'",
-            marks=pytest.mark.xfail(
-                strict=True, reason="BUG: a credential-named flag followed by a space survives"
-            ),
             id="flag-space-value",
         ),
         pytest.param(
             "retrying with --sas-token hunter2xyz",
-            marks=pytest.mark.xfail(
-                strict=True, reason="BUG: a credential-named flag followed by a space survives"
-            ),
             id="sas-token-space-value",
         ),
         pytest.param(
             "aws configure set aws_secret_access_key hunter2xyz failed",
-            marks=pytest.mark.xfail(
-                strict=True, reason="BUG: a credential-named word followed by a space survives"
-            ),
             id="secret-word-space-value",
         ),
         pytest.param(
             "connect failed: DB_PASS=hunter2xyz",
-            marks=pytest.mark.xfail(
-                strict=True, reason="BUG: 'pass' (DB_PASS, SMTP_PASS) is not a credential name"
-            ),
             id="db-pass",
         ),
         pytest.param(
             "<Error><Password>hunter2xyz</Password></Error>",
-            marks=pytest.mark.xfail(
-                strict=True, reason="BUG: an XML element named for a credential keeps its text"
-            ),
             id="xml-element",
         ),
         pytest.param("password=hunter2xyz", id="password-equals"),
