@@ -482,3 +482,15 @@ def test_secrets_in_argv_and_errors_never_reach_the_spool(sandbox: Sandbox) -> N
     assert b'"max_instances":4' in written
     for name, secret in _PLANTED.items():
         assert secret.encode() not in written, name
+
+
+@pytest.mark.parametrize("host", ["a.localhost", "evil.localhost", "localhost.example.com"])
+def test_plain_http_only_to_literal_loopback_names(host: str) -> None:
+    """``*.localhost`` may be resolved by DNS on some systems, so it is not loopback here."""
+    from consent._exceptions import InsecureEndpointError
+    from consent._urls import check_endpoint
+
+    with pytest.raises(InsecureEndpointError, match="plain http"):
+        check_endpoint(f"http://{host}/push")
+    assert check_endpoint("http://localhost:3100/push") == "http://localhost:3100/push"
+    assert check_endpoint(f"https://{host}/push") == f"https://{host}/push"
