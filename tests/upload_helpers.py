@@ -159,15 +159,17 @@ def make_payloads(
     state: State = State.PENDING,
     error: str | None = None,
     extra: dict[str, Any] | None = None,
+    collected_at: dt.datetime | None = None,
+    spool: Spool | None = None,
 ) -> list[tuple[Entry, bytes]]:
     """Spool ``count`` realistic payloads, projected on the acknowledged schema."""
     policy = load_policy()
     record = load_record(DEFAULT_PROFILE.record_path())
     assert record is not None, "acknowledge() first"
     assert record.acknowledgement is not None, "acknowledge() first"
-    spool = Spool.open()
+    spool = spool or Spool.open()
     made: list[tuple[Entry, bytes]] = []
-    now = dt.datetime.now(dt.UTC)
+    now = collected_at or dt.datetime.now(dt.UTC)
     for i in range(count):
         session_id = str(uuid.uuid4())
         payload = build_payload(

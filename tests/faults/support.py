@@ -26,7 +26,6 @@ import subprocess
 import sys
 import time
 import tomllib
-import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,12 +33,11 @@ from typing import Any
 
 import pytest
 
-from consent.payload import build_payload, encode_payload, project
 from consent.policy import load_policy
-from consent.profile import DEFAULT_PROFILE
 from consent.record import load_record
 from consent.spool import PAYLOAD_FILE, STATE_FILE, Entry, Spool, State
 from tests.conftest import Sandbox
+from tests.upload_helpers import make_payloads
 
 PUSH_PATH = "/loki/api/v1/push"
 Arg = str | bytes
@@ -409,32 +407,7 @@ def spool_payloads(
     spool: Spool | None = None,
 ) -> list[tuple[Entry, bytes]]:
     """Spool ``count`` realistic payloads projected on the acknowledged schema."""
-    policy = load_policy()
-    record = load_record(DEFAULT_PROFILE.record_path())
-    assert record is not None, "acknowledge first"
-    assert record.acknowledgement is not None, "acknowledge first"
-    spool = spool or Spool.open()
-    when = collected_at or dt.datetime.now(dt.UTC)
-    made: list[tuple[Entry, bytes]] = []
-    for i in range(count):
-        session_id = str(uuid.uuid4())
-        payload = build_payload(
-            policy=policy,
-            client_id=record.client_id,
-            session_id=session_id,
-            host_version="0.4.0",
-            source_region="aws:us-east-1",
-            destination_regions=["gcp:us-central1"],
-            arguments={"max_instances": 8, "solver": "ilp"},
-            runtime_s=1.5 + i,
-            throughput_gbps=2.5,
-            error=None,
-            collected_at=when,
-        )
-        projected, _ = project(payload, policy, record.acknowledgement.schema)
-        data = encode_payload(projected)
-        made.append((spool.write(record.client_id, session_id, data, state), data))
-    return made
+    return make_payloads(count, state=state, collected_at=collected_at, spool=spool)
 
 
 def block_background_flush(spool: Spool | None = None) -> None:
