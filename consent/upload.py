@@ -1024,7 +1024,16 @@ def run_background(
     """One background send: never waits for the lock, never raises, logs in the spool."""
     spool = Spool(spool_root) if spool_root is not None else None
     try:
-        return send_pending(spool, profile=profile, environ=environ, background=True)
+        result = send_pending(spool, profile=profile, environ=environ, background=True)
+        with contextlib.suppress(Exception):
+            # sessions whose writer died before the payload, and temp files of killed
+            # writers, go once they are an hour old; nobody else would remove them
+            tidy = spool or Spool.existing(profile, environ)
+            if tidy is not None:
+                with tidy.lock(blocking=False) as held:
+                    if held:
+                        tidy.cleanup_incomplete()
+        return result
     except ConsentError as exc:
         error = str(exc)  # a bad endpoint or policy: nobody is watching but the log
     except Exception as exc:

@@ -13,6 +13,7 @@ import json
 import os
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -772,3 +773,24 @@ def test_the_hidden_background_option_sends_quietly(receiver: Receiver) -> None:
     assert (result.stdout, result.stderr) == ("", "")
     assert sorted(receiver.session_ids()) == sorted(e.session_id for e, _ in made)
     assert "--background" not in run_cli("stats", "send", "--help").stdout
+
+
+def test_the_background_sender_removes_stale_incomplete_sessions(sandbox: Sandbox) -> None:
+    """A writer killed between state file and payload leaves a husk; the sender tidies it."""
+    acknowledge()
+    (kept,) = make_payloads(1)
+    spool = Spool.open()
+    husk = spool.root / kept[0].client_id / str(uuid.uuid4())
+    husk.mkdir(mode=0o700)
+    (husk / "state.json").write_text('{"state": "pending", "receipts": [], "reason": null}')
+    fresh = spool.root / kept[0].client_id / str(uuid.uuid4())
+    fresh.mkdir(mode=0o700)
+    (fresh / "state.json").write_text('{"state": "pending", "receipts": [], "reason": null}')
+    hour_ago = time.time() - 3700
+    os.utime(husk, (hour_ago, hour_ago))
+
+    run_background(spool_root=spool.root)
+
+    assert not husk.exists(), "an hour-old husk is removed"
+    assert fresh.exists(), "a writer may still be finishing a fresh one"
+    assert kept[0].payload_path.exists()
