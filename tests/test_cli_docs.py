@@ -36,3 +36,23 @@ def test_cli_reference_names_every_command() -> None:
         "consent policy accept",
     ):
         assert f"# `{command}`" in text, command
+
+
+def test_shell_completion_completes_commands() -> None:
+    """Typer's completion, as `consent --install-completion` wires it into bash."""
+    import os
+
+    env = {
+        **os.environ,
+        "_CONSENT_COMPLETE": "complete_bash",
+        "COMP_WORDS": "consent stats re",
+        "COMP_CWORD": "2",
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", "from consent.cli import main; main()"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.stdout.split() == ["review"], result
