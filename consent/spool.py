@@ -503,6 +503,25 @@ class Spool:
             return cls(fallback.root, [_fallback_warning(candidate, refusal, fallback.root)])
         return None
 
+    @staticmethod
+    def refusal(
+        profile: AppProfile = DEFAULT_PROFILE, environ: Mapping[str, str] | None = None
+    ) -> str | None:
+        """Why the configured root would be refused, or ``None`` (fine, or not made yet).
+
+        For ``stats status``: before anything is spooled there is no fallback to
+        report, but a hostile root is worth a warning all the same.
+        """
+        env = os.environ if environ is None else environ
+        candidate = Path(os.path.abspath(profile.spool_root(env)))
+        shared = Path(os.path.abspath(profile.shared_temp_root))
+        overridden = bool(env.get(profile.spool_dir_env))
+        refused = _prepare_root(candidate, shared, whole_chain=not overridden, create=False)
+        if refused is None or refused.missing:
+            return None
+        fallback = profile.fallback_spool_root()
+        return f"{refused}; usage statistics will be kept in {fallback} instead."
+
     @classmethod
     def existing_fallback(cls, profile: AppProfile = DEFAULT_PROFILE) -> Spool | None:
         """The per-user fallback spool, if it exists and passes the checks; creates nothing."""

@@ -77,6 +77,8 @@ def snapshot(
         from consent.spool import Spool
 
         spool = Spool.existing(profile, env)
+        if spool is None and (refusal := Spool.refusal(profile, env)):
+            warnings.append(refusal)
         if spool is not None:
             spool_dir = str(spool.root)
             counts.update(spool.counts())

@@ -363,6 +363,34 @@ def test_approve_by_flag_moves_held_to_pending_and_nothing_else(sandbox: Sandbox
     assert states_on_disk()[first.session_id] == "pending"
 
 
+def test_approve_takes_several_ids_after_one_flag(sandbox: Sandbox) -> None:
+    """The contract's `--approve ID...`: the ids after the flag are approved too."""
+    share(review=True)
+    first, second, third = (spool_payload("held", minute=i) for i in range(3))
+    out = ok("stats", "review", "--approve", first.session_id, second.session_id[:8]).stdout
+    assert "Approved 2 payload(s)" in out
+    assert states_on_disk() == {
+        first.session_id: "pending",
+        second.session_id: "pending",
+        third.session_id: "held",
+    }
+
+
+def test_discard_takes_several_ids_after_one_flag(sandbox: Sandbox) -> None:
+    share(review=True)
+    first, second, third = (spool_payload("held", minute=i) for i in range(3))
+    ok("stats", "review", "--discard", first.session_id, second.session_id)
+    assert states_on_disk() == {third.session_id: "held"}
+
+
+def test_ids_without_approve_or_discard_are_bad_input(sandbox: Sandbox) -> None:
+    share(review=True)
+    held = spool_payload("held")
+    err = bad_input("stats", "review", held.session_id).stderr
+    assert "--approve or --discard" in err
+    assert states_on_disk() == {held.session_id: "held"}
+
+
 def test_approve_all(sandbox: Sandbox) -> None:
     share(review=True)
     held = [spool_payload("held", minute=i).session_id for i in range(3)]

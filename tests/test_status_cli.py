@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import tomllib
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -210,3 +211,19 @@ def test_corrupt_record_status_json(sandbox: Sandbox) -> None:
     assert any(str(sandbox.record) in w for w in data["warnings"])
     assert sandbox.record.read_bytes() == raw
     assert sorted(p.name for p in sandbox.record.parent.iterdir() if "damaged" in p.name) == []
+
+
+def test_status_warns_about_a_hostile_spool_root_before_anything_is_spooled(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """A symlinked root would never be used; status says so, and creates nothing."""
+    real = tmp_path / "elsewhere"
+    real.mkdir()
+    sandbox.spool.symlink_to(real)
+
+    result = run_cli("stats", "status", "--json")
+
+    assert result.returncode == 0, result.stderr
+    warnings = result.json()["warnings"]
+    assert any("symbolic link" in w and str(sandbox.spool) in w for w in warnings), warnings
+    assert list(real.iterdir()) == []

@@ -222,11 +222,30 @@ def review(
             "--limit", min=0, metavar="N", help="Rows in the summary, newest last; 0 for all."
         ),
     ] = DEFAULT_LIMIT,
+    more_ids: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="[ID]...",
+            help="More ids for --approve or --discard: `--approve ID1 ID2` approves both.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """See every payload before it is sent, field by field; approve or discard held ones.
 
     On a terminal, held payloads are offered for approval in a checkbox.
     """
+    if more_ids:
+        # click options take one value each; the contract's `--approve ID...` takes
+        # the ids that follow as well
+        if bool(approve) == bool(discard):
+            raise BadInputError(
+                f"Unexpected argument {more_ids[0]!r}: ids follow --approve or --discard."
+            )
+        if approve:
+            approve = [*approve, *more_ids]
+        else:
+            discard = [*(discard or []), *more_ids]
     _check_flags(
         approve=approve or [],
         approve_all=approve_all,
