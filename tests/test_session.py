@@ -31,8 +31,8 @@ from consent.profile import AppProfile
 from consent.record import Choice
 from consent.scrub import MARKERS
 from tests.conftest import Sandbox
+from tests.probes import imports_of
 
-HEAVY = ("typer", "rich", "questionary", "prompt_toolkit", "httpx", "click")
 ARGV = [
     "cp",
     "-r",
@@ -555,44 +555,25 @@ def test_full_disk(sandbox: Sandbox, home: str, raises: bool) -> None:
 
 # -- the session path imports only the standard library ------------------------------------
 
-_PROBE = """
-import json, sys
-before = set(sys.modules)
+_SESSION = """
 import consent
 with consent.session(["cp", "-r", "s3://acme/x", "gs://b/y", "--max-instances", "8"],
                      src="aws:us-east-1", dst=["gcp:us-central1"]) as s:
     s.transferred(10**9)
-after = set(sys.modules)
-print(json.dumps({"new": sorted(after - before), "session_id": s.session_id}))
+result = s.session_id
 """
-
-
-def _probe() -> tuple[list[str], str | None, str]:
-    proc = subprocess.run(
-        [sys.executable, "-c", _PROBE],
-        env=dict(os.environ),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        stdin=subprocess.DEVNULL,
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert "Traceback" not in proc.stderr
-    data = json.loads(proc.stdout)
-    return data["new"], data["session_id"], proc.stderr
 
 
 @pytest.mark.parametrize("home", ["steady", "fresh"])
 def test_session_path_imports_only_the_standard_library(sandbox: Sandbox, home: str) -> None:
     if home == "steady":
         acknowledge("share")  # pending: the background flush is started, and checked too
-    new, session_id, _ = _probe()
-    assert session_id is not None, "the probe must record a session to check its path"
+    probe = imports_of(_SESSION)
+    assert probe.result is not None, "the probe must record a session to check its path"
+    assert "Traceback" not in probe.stderr
     assert sandbox.record.is_file()
-    top = {name.split(".")[0] for name in new}
-    assert sorted(top & set(HEAVY)) == []
-    foreign = sorted(n for n in new if n.split(".")[0] not in sys.stdlib_module_names | {"consent"})
-    assert foreign == [], f"non-stdlib modules on the session path: {foreign}"
+    assert probe.heavy == []
+    assert probe.foreign == [], f"non-stdlib modules on the session path: {probe.foreign}"
     expected_state = "pending" if home == "steady" else "held"
     _, _, directory = only_payload(sandbox.spool)
     assert state_of(directory) in (
