@@ -17,6 +17,9 @@ from typing import Any
 
 import pytest
 
+from consent.profile import AppProfile
+from consent.spool import Spool
+
 REPO = Path(__file__).resolve().parent.parent
 CLOSED_ENDPOINT = "http://127.0.0.1:9/loki/api/v1/push"
 
@@ -72,6 +75,26 @@ def sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Sandbox:
     monkeypatch.setenv("COLUMNS", "100")
     monkeypatch.setenv("PYTHONPATH", str(REPO))
     return Sandbox(home=home, spool=spool, env=dict(os.environ))
+
+
+@pytest.fixture
+def shared(tmp_path: Path) -> Path:
+    """A private stand-in for /tmp (sticky, world-writable), so no spool lands in the real one."""
+    directory = tmp_path / "tmp"
+    directory.mkdir()
+    directory.chmod(0o1777)
+    return directory
+
+
+@pytest.fixture
+def profile(shared: Path) -> AppProfile:
+    return AppProfile(shared_temp_root=shared)
+
+
+@pytest.fixture
+def spool(profile: AppProfile) -> Spool:
+    """A spool chosen and vetted as the CLI would, under the private /tmp."""
+    return Spool.open(profile, environ={})
 
 
 @dataclass

@@ -48,24 +48,6 @@ FAST = Limits(connect_timeout_s=0.5, request_timeout_s=1.0, backoff_base_s=0.01,
 as_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as another user")
 
 
-@pytest.fixture
-def shared(tmp_path: Path) -> Path:
-    directory = tmp_path / "tmp"
-    directory.mkdir()
-    directory.chmod(0o1777)
-    return directory
-
-
-@pytest.fixture
-def profile(shared: Path) -> AppProfile:
-    return AppProfile(shared_temp_root=shared)
-
-
-@pytest.fixture
-def spool(profile: AppProfile) -> Spool:
-    return Spool.open(profile, environ={})
-
-
 def _victim(tmp_path: Path, content: bytes = b"victim's own bytes\n") -> Path:
     victim = tmp_path / "victim.txt"
     victim.write_bytes(content)

@@ -426,15 +426,6 @@ def assert_one_message(err: str) -> str:
     return lines[0]
 
 
-@pytest.fixture
-def shared(tmp_path: Path) -> Path:
-    # a private stand-in for /tmp, so a fallback spool never lands in the real one
-    directory = tmp_path / "shared"
-    directory.mkdir()
-    directory.chmod(0o1777)
-    return directory
-
-
 @pytest.mark.parametrize("raises", [False, True])
 def test_spool_root_is_a_file_and_fallback_is_blocked(
     sandbox: Sandbox, capsys: pytest.CaptureFixture[str], shared: Path, raises: bool

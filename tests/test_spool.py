@@ -73,24 +73,6 @@ def subprocess_env() -> dict[str, str]:
 
 
 @pytest.fixture
-def shared(tmp_path: Path) -> Path:
-    directory = tmp_path / "tmp"
-    directory.mkdir()
-    directory.chmod(0o1777)
-    return directory
-
-
-@pytest.fixture
-def profile(shared: Path) -> AppProfile:
-    return AppProfile(shared_temp_root=shared)
-
-
-@pytest.fixture
-def spool(profile: AppProfile) -> Spool:
-    return Spool.open(profile, environ={})
-
-
-@pytest.fixture
 def restore_umask() -> Iterator[None]:
     old = os.umask(0o022)
     os.umask(old)
@@ -1051,12 +1033,9 @@ def test_importing_the_spool_loads_only_the_standard_library() -> None:
 
 
 def test_a_spool_in_the_shared_temp_dir_is_not_fsynced_elsewhere_it_is(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, shared: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """/tmp is emptied at boot, so fsync there buys nothing; a spool elsewhere is durable."""
-    shared = tmp_path / "tmp"
-    shared.mkdir(mode=0o1777)
-    shared.chmod(0o1777)
     in_tmp = Spool.open(AppProfile(shared_temp_root=shared), environ={})
     elsewhere = Spool.open(
         AppProfile(shared_temp_root=shared),
