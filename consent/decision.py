@@ -1,7 +1,10 @@
 """Whether collection is on, and why. Standard library only; never raises.
 
-The first rule that applies decides (DESIGN §3.2): the environment switch,
-``DO_NOT_TRACK``, ``config.json``, Skyplane 0.3's INI flag, then the default.
+The first rule that applies decides (docs/architecture.md §3.2): the environment
+switch, ``DO_NOT_TRACK``, the stored settings, then the default. The setting is
+stored in every file the host keeps it in (``config.json``, and Skyplane's INI
+``[flags] usage_stats`` at ``$SKYPLANE_CONFIG`` or ``~/.skyplane/config``); when
+they disagree, the opt-out wins.
 
 Hosts call this on every run, so it imports almost nothing: no ``typing``,
 ``dataclasses`` or ``pathlib``, and ``json`` only when a config file exists.
@@ -86,19 +89,36 @@ def decide(
 
     if config is None:
         return Decision(False, "invalid_config", review, warnings)
+    stored: bool | None = None
     if "usage_stats" in config:
         value = config["usage_stats"]
         problem = invalid_value_message(profile.config_file(env), "usage_stats", value)
         if problem:
             return Decision(False, "invalid_config", review, (problem, *warnings))
-        return Decision(bool(value), "config", review, warnings)
+        stored = bool(value)
 
     legacy, legacy_warning = _legacy_flag(profile, env)
     if legacy_warning:
         return Decision(False, "invalid_config", review, (legacy_warning, *warnings))
+    if stored is not None and legacy is not None and stored != legacy:
+        # Two stores, two answers (edited by hand, or written by an older host): the
+        # opt-out wins, and the warning names the file that says no.
+        source: Source = "config" if stored is False else "legacy_config"
+        return Decision(False, source, review, (_disagreement(profile, env, source), *warnings))
+    if stored is not None:
+        return Decision(stored, "config", review, warnings)
     if legacy is not None:
         return Decision(legacy, "legacy_config", review, warnings)
     return Decision(True, "default", review, warnings)
+
+
+def _disagreement(profile: AppProfile, env: Mapping[str, str], off: Source) -> str:
+    json_file, ini_file = profile.config_file(env), profile.legacy_ini_file(env)
+    no, yes = (json_file, ini_file) if off == "config" else (ini_file, json_file)
+    return (
+        f"{no} turns usage statistics off while {yes} turns them on; the opt-out wins. "
+        f"Make them agree with `{profile.cli_name} stats on` or `{profile.cli_name} stats off`."
+    )
 
 
 def is_enabled(
@@ -146,8 +166,8 @@ def _legacy_flag(profile: AppProfile, env: Mapping[str, str]) -> tuple[bool | No
         raw = parser.get("flags", "usage_stats", fallback=None)
     except (OSError, configparser.Error, UnicodeError):
         return None, (
-            f"{path} (Skyplane 0.3 settings) cannot be read, so usage statistics are off; "
-            "set them with `consent config set usage_stats true|false`."
+            f"{path} ({profile.display_name} settings) cannot be read, so usage statistics "
+            f"are off until it is fixed by hand or removed."
         )
     if raw is None:
         return None, None
@@ -155,6 +175,7 @@ def _legacy_flag(profile: AppProfile, env: Mapping[str, str]) -> tuple[bool | No
     if switch is None:
         return None, (
             f"{path}: [flags] usage_stats = {raw[:20]!r} is not true or false, so usage "
-            "statistics are off; set them with `consent config set usage_stats true|false`."
+            f"statistics are off; set them with `{profile.cli_name} stats on` or "
+            f"`{profile.cli_name} stats off`."
         )
     return switch, None
