@@ -100,7 +100,9 @@ def get(
         if json_:
             print_json({"key": key, "value": value, "source": source})
         else:
-            print_out(f"{json.dumps(value)} (from {source})")
+            from rich.markup import escape
+
+            print_out(escape(f"{json.dumps(value)} (from {source})"))
         return
     value = config_get(key, profile=profile)
     if json_:
@@ -189,6 +191,8 @@ def run_settings(key: str, value: str | None = None) -> None:
     profile = current_profile()
     if value is None:
         shown, source = effective(key, profile)
-        print_out(f"{key} = {json.dumps(shown)} (from {source})")
+        from rich.markup import escape
+
+        print_out(escape(f"{key} = {json.dumps(shown)} (from {source})"))
         return
     report_change(config_set(key, value, profile=profile), profile)
