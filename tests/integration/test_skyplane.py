@@ -84,7 +84,8 @@ def log_transfer(venv: SkyplaneVenv, sandbox: Sandbox) -> Result:
         venv,
         sandbox,
         f"""
-                from skyplane.api.usage import UsageClient
+        import time
+        from skyplane.api.usage import UsageClient
 
         start = int(time.time() * 1000) - 12_000
         UsageClient.log_transfer(
