@@ -169,7 +169,7 @@ class RecordOutcome:
 class _Terms:
     """What one payload needs from the policy and the consent record."""
 
-    __slots__ = ("acknowledged", "client_id", "fields", "first", "version")
+    __slots__ = ("acknowledged", "client_id", "fields", "first", "parsed", "version")
 
     def __init__(
         self,
@@ -178,6 +178,7 @@ class _Terms:
         client_id: str,
         acknowledged: dict[str, tuple[str, str]],
         first: bool = False,
+        parsed: Policy | None = None,
     ) -> None:
         self.version = version
         self.fields = fields
@@ -186,6 +187,8 @@ class _Terms:
         self.acknowledged = acknowledged
         self.first = first
         """The first notice was shown on this run: its payload is held."""
+        self.parsed = parsed
+        """The policy, when these terms were read from the TOML files, not the cache."""
 
 
 def _policy_file(profile: AppProfile, env: Mapping[str, str]) -> str:
@@ -326,15 +329,14 @@ def _announced_terms(
     if told.record is None:  # include_first always leaves a record; fail closed if not
         raise ConsentError("The consent record could not be created.")
     ack = told.record.acknowledgement
-    terms = _Terms(
+    return _Terms(
         policy.version,
         [(name, spec.type, spec.category) for name, spec in policy.fields.items()],
         told.record.client_id,
         dict(ack.schema) if ack else {},
         told.first,
+        policy,
     )
-    _save_terms(profile, os.environ if environ is None else environ, policy)
-    return terms
 
 
 def _terms(
@@ -456,6 +458,10 @@ def _record(
         durable=durable,
         withheld=withheld,
     )
+    if terms.parsed is not None:
+        # Only once a session is on disk: a run that cannot record changes no file in
+        # the home beyond what announcing the policy had to write.
+        _save_terms(profile, os.environ if environ is None else environ, terms.parsed)
     if not held:
         # The payload is safe on disk now; failing to start the sender only delays it.
         try:

@@ -12,6 +12,7 @@ checks that both agree with :mod:`consent.spool`, which owns the layout.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import stat
 
@@ -30,6 +31,10 @@ STATE_FILE = "state.json"
 PRIVATE_DIR_MODE = 0o700
 PRIVATE_FILE_MODE = 0o600
 _DIR_OPEN_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+_LOCK_FLAGS = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+# The spool's lock taken by ``stats forget``, and the ids it retired (consent.spool).
+_FORGET_LOCK = ".forget.lock"
+_RETIRED_FILE = ".retired"
 _ID_FIRST = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
 _ID_REST = _ID_FIRST | frozenset("._-")
 
@@ -282,6 +287,21 @@ def state_bytes(state: str, updated_at: str, withheld: Sequence[str]) -> bytes:
     return (dumps_json(doc, ensure_ascii=True) + "\n").encode()
 
 
+def _retired_ids(root: str) -> frozenset[str]:
+    """Client ids ``stats forget`` retired (``.retired``, one per line); fail closed."""
+    try:
+        fd = os.open(os.path.join(root, _RETIRED_FILE), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return frozenset()
+    try:
+        chunks = []
+        while chunk := os.read(fd, 1 << 16):
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+    return frozenset(b"".join(chunks).decode("utf-8", "replace").split())
+
+
 def write_new(
     root: str,
     client_id: str,
@@ -294,7 +314,7 @@ def write_new(
 ) -> str:
     """Spool a new session as ``pending`` or ``held``, as :meth:`Spool.write`; its directory.
 
-    Takes no lock. ``state.json`` goes first and the payload last, so a crash leaves
+    Takes only the shared side of the ``forget`` lock. ``state.json`` goes first and the payload last, so a crash leaves
     an incomplete session, never a stateless payload that would pass for legacy.
     """
     from consent.payload import utc_stamp
@@ -307,15 +327,24 @@ def write_new(
         root, _check_id("client id", client_id), _check_id("session id", session_id)
     )
     try:
-        _make_session_dir(directory)
-        # one directory fsync, after the second rename, makes both durable
-        atomic_write(
-            os.path.join(directory, STATE_FILE),
-            state_bytes(state, utc_stamp(), tuple(withheld)),
-            durable=durable,
-            sync_directory=False,
-        )
-        atomic_write(os.path.join(directory, PAYLOAD_FILE), payload, durable=durable)
+        lock = os.open(os.path.join(root, _FORGET_LOCK), _LOCK_FLAGS, PRIVATE_FILE_MODE)
+        try:
+            # The shared side of ``stats forget``'s lock: wait only while it clears the
+            # spool, then drop a payload under a client id it retired.
+            fcntl.flock(lock, fcntl.LOCK_SH)
+            if client_id in _retired_ids(root):
+                return directory
+            _make_session_dir(directory)
+            # one directory fsync, after the second rename, makes both durable
+            atomic_write(
+                os.path.join(directory, STATE_FILE),
+                state_bytes(state, utc_stamp(), tuple(withheld)),
+                durable=durable,
+                sync_directory=False,
+            )
+            atomic_write(os.path.join(directory, PAYLOAD_FILE), payload, durable=durable)
+        finally:
+            os.close(lock)  # closing the descriptor releases the lock
     except OSError as exc:
         raise StorageError(
             f"Could not write usage statistics to {directory}: {exc.strerror or exc}."
