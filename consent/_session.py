@@ -109,6 +109,8 @@ def _installed_version(package: str) -> str:
 
 
 def _host_version(explicit: str | None, profile: AppProfile, *, strict: bool) -> str:
+    if explicit is None:
+        explicit = profile.host_version  # what the host set on its profile, if anything
     if explicit is not None:
         if isinstance(explicit, str) and _is_version(explicit):
             return explicit
