@@ -197,8 +197,8 @@ def mount(
     return apps
 
 
-def _show_version(show: bool) -> None:
-    if show:
+def _show_version(show: object) -> None:
+    if show is True:  # old typer on click 8.3+ hands an "unset" marker, which is truthy
         from consent import __version__
 
         typer.echo(f"consent {__version__}")
