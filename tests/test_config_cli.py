@@ -1,4 +1,4 @@
-"""`consent config get | set | unset | list` through the real CLI (DESIGN §3.1, §3.8)."""
+"""`consent config get | set | unset | list` through the real CLI (docs/architecture.md §3.1, §3.8)."""
 
 from __future__ import annotations
 
