@@ -149,7 +149,9 @@ def _shared_root(profile: AppProfile) -> str:
     return raw if isinstance(raw, str) else os.fspath(profile.shared_temp_root)
 
 
-def open_root(profile: AppProfile, environ: Mapping[str, str] | None) -> tuple[str, list[str], bool]:
+def open_root(
+    profile: AppProfile, environ: Mapping[str, str] | None
+) -> tuple[str, list[str], bool]:
     """Create and vet the spool root as :meth:`Spool.open` does: ``(root, warnings, durable)``.
 
     Raises :class:`StorageError` when neither the configured root nor the per-user

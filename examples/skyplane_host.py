@@ -1,7 +1,7 @@
 """A small stand-in for Skyplane, showing how a Typer host embeds `consent`.
 
     python examples/skyplane_host.py --help
-    python examples/skyplane_host.py init             # asks on a terminal, after the host's own setup
+    python examples/skyplane_host.py init             # asks on a terminal, after its own setup
     python examples/skyplane_host.py init -y          # never asks; keeps the current answer
     python examples/skyplane_host.py cp a.txt b.txt   # records one session
     python examples/skyplane_host.py stats review     # the mounted commands

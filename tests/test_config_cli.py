@@ -1,4 +1,7 @@
-"""`consent config get | set | unset | list` through the real CLI (docs/architecture.md §3.1, §3.8)."""
+"""`consent config get | set | unset | list` through the real CLI.
+
+See docs/architecture.md §3.1 (paths) and §3.8 (CLI).
+"""
 
 from __future__ import annotations
 

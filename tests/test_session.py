@@ -603,7 +603,9 @@ def test_regions_set_inside_the_block_and_a_plain_string_is_one_destination(
     assert payload["source_region"] == "gcp:us-central1"
     assert payload["destination_regions"] == ["azure:westeurope"]
     consent.record_session(src="local", dst="aws:us-west-2", runtime_s=1)
-    regions = [json.loads(p.read_bytes())["destination_regions"] for p in payload_files(sandbox.spool)]
+    regions = [
+        json.loads(p.read_bytes())["destination_regions"] for p in payload_files(sandbox.spool)
+    ]
     assert ["aws:us-west-2"] in regions
 
 
@@ -676,9 +678,7 @@ def test_an_exception_is_scrubbed_once(sandbox: Sandbox, monkeypatch: pytest.Mon
     monkeypatch.setattr(consent.scrub, "scrub_text", counting_text)
     with pytest.raises(OSError), consent.session(src="local", dst=["local"]):
         raise OSError("disk full writing /home/alice/out")
-    consent.record_session(
-        src="local", dst="local", runtime_s=1, error=KeyError("s3://acme/x")
-    )
+    consent.record_session(src="local", dst="local", runtime_s=1, error=KeyError("s3://acme/x"))
     assert len(errors) == 2
     assert not set(errors) & set(texts), "a scrubbed error text was scrubbed again"
     recorded = sorted(json.loads(p.read_bytes())["error"] for p in payload_files(sandbox.spool))

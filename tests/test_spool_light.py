@@ -23,8 +23,16 @@ SESSION = "5d0c2a1e-8b7f-4c3d-a2e1-9f8b7c6d5e4f"
 
 def test_state_bytes_are_the_spools(tmp_path: Path) -> None:
     for state, withheld in (("held", ()), ("pending", ("error", "ünïcode"))):
-        entry = Entry(CLIENT, SESSION, State(state), tmp_path, (), None, "2026-01-02T03:04:05Z",
-                      tuple(withheld))
+        entry = Entry(
+            CLIENT,
+            SESSION,
+            State(state),
+            tmp_path,
+            (),
+            None,
+            "2026-01-02T03:04:05Z",
+            tuple(withheld),
+        )
         assert _spoolwrite.state_bytes(state, "2026-01-02T03:04:05Z", withheld) == _state_bytes(
             entry
         )
@@ -78,12 +86,15 @@ def _setups(shared: Path, sandbox_spool: Path) -> dict[str, object]:
     fallback_parent = shared / f"skyplane-{os.getuid()}"
     return {
         "default root": lambda: None,
-        "hostile shared chain": lambda: (shared / "skyplane").mkdir(mode=0o777)
-        or os.chmod(shared / "skyplane", 0o777),
-        "root is a file": lambda: (shared / "skyplane").mkdir()
-        or (shared / "skyplane" / "usage").write_text("x"),
-        "root and fallback blocked": lambda: (shared / "skyplane").write_text("x")
-        or fallback_parent.write_text("x"),
+        "hostile shared chain": lambda: (
+            (shared / "skyplane").mkdir(mode=0o777) or os.chmod(shared / "skyplane", 0o777)
+        ),
+        "root is a file": lambda: (
+            (shared / "skyplane").mkdir() or (shared / "skyplane" / "usage").write_text("x")
+        ),
+        "root and fallback blocked": lambda: (
+            (shared / "skyplane").write_text("x") or fallback_parent.write_text("x")
+        ),
         "override is a file": lambda: sandbox_spool.write_text("x"),
     }
 

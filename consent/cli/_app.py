@@ -23,6 +23,7 @@ from consent.cli._init import init
 from consent.cli._policy import policy_app
 from consent.cli._record import record
 from consent.cli._stats import stats_app
+from consent.cli._terminal import reports_errors
 from consent.profile import DEFAULT_PROFILE, AppProfile
 
 if TYPE_CHECKING:
@@ -78,8 +79,11 @@ def _clone(template: typer.Typer, profile: AppProfile) -> typer.Typer:
 def build(profile: AppProfile = DEFAULT_PROFILE) -> HostApps:
     """The Typer apps and functions for one host, every hint naming ``profile.cli_name``."""
 
+    @reports_errors  # a damaged file is one sentence and an exit code inside the host too
     def init_(answer: Choice | None = None, *, non_interactive: bool = False) -> Choice | None:
-        return run_host_init(answer, non_interactive=non_interactive, profile=profile)
+        return bind_profile(profile, run_host_init)(
+            answer, non_interactive=non_interactive, profile=profile
+        )
 
     def settings(key: str, value: str | None = None) -> None:
         bind_profile(profile, run_settings)(key, value)
