@@ -283,7 +283,7 @@ def _save_terms(profile: AppProfile, env: Mapping[str, str], policy: Policy) -> 
         "acknowledged": {name: list(kind) for name, kind in record.acknowledgement.schema.items()},
     }
     path = os.path.join(profile.config_dir_name(env), _CACHE_NAME)
-    try:
+    try:  # noqa: SIM105 - contextlib is not loaded on this path
         atomic_write(path, (dumps_json(doc) + "\n").encode(), durable=False)
     except (OSError, ValueError):
         pass  # only a cache: the next run reads the TOML files again
@@ -421,7 +421,8 @@ def _record(
         return RecordOutcome(None, "disabled", warnings=tuple(warnings))
 
     from consent._spoolwrite import open_root, write_new
-    from consent.payload import _build, encode_payload, project_fields, random_uuid4, utc_stamp
+    from consent._time import utc_stamp
+    from consent.payload import _build, encode_payload, project_fields, random_uuid4
     from consent.scrub import scrub_arguments
 
     terms = _terms(profile, environ, show_notice)

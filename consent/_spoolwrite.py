@@ -256,7 +256,7 @@ def atomic_write(path: str, data: bytes, *, durable: bool, sync_directory: bool 
             os.close(fd)
         os.replace(tmp, path)
     except BaseException:
-        try:
+        try:  # noqa: SIM105 - contextlib (and what it imports) stays off the host path
             os.unlink(tmp)
         except OSError:
             pass
@@ -316,10 +316,11 @@ def write_new(
 ) -> str:
     """Spool a new session as ``pending`` or ``held``, as :meth:`Spool.write`; its directory.
 
-    Takes only the shared side of the ``forget`` lock. ``state.json`` goes first and the payload last, so a crash leaves
-    an incomplete session, never a stateless payload that would pass for legacy.
+    Takes only the shared side of the ``forget`` lock. ``state.json`` goes first and
+    the payload last, so a crash leaves an incomplete session, never a stateless
+    payload that would pass for legacy.
     """
-    from consent.payload import utc_stamp
+    from consent._time import utc_stamp
 
     if state not in ("pending", "held"):
         raise InvalidValueError(f"A new session must be pending or held, not {state}.")

@@ -1,4 +1,4 @@
-"""The host API (docs/architecture.md §3.5, §3.9, §4): the payload, the context manager, its failures.
+"""The host API (docs/architecture.md §3.5, §3.9, §4): payload, context manager, failures.
 
 In-process tests hold payloads (review mode) so no background sender starts; the
 pending path and the import checks run in subprocesses against the sandbox's
@@ -14,20 +14,23 @@ import platform
 import re
 import subprocess
 import sys
+import threading
 import time
 import tomllib
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-import threading
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import consent
 import consent._session as session_module
 import consent.scrub
 from consent.actions import apply_choice, config_set
+from consent.payload import dumps_json, random_uuid4
 from consent.policy import Policy, load_policy
 from consent.profile import AppProfile
 from consent.record import Choice
@@ -676,7 +679,7 @@ def test_an_exception_is_scrubbed_once(sandbox: Sandbox, monkeypatch: pytest.Mon
 
     monkeypatch.setattr(consent.scrub, "scrub_error", counting_error)
     monkeypatch.setattr(consent.scrub, "scrub_text", counting_text)
-    with pytest.raises(OSError), consent.session(src="local", dst=["local"]):
+    with pytest.raises(OSError, match="disk full"), consent.session(src="local", dst=["local"]):
         raise OSError("disk full writing /home/alice/out")
     consent.record_session(src="local", dst="local", runtime_s=1, error=KeyError("s3://acme/x"))
     assert len(errors) == 2
@@ -786,13 +789,28 @@ def test_the_tracker_first_then_the_wrapper(sandbox: Sandbox) -> None:
 
 def test_nested_sessions_with_one_key_give_one_payload(sandbox: Sandbox) -> None:
     acknowledge()
-    with consent.session(ARGV, key="n") as outer:
-        with consent.session(src="local", dst="local", key="n") as inner:
-            inner.route(src="aws:us-east-1", dst="gcp:us-central1")
-            inner.transferred(10**6)
+    with (
+        consent.session(ARGV, key="n") as outer,
+        consent.session(src="local", dst="local", key="n") as inner,
+    ):
+        inner.route(src="aws:us-east-1", dst="gcp:us-central1")
+        inner.transferred(10**6)
     payload, _, _ = only_payload(sandbox.spool)
     assert inner.session_id == outer.session_id == payload["session_id"]
     assert payload["source_region"] == "aws:us-east-1"
+    # an inner wrapper that knows nothing of the regions keeps the outer's
+    with (
+        consent.session(src="aws:us-east-1", dst="gcp:us-central1", key="m"),
+        consent.session(key="m") as bare,
+    ):
+        bare.outcome(2)
+    by_id = {json.loads(p.read_bytes())["session_id"]: p for p in payload_files(sandbox.spool)}
+    second = json.loads(by_id[bare.session_id].read_bytes())
+    assert (second["source_region"], second["destination_regions"]) == (
+        "aws:us-east-1",
+        ["gcp:us-central1"],
+    )
+    assert second["error"] == "exit status 2"
 
 
 def test_a_key_is_not_taken_while_collection_is_off(
@@ -863,3 +881,39 @@ def test_a_changed_policy_is_noticed_through_the_cache(
     assert "newfield" in capsys.readouterr().err
     entry = next(p for p in payload_files(sandbox.spool) if p.parent.name == s.session_id)
     assert "newfield" in json.loads((entry.parent / "state.json").read_bytes())["withheld"]
+
+
+# -- the payload's JSON without `json` -------------------------------------------------------
+
+_JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(_JSON)
+def test_dumps_json_is_json_dumps(value: object) -> None:
+    assert dumps_json(value) == json.dumps(value, ensure_ascii=False)
+    assert dumps_json(value, ensure_ascii=True) == json.dumps(value)
+    assert dumps_json(value, compact=True) == json.dumps(
+        value, ensure_ascii=False, sort_keys=True, separators=(",", ":")
+    )
+
+
+def test_dumps_json_refuses_what_json_refuses() -> None:
+    for bad in ({"x": {1, 2}}, {"x": object()}, {"x": b"bytes"}):
+        with pytest.raises(TypeError):
+            json.dumps(bad)
+        with pytest.raises(TypeError):
+            dumps_json(bad)
+
+
+def test_random_uuid4_is_a_uuid4() -> None:
+    ids = {random_uuid4() for _ in range(200)}
+    assert len(ids) == 200
+    assert all(is_uuid4(value) for value in ids)
