@@ -22,6 +22,7 @@ Run: ``python -m bench.cold [--runs N]``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -79,10 +80,8 @@ def _stop_senders(spool: Path) -> int:
     """Stop the senders this benchmark's host started; how many there were."""
     pids = _senders_of(spool)
     for pid in pids:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
     deadline = time.monotonic() + 5
     while _senders_of(spool) and time.monotonic() < deadline:
         time.sleep(0.01)

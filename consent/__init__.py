@@ -312,7 +312,7 @@ class Session:
                 "known_flags": self._known_flags,
             }
         self.session_id = _record(
-            **figures,  # type: ignore[arg-type]
+            **figures,
             session_id=self._id,
             profile=self._profile,
             environ=self._environ,

@@ -278,12 +278,10 @@ def _save_terms(profile: AppProfile, env: Mapping[str, str], policy: Policy) -> 
         "version": on_disk.version,
         "fields": [[name, spec.type, spec.category] for name, spec in on_disk.fields.items()],
         "client_id": record.client_id,
-        "acknowledged": {
-            name: list(kind) for name, kind in record.acknowledgement.schema.items()
-        },
+        "acknowledged": {name: list(kind) for name, kind in record.acknowledgement.schema.items()},
     }
     path = os.path.join(profile.config_dir_name(env), _CACHE_NAME)
-    try:
+    try:  # noqa: SIM105 - contextlib is not loaded on this path
         atomic_write(path, (dumps_json(doc) + "\n").encode(), durable=False)
     except (OSError, ValueError):
         pass  # only a cache: the next run reads the TOML files again

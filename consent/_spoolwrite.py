@@ -149,7 +149,9 @@ def _shared_root(profile: AppProfile) -> str:
     return raw if isinstance(raw, str) else os.fspath(profile.shared_temp_root)
 
 
-def open_root(profile: AppProfile, environ: Mapping[str, str] | None) -> tuple[str, list[str], bool]:
+def open_root(
+    profile: AppProfile, environ: Mapping[str, str] | None
+) -> tuple[str, list[str], bool]:
     """Create and vet the spool root as :meth:`Spool.open` does: ``(root, warnings, durable)``.
 
     Raises :class:`StorageError` when neither the configured root nor the per-user
@@ -254,7 +256,7 @@ def atomic_write(path: str, data: bytes, *, durable: bool, sync_directory: bool 
             os.close(fd)
         os.replace(tmp, path)
     except BaseException:
-        try:
+        try:  # noqa: SIM105 - contextlib (and what it imports) stays off the host path
             os.unlink(tmp)
         except OSError:
             pass
@@ -314,8 +316,9 @@ def write_new(
 ) -> str:
     """Spool a new session as ``pending`` or ``held``, as :meth:`Spool.write`; its directory.
 
-    Takes only the shared side of the ``forget`` lock. ``state.json`` goes first and the payload last, so a crash leaves
-    an incomplete session, never a stateless payload that would pass for legacy.
+    Takes only the shared side of the ``forget`` lock. ``state.json`` goes first and
+    the payload last, so a crash leaves an incomplete session, never a stateless
+    payload that would pass for legacy.
     """
     from consent.payload import utc_stamp
 

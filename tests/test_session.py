@@ -1,4 +1,4 @@
-"""The host API (docs/architecture.md §3.5, §3.9, §4): the payload, the context manager, its failures.
+"""The host API (docs/architecture.md §3.5, §3.9, §4): payload, context manager, failures.
 
 In-process tests hold payloads (review mode) so no background sender starts; the
 pending path and the import checks run in subprocesses against the sandbox's
@@ -14,13 +14,13 @@ import platform
 import re
 import subprocess
 import sys
+import threading
 import time
 import tomllib
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-import threading
 
 import pytest
 
@@ -603,7 +603,9 @@ def test_regions_set_inside_the_block_and_a_plain_string_is_one_destination(
     assert payload["source_region"] == "gcp:us-central1"
     assert payload["destination_regions"] == ["azure:westeurope"]
     consent.record_session(src="local", dst="aws:us-west-2", runtime_s=1)
-    regions = [json.loads(p.read_bytes())["destination_regions"] for p in payload_files(sandbox.spool)]
+    regions = [
+        json.loads(p.read_bytes())["destination_regions"] for p in payload_files(sandbox.spool)
+    ]
     assert ["aws:us-west-2"] in regions
 
 
@@ -674,11 +676,9 @@ def test_an_exception_is_scrubbed_once(sandbox: Sandbox, monkeypatch: pytest.Mon
 
     monkeypatch.setattr(consent.scrub, "scrub_error", counting_error)
     monkeypatch.setattr(consent.scrub, "scrub_text", counting_text)
-    with pytest.raises(OSError), consent.session(src="local", dst=["local"]):
+    with pytest.raises(OSError, match="disk full"), consent.session(src="local", dst=["local"]):
         raise OSError("disk full writing /home/alice/out")
-    consent.record_session(
-        src="local", dst="local", runtime_s=1, error=KeyError("s3://acme/x")
-    )
+    consent.record_session(src="local", dst="local", runtime_s=1, error=KeyError("s3://acme/x"))
     assert len(errors) == 2
     assert not set(errors) & set(texts), "a scrubbed error text was scrubbed again"
     recorded = sorted(json.loads(p.read_bytes())["error"] for p in payload_files(sandbox.spool))
@@ -786,10 +786,12 @@ def test_the_tracker_first_then_the_wrapper(sandbox: Sandbox) -> None:
 
 def test_nested_sessions_with_one_key_give_one_payload(sandbox: Sandbox) -> None:
     acknowledge()
-    with consent.session(ARGV, key="n") as outer:
-        with consent.session(src="local", dst="local", key="n") as inner:
-            inner.route(src="aws:us-east-1", dst="gcp:us-central1")
-            inner.transferred(10**6)
+    with (
+        consent.session(ARGV, key="n") as outer,
+        consent.session(src="local", dst="local", key="n") as inner,
+    ):
+        inner.route(src="aws:us-east-1", dst="gcp:us-central1")
+        inner.transferred(10**6)
     payload, _, _ = only_payload(sandbox.spool)
     assert inner.session_id == outer.session_id == payload["session_id"]
     assert payload["source_region"] == "aws:us-east-1"

@@ -23,8 +23,16 @@ SESSION = "5d0c2a1e-8b7f-4c3d-a2e1-9f8b7c6d5e4f"
 
 def test_state_bytes_are_the_spools(tmp_path: Path) -> None:
     for state, withheld in (("held", ()), ("pending", ("error", "ünïcode"))):
-        entry = Entry(CLIENT, SESSION, State(state), tmp_path, (), None, "2026-01-02T03:04:05Z",
-                      tuple(withheld))
+        entry = Entry(
+            CLIENT,
+            SESSION,
+            State(state),
+            tmp_path,
+            (),
+            None,
+            "2026-01-02T03:04:05Z",
+            tuple(withheld),
+        )
         assert _spoolwrite.state_bytes(state, "2026-01-02T03:04:05Z", withheld) == _state_bytes(
             entry
         )
@@ -74,18 +82,18 @@ def _outcome(call: object) -> tuple[object, ...]:
     return (root, warnings, durable)
 
 
-def _setups(shared: Path, sandbox_spool: Path) -> dict[str, object]:
-    fallback_parent = shared / f"skyplane-{os.getuid()}"
-    return {
-        "default root": lambda: None,
-        "hostile shared chain": lambda: (shared / "skyplane").mkdir(mode=0o777)
-        or os.chmod(shared / "skyplane", 0o777),
-        "root is a file": lambda: (shared / "skyplane").mkdir()
-        or (shared / "skyplane" / "usage").write_text("x"),
-        "root and fallback blocked": lambda: (shared / "skyplane").write_text("x")
-        or fallback_parent.write_text("x"),
-        "override is a file": lambda: sandbox_spool.write_text("x"),
-    }
+def _arrange(setup: str, shared: Path, override: Path) -> None:
+    if setup == "hostile shared chain":
+        (shared / "skyplane").mkdir()
+        (shared / "skyplane").chmod(0o757)  # writable by others
+    elif setup == "root is a file":
+        (shared / "skyplane").mkdir()
+        (shared / "skyplane" / "usage").write_text("x")
+    elif setup == "root and fallback blocked":
+        (shared / "skyplane").write_text("x")
+        (shared / f"skyplane-{os.getuid()}").write_text("x")
+    elif setup == "override is a file":
+        override.write_text("x")
 
 
 @pytest.mark.parametrize(
@@ -108,7 +116,7 @@ def test_the_root_is_chosen_as_the_spool_chooses_it(
         monkeypatch.setenv("SKYPLANE_USAGE_STATS_DIR", str(override))
     else:
         monkeypatch.delenv("SKYPLANE_USAGE_STATS_DIR", raising=False)
-    _setups(shared, override)[setup]()  # type: ignore[operator]
+    _arrange(setup, shared, override)
     light = _outcome(lambda: _spoolwrite.open_root(profile, None))
     # the spool is asked second, so it sees what the light writer left (both create)
     full = _outcome(lambda: Spool.open(profile))
