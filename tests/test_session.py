@@ -23,11 +23,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import consent
 import consent._session as session_module
 import consent.scrub
 from consent.actions import apply_choice, config_set
+from consent.payload import dumps_json, random_uuid4
 from consent.policy import Policy, load_policy
 from consent.profile import AppProfile
 from consent.record import Choice
@@ -865,3 +868,39 @@ def test_a_changed_policy_is_noticed_through_the_cache(
     assert "newfield" in capsys.readouterr().err
     entry = next(p for p in payload_files(sandbox.spool) if p.parent.name == s.session_id)
     assert "newfield" in json.loads((entry.parent / "state.json").read_bytes())["withheld"]
+
+
+# -- the payload's JSON without `json` -------------------------------------------------------
+
+_JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(_JSON)
+def test_dumps_json_is_json_dumps(value: object) -> None:
+    assert dumps_json(value) == json.dumps(value, ensure_ascii=False)
+    assert dumps_json(value, ensure_ascii=True) == json.dumps(value)
+    assert dumps_json(value, compact=True) == json.dumps(
+        value, ensure_ascii=False, sort_keys=True, separators=(",", ":")
+    )
+
+
+def test_dumps_json_refuses_what_json_refuses() -> None:
+    for bad in ({"x": {1, 2}}, {"x": object()}, {"x": b"bytes"}):
+        with pytest.raises(TypeError):
+            json.dumps(bad)
+        with pytest.raises(TypeError):
+            dumps_json(bad)
+
+
+def test_random_uuid4_is_a_uuid4() -> None:
+    ids = {random_uuid4() for _ in range(200)}
+    assert len(ids) == 200
+    assert all(is_uuid4(value) for value in ids)
