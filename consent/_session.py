@@ -419,7 +419,8 @@ def _record(
         return RecordOutcome(None, "disabled", warnings=tuple(warnings))
 
     from consent._spoolwrite import open_root, write_new
-    from consent.payload import _build, encode_payload, project_fields, random_uuid4, utc_stamp
+    from consent._time import utc_stamp
+    from consent.payload import _build, encode_payload, project_fields, random_uuid4
     from consent.scrub import scrub_arguments
 
     terms = _terms(profile, environ, show_notice)

@@ -320,7 +320,7 @@ def write_new(
     the payload last, so a crash leaves an incomplete session, never a stateless
     payload that would pass for legacy.
     """
-    from consent.payload import utc_stamp
+    from consent._time import utc_stamp
 
     if state not in ("pending", "held"):
         raise InvalidValueError(f"A new session must be pending or held, not {state}.")

@@ -798,6 +798,19 @@ def test_nested_sessions_with_one_key_give_one_payload(sandbox: Sandbox) -> None
     payload, _, _ = only_payload(sandbox.spool)
     assert inner.session_id == outer.session_id == payload["session_id"]
     assert payload["source_region"] == "aws:us-east-1"
+    # an inner wrapper that knows nothing of the regions keeps the outer's
+    with (
+        consent.session(src="aws:us-east-1", dst="gcp:us-central1", key="m"),
+        consent.session(key="m") as bare,
+    ):
+        bare.outcome(2)
+    by_id = {json.loads(p.read_bytes())["session_id"]: p for p in payload_files(sandbox.spool)}
+    second = json.loads(by_id[bare.session_id].read_bytes())
+    assert (second["source_region"], second["destination_regions"]) == (
+        "aws:us-east-1",
+        ["gcp:us-central1"],
+    )
+    assert second["error"] == "exit status 2"
 
 
 def test_a_key_is_not_taken_while_collection_is_off(
