@@ -10,7 +10,9 @@ the pairs:
 - (b) enabled, review mode (payload written, held): <= 1.6x;
 - (c) enabled, payload written and the detached upload spawned: <= 1.8x;
 - (d) each of the three again with an exception to scrub: <= 2.0x;
-- peak memory of (c) with an error: <= bare + 8 MiB.
+- peak memory of (c) with an error: <= bare + 8 MiB;
+- informative: (b) and (c) with the scrubber replaced by a stub, which tells the
+  session path's own cost from the scrubber's.
 
 For (c) every run gets a fresh spool, so the rate limit and the backoff never skip
 the spawn; the spawned sender (aimed at a dead loopback port) is stopped by its pid
@@ -22,6 +24,7 @@ Run: ``python -m bench.cold [--runs N]``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -53,9 +56,22 @@ ERROR_TEXT = (
 )
 
 
-def host_code(*, error: bool) -> str:
+# Informative: the same host with the scrubber replaced by a stub, to tell the session
+# path's own cost from the scrubber's (a separate module with its own budget).
+STUB_SCRUBBER = """
+import sys
+stub = type(sys)("consent.scrub")
+stub.scrub_arguments = lambda argv, safe_values=(), known_flags=(): {"_command": "cp"}
+stub.normalize_region = lambda tag: tag
+stub.scrub_error = lambda exc: type(exc).__name__ + ": <redacted>"
+stub.scrub_text = lambda text, max_length=512: "<redacted>"
+sys.modules["consent.scrub"] = stub
+"""
+
+
+def host_code(*, error: bool, stub_scrubber: bool = False) -> str:
     raise_line = f"raise RuntimeError({ERROR_TEXT!r})" if error else "pass"
-    return HOST.format(raise_line=raise_line)
+    return (STUB_SCRUBBER if stub_scrubber else "") + HOST.format(raise_line=raise_line)
 
 
 def _senders_of(spool: Path) -> list[int]:
@@ -79,10 +95,8 @@ def _stop_senders(spool: Path) -> int:
     """Stop the senders this benchmark's host started; how many there were."""
     pids = _senders_of(spool)
     for pid in pids:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
     deadline = time.monotonic() + 5
     while _senders_of(spool) and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -92,10 +106,12 @@ def _stop_senders(spool: Path) -> int:
 class Case:
     """One host process, with what must be set up before each run."""
 
-    def __init__(self, name: str, env: dict[str, str], error: bool, spawns: bool) -> None:
+    def __init__(
+        self, name: str, env: dict[str, str], error: bool, spawns: bool, stub: bool = False
+    ) -> None:
         self.name = name
         self.env = env
-        self.code = host_code(error=error)
+        self.code = host_code(error=error, stub_scrubber=stub)
         self.spawns = spawns
         self.spawned = 0
 
@@ -178,6 +194,21 @@ def measure(runs: int) -> list[Row]:
                         ratio <= budget,
                     )
                 )
+        for kind in ("review mode", "upload spawned"):
+            case = Case(kind, homes[kind], False, spawns=kind == "upload spawned", stub=True)
+            case.run(py)
+            figure, baseline = alternate(lambda c=case: c.run(py), bare, runs)  # type: ignore[misc]
+            rows.append(
+                Row(
+                    f"  the same, {kind}, scrubber stubbed",
+                    f"{figure * 1000:.1f} ms",
+                    "python -c pass",
+                    f"{baseline * 1000:.1f} ms",
+                    figure / baseline,
+                    "informative",
+                    True,
+                )
+            )
         assert spawned_case is not None
         peak = peak_rss_kib(spawned_case.code, homes["upload spawned"])
         _stop_senders(Path(homes["upload spawned"]["SKYPLANE_USAGE_STATS_DIR"]))

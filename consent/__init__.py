@@ -279,10 +279,12 @@ class Session:
             if exc is not None:
                 self._error = exc  # what ended the block is what failed it
             if self._into is not None:
+                # An inner wrapper's regions count only where it knew more than the
+                # defaults; the outer session measures the runtime.
                 self.session_id = self._merge(
                     argv=self._argv,
-                    src=self._src,
-                    dst=self._dst,
+                    src=None if self._src == "local" else self._src,
+                    dst=None if self._dst == ["local"] else self._dst,
                     runtime_s=None,
                     throughput_gbps=self._throughput,
                     nbytes=self._nbytes,
@@ -312,7 +314,7 @@ class Session:
                 "known_flags": self._known_flags,
             }
         self.session_id = _record(
-            **figures,  # type: ignore[arg-type]
+            **figures,
             session_id=self._id,
             profile=self._profile,
             environ=self._environ,

@@ -66,13 +66,6 @@ def random_uuid4() -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
-def utc_stamp(seconds: float | None = None) -> str:
-    """``YYYY-MM-DDTHH:MM:SSZ`` for now (or ``seconds`` since the epoch), in UTC."""
-    import time  # loaded at interpreter start-up; imported here to keep the name local
-
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
-
-
 def build_payload(
     *,
     policy: Policy,
@@ -94,7 +87,9 @@ def build_payload(
     if not isinstance(collected_at, str):
         import datetime as dt
 
-        collected_at = collected_at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        from consent._time import STAMP_FORMAT
+
+        collected_at = collected_at.astimezone(dt.UTC).strftime(STAMP_FORMAT)
     return _build(
         schema_version=policy.version,
         client_id=client_id,

@@ -191,12 +191,17 @@ def _notice_from(table: object) -> Notice:
 _HEADER = "# Usage-statistics consent record. Managed by `consent`; see `consent stats status`.\n"
 
 
+def _written_at(value: dt.datetime) -> dt.datetime:
+    # the record keeps times to the second, in UTC, as utc_now() makes them
+    return _utc(value).replace(microsecond=0)
+
+
 def _ack_table(ack: Acknowledgement) -> dict[str, Any]:
     return {
         "version": ack.version,
         "fingerprint": ack.fingerprint,
         "decision": ack.decision,
-        "at": _utc(ack.at),
+        "at": _written_at(ack.at),
         "via": ack.via,
     }
 
@@ -216,7 +221,7 @@ def dumps_record(record: ConsentRecord) -> str:
         doc["notice"] = {
             "version": record.notice.version,
             "fingerprint": record.notice.fingerprint,
-            "at": _utc(record.notice.at),
+            "at": _written_at(record.notice.at),
         }
     if record.history:
         doc["history"] = [_ack_table(ack) for ack in record.history]

@@ -1,4 +1,7 @@
-"""The decision and session paths stay light (docs/architecture.md §1, §5), checked in a fresh interpreter."""
+"""The decision and session paths stay light (docs/architecture.md §1, §5).
+
+Checked in a fresh interpreter.
+"""
 
 from __future__ import annotations
 
