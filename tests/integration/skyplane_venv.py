@@ -113,4 +113,8 @@ def skyplane_venv() -> SkyplaneVenv:
         report_file = target / "report.json"
         if not report_file.is_file():
             _build(target)
+            for stale in CACHE.iterdir():
+                # venvs of earlier trees: several hundred MB each, never used again
+                if stale.is_dir() and stale != target:
+                    shutil.rmtree(stale, ignore_errors=True)
     return SkyplaneVenv(target / "venv", json.loads(report_file.read_text()))
