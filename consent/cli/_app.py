@@ -276,6 +276,9 @@ def main() -> None:
         else:
             ctx = getattr(exc, "ctx", None)
             hint = f" See `{ctx.command_path} --help`." if ctx is not None else ""
-            display_error(f"{message.rstrip('.')}.{hint}")
+            message = message.rstrip(".")
+            # "Did you mean 'stats'?" already ends a sentence
+            stop = "" if message.endswith(("?", "!")) else "."
+            display_error(f"{message}{stop}{hint}")
             code = exc.exit_code  # type: ignore[attr-defined]
     sys.exit(code if isinstance(code, int) else ExitCode.OK)
