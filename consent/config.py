@@ -231,7 +231,9 @@ def _parse_with_json(raw: bytes) -> object:
     return json.loads(raw)
 
 
-def invalid_value_message(path: StrPath, key: str, value: object) -> str | None:
+def invalid_value_message(
+    path: StrPath, key: str, value: object, cli: str = "consent"
+) -> str | None:
     """Why a stored value is unusable, or ``None`` when it is fine or absent."""
     spec = CONFIG_KEYS[key]
     if spec.is_valid(value):
@@ -241,7 +243,7 @@ def invalid_value_message(path: StrPath, key: str, value: object) -> str | None:
     shown = json.dumps(value)[:40]
     return (
         f"{path}: {key} must be a {spec.type_name}, not {shown}. "
-        f"Fix it with `consent config set {key} ...` or `consent config unset {key}`."
+        f"Fix it with `{cli} config set {key} ...` or `{cli} config unset {key}`."
     )
 
 

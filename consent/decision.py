@@ -92,7 +92,9 @@ def decide(
     stored: bool | None = None
     if "usage_stats" in config:
         value = config["usage_stats"]
-        problem = invalid_value_message(profile.config_file(env), "usage_stats", value)
+        problem = invalid_value_message(
+            profile.config_file(env), "usage_stats", value, profile.cli_name
+        )
         if problem:
             return Decision(False, "invalid_config", review, (problem, *warnings))
         stored = bool(value)
@@ -146,7 +148,9 @@ def _review_mode(
     if not config or "usage_stats_review" not in config:
         return False, None
     value = config["usage_stats_review"]
-    problem = invalid_value_message(profile.config_file(env), "usage_stats_review", value)
+    problem = invalid_value_message(
+        profile.config_file(env), "usage_stats_review", value, profile.cli_name
+    )
     if problem:
         # holding payloads is the safe reading of a value we cannot understand
         return True, problem
