@@ -278,6 +278,8 @@ def test_stats_and_policy_commands(venv: SkyplaneVenv, sandbox: Sandbox) -> None
         ("policy", "accept"),
         ("stats", "off"),
         ("stats", "on"),
+        ("stats", "send"),
+        ("stats", "forget", "--yes"),
     ):
         result = skyplane(venv, sandbox, *args)
         assert result.returncode == 0, (args, result.stderr)
