@@ -7,7 +7,8 @@ stored in every file the host keeps it in (``config.json``, and Skyplane's INI
 they disagree, the opt-out wins.
 
 Hosts call this on every run, so it imports almost nothing: no ``typing``,
-``dataclasses`` or ``pathlib``, and ``json`` only when a config file exists.
+``dataclasses`` or ``pathlib``, ``json`` only when a config file exists, and
+``configparser`` only for an INI file of unusual layout.
 """
 
 from __future__ import annotations
@@ -161,18 +162,27 @@ def _legacy_flag(profile: AppProfile, env: Mapping[str, str]) -> tuple[bool | No
     path = profile.legacy_ini_file(env)
     if not os.path.isfile(path):
         return None, None
-    import configparser  # only Skyplane 0.3 users pay for it
-
+    unreadable = (
+        f"{path} ({profile.display_name} settings) cannot be read, so usage statistics "
+        f"are off until it is fixed by hand or removed."
+    )
     try:
-        parser = configparser.ConfigParser(interpolation=None)
         with open(path, encoding="utf-8", errors="replace") as handle:
-            parser.read_string(handle.read())
-        raw = parser.get("flags", "usage_stats", fallback=None)
-    except (OSError, configparser.Error, UnicodeError):
-        return None, (
-            f"{path} ({profile.display_name} settings) cannot be read, so usage statistics "
-            f"are off until it is fixed by hand or removed."
-        )
+            text = handle.read()
+    except (OSError, UnicodeError):
+        return None, unreadable
+    found, raw = _scan_ini_flag(text)
+    if not found:
+        # anything but the plain layout hosts write: configparser is the reference.
+        # Importing it (and `re`) costs more than the rest of the decision.
+        import configparser
+
+        try:
+            parser = configparser.ConfigParser(interpolation=None)
+            parser.read_string(text)
+            raw = parser.get("flags", "usage_stats", fallback=None)
+        except configparser.Error:
+            return None, unreadable
     if raw is None:
         return None, None
     switch = parse_switch(raw)
@@ -183,3 +193,43 @@ def _legacy_flag(profile: AppProfile, env: Mapping[str, str]) -> tuple[bool | No
             f"`{profile.cli_name} stats off`."
         )
     return switch, None
+
+
+def _scan_ini_flag(text: str) -> tuple[bool, str | None]:
+    """``[flags] usage_stats`` read as configparser would, for the plain layout only.
+
+    Returns ``(True, value or None)`` for a file of section headers, comments and
+    one-line ``key = value`` entries, with no section or key given twice and no
+    ``DEFAULT`` section; ``(False, None)`` for anything else (continuation lines,
+    odd headers, text before the first section), which configparser then reads.
+    """
+    sections: set[str] = set()
+    keys: set[str] = set()
+    section: str | None = None
+    value: str | None = None
+    for line in text.split("\n"):  # configparser splits on newlines alone
+        stripped = line.strip()
+        if not stripped or stripped[0] in "#;":
+            continue
+        if line[0].isspace():
+            return False, None  # a continuation line
+        if stripped[0] == "[":
+            section = stripped[1:-1]
+            if stripped[-1] != "]" or "]" in section or section in sections:
+                return False, None
+            if section == "DEFAULT" or not section:
+                return False, None
+            sections.add(section)
+            keys = set()
+            continue
+        equals, colon = stripped.find("="), stripped.find(":")
+        cut = min(i for i in (equals, colon, len(stripped)) if i >= 0)
+        if section is None or cut == len(stripped):
+            return False, None
+        key = stripped[:cut].strip().lower()
+        if not key or key in keys:
+            return False, None
+        keys.add(key)
+        if section == "flags" and key == "usage_stats":
+            value = stripped[cut + 1 :].strip()
+    return True, value

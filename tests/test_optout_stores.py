@@ -10,6 +10,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from consent.decision import decide
 from tests.conftest import Sandbox, run_cli
@@ -163,3 +165,59 @@ def test_version_and_short_help() -> None:
     assert short.returncode == 0
     assert "Usage: consent" in short.stdout
     assert run_cli("stats", "-h").stdout == run_cli("stats", "--help").stdout
+
+
+_INI_LINES = [
+    "[flags]",
+    "[aws]",
+    "[DEFAULT]",
+    "[flags] trailing",
+    "[]",
+    "usage_stats = True",
+    "usage_stats=false",
+    "Usage_Stats : yes",
+    "usage_stats = false # not a comment in configparser",
+    "usage_stats",
+    "usage_stats = ",
+    "usage_stats = on\r",
+    "  continued = 1",
+    "\x0bvertical = 1",
+    "# comment",
+    "; comment",
+    " # indented comment",
+    "",
+    "bbr = 1",
+    "= no key",
+    "x: y = z",
+]
+
+
+@given(lines=st.lists(st.sampled_from(_INI_LINES), max_size=8))
+@settings(max_examples=300, deadline=None)
+def test_the_quick_ini_reader_agrees_with_configparser(lines: list[str]) -> None:
+    import configparser
+
+    from consent.decision import _scan_ini_flag
+
+    text = "\n".join(lines)
+    plain, value = _scan_ini_flag(text)
+    if not plain:
+        return  # configparser itself reads this one
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read_string(text)  # the quick reader accepts only what configparser accepts
+    assert value == parser.get("flags", "usage_stats", fallback=None)
+
+
+def test_a_plain_skyplane_ini_file_is_read_without_configparser(sandbox: Sandbox) -> None:
+    import subprocess
+    import sys
+
+    _ini(sandbox, INI_TEXT.replace("usage_stats = True", "usage_stats = False"))
+    code = (
+        "import sys, consent; d = consent.decide(); "
+        "print(d.enabled, d.source, 'configparser' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=sandbox.env, capture_output=True, text=True, check=True
+    )
+    assert out.stdout == "False legacy_config False\n"
