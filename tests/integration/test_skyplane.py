@@ -140,7 +140,8 @@ def test_init_asks_after_skyplanes_own_questions(venv: SkyplaneVenv, sandbox: Sa
             break
     child.close()
     assert child.exitstatus == 0, transcript
-    assert "Sharing after your review (skyplane stats review)" in transcript
+    assert "Sharing after your review" in transcript
+    assert "skyplane stats review" in transcript  # the hint names Skyplane's own command
     assert "To disable performance logging info" not in transcript
     config = json.loads(sandbox.config.read_text())
     assert (config["usage_stats"], config["usage_stats_review"]) == (True, True)
