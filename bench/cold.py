@@ -213,20 +213,22 @@ def measure(runs: int) -> list[Row]:
         # real change from noise on a busy machine; informative, the budgets are wall time.
         bare_instr = instructions([py, "-c", "pass"], bare_env)
         if bare_instr:
+            variants = [(False, False), (True, False), (False, True)]  # (error, stub)
             for kind in budgets:
-                for stub in (False, True) if kind != "disabled" else (False,):
+                for error, stub in variants if kind != "disabled" else variants[:1]:
                     env = homes[kind]
                     spool: Path | None = None
                     if kind == "upload spawned":
                         spool = Path(tempfile.mkdtemp(prefix="spool-", dir=env["HOME"]))
                         env = {**env, "SKYPLANE_USAGE_STATS_DIR": str(spool)}
-                    code = host_code(error=False, stub_scrubber=stub)
+                    code = host_code(error=error, stub_scrubber=stub)
                     count = instructions([py, "-c", code], env)
                     if spool is not None:
                         _stop_senders(spool)
                     if count is None:
                         continue
-                    label = f"session, {kind}" + (", scrubber stubbed" if stub else "")
+                    label = f"session, {kind}" + (", error scrubbed" if error else "")
+                    label += ", scrubber stubbed" if stub else ""
                     rows.append(
                         Row(
                             f"{label}: instructions",
