@@ -36,7 +36,7 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from bench._harness import Row, peak_rss_kib, print_table, run_timed, sandbox_env
+from bench._harness import Row, instructions, peak_rss_kib, print_table, run_timed, sandbox_env
 
 # Works with every version of the session API: an exception inside the block is
 # recorded (scrubbed) and re-raised, and the host handles it as it would.
@@ -209,6 +209,37 @@ def measure(runs: int) -> list[Row]:
                     True,
                 )
             )
+        # Instructions do not vary with the machine's load (callgrind), so they tell a
+        # real change from noise on a busy machine; informative, the budgets are wall time.
+        bare_instr = instructions([py, "-c", "pass"], bare_env)
+        if bare_instr:
+            variants = [(False, False), (True, False), (False, True)]  # (error, stub)
+            for kind in budgets:
+                for error, stub in variants if kind != "disabled" else variants[:1]:
+                    env = homes[kind]
+                    spool: Path | None = None
+                    if kind == "upload spawned":
+                        spool = Path(tempfile.mkdtemp(prefix="spool-", dir=env["HOME"]))
+                        env = {**env, "SKYPLANE_USAGE_STATS_DIR": str(spool)}
+                    code = host_code(error=error, stub_scrubber=stub)
+                    count = instructions([py, "-c", code], env)
+                    if spool is not None:
+                        _stop_senders(spool)
+                    if count is None:
+                        continue
+                    label = f"session, {kind}" + (", error scrubbed" if error else "")
+                    label += ", scrubber stubbed" if stub else ""
+                    rows.append(
+                        Row(
+                            f"{label}: instructions",
+                            f"{count / 1e6:.1f} M",
+                            "python -c pass",
+                            f"{bare_instr / 1e6:.1f} M",
+                            count / bare_instr,
+                            "informative",
+                            True,
+                        )
+                    )
         assert spawned_case is not None
         peak = peak_rss_kib(spawned_case.code, homes["upload spawned"])
         _stop_senders(Path(homes["upload spawned"]["SKYPLANE_USAGE_STATS_DIR"]))
