@@ -2,7 +2,7 @@
 
     python -m bench.record [--iterations 500] [--dir DIR]
 
-Budgets (DESIGN §5): recording one session (build, scrub, write) <= 2 ms median
+Budgets (docs/architecture.md §5): recording one session (build, scrub, write) <= 2 ms median
 in-process; 1,000 sessions from 8 processes at once, none lost.
 
 - The main figure runs in review mode, so payloads are held and no sender starts.

@@ -1,7 +1,9 @@
 """The one exception hierarchy of the library.
 
-The CLI maps these to exit codes in one place (``consent.cli._app.run``); the
-library never exits and never prints a traceback itself.
+The CLI maps these to a message and an exit code in one place, the
+``reports_errors`` decorator (``consent/cli/_terminal.py``) each command wears, so
+the commands behave the same when a host mounts them; the library never exits and
+never prints a traceback itself.
 """
 
 from __future__ import annotations

@@ -1,62 +1,83 @@
-"""The host-facing session: time a transfer, build its payload, spool it.
+"""The recording path: build one session's payload, scrub it, spool it.
 
 Standard library only, and nothing here may raise into the host: a full disk, a
 hostile spool, a corrupt record or a broken policy is reported once on stderr
 and swallowed. Only ``consent record`` (strict mode) turns bad input into errors.
 
-The module is private (``_session``) so that the package attribute
-``consent.session`` is always the context-manager function, never the submodule.
+The host API (:func:`consent.session`, :func:`consent.record_session`) lives in
+``consent/__init__.py`` and imports this module only once collection is on. Here,
+in turn, a run imports only what building, scrubbing and writing one payload need
+(docs/architecture.md §5, bench/cold.py):
+
+- the acknowledged schema, the client id and the policy's fields come from a small
+  cache beside the consent record, valid while the policy file and the record are
+  the files it was made from (same inode, size, mtime and ctime). Only when it is
+  stale, or a notice is due, are the TOML files parsed and the notices loaded;
+- no ``dataclasses``, ``typing``, ``re``, ``json``, ``uuid``, ``datetime`` or
+  ``pathlib``: the payload module writes JSON with the C encoder, ids come from
+  ``os.urandom``, and the session is spooled by :mod:`consent._spoolwrite`.
 """
 
 from __future__ import annotations
 
-import functools
 import math
 import os
-import re
 import sys
-import time
-import uuid
-from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass
-from types import TracebackType
-from typing import TYPE_CHECKING, Literal
 
+from consent import Session, StatusText, _report_once, record_session, session
 from consent._exceptions import ConsentError, InvalidValueError
 from consent.decision import decide
 from consent.profile import DEFAULT_PROFILE, AppProfile
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable, Collection, Mapping, Sequence
+    from typing import Literal
+
+    from consent.decision import Decision
     from consent.notices import NoticeText
     from consent.policy import Policy
 
-__all__ = ["RecordOutcome", "Session", "record_session", "record_strict", "session"]
+__all__ = [
+    "RecordOutcome",
+    "Session",
+    "StatusText",
+    "record_reported",
+    "record_session",
+    "record_strict",
+    "session",
+]
 
 # A host version is sent verbatim, so it must look like one: `consent record
-# --host-version` is free text from another program.
-_VERSION_RE = re.compile(r"[0-9A-Za-z][0-9A-Za-z.+!_-]{0,63}")
-
-_reported: set[str] = set()
-
-
-def _report_once(message: str, key: str | None = None) -> None:
-    """Tell the user about a kind of telemetry problem once per process, never more.
-
-    ``key`` names the kind; messages of one kind differ in details such as the
-    session's directory, and a long-running host must not print a line per transfer.
-    """
-    kind = key or message
-    if kind in _reported:
-        return
-    _reported.add(kind)
-    try:
-        sys.stderr.write(f"consent: {message} (the transfer itself is not affected)\n")
-        sys.stderr.flush()
-    except (OSError, ValueError, AttributeError):
-        pass  # stderr closed or replaced by None: there is nobody left to tell
+# --host-version` is free text from another program. (A character set, not a regex:
+# `re` alone costs half the budget of a cold session.)
+_ALNUM = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
+_VERSION_CHARS = _ALNUM | frozenset(".+!_-")
+_CACHE_NAME = "consent-cache.json"
+_CACHE_FORMAT = 1
 
 
-@functools.cache
+def _is_version(text: str) -> bool:
+    return (
+        0 < len(text) <= 64 and text[0] in _ALNUM and all(char in _VERSION_CHARS for char in text)
+    )
+
+
+def _dist_key(name: str) -> str:
+    """A distribution name normalised as ``re.sub(r"[-_.]+", "_", name).lower()``."""
+    out: list[str] = []
+    for char in name.lower():
+        if char in "-_.":
+            if not out or out[-1] != "_":
+                out.append("_")
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+_versions: dict[str, str] = {}
+
+
 def _installed_version(package: str) -> str:
     """The installed version of ``package``, read from its ``.dist-info`` directory name.
 
@@ -64,7 +85,9 @@ def _installed_version(package: str) -> str:
     csv, socket...) and scanning every distribution costs ~30 ms at the end of each
     host run; listing the ``sys.path`` directories costs well under one.
     """
-    wanted = re.sub(r"[-_.]+", "_", package).lower()
+    if package in _versions:
+        return _versions[package]
+    wanted, found = _dist_key(package), "unknown"
     for entry in sys.path:
         try:
             names = os.listdir(entry or ".")
@@ -74,15 +97,22 @@ def _installed_version(package: str) -> str:
             stem, dot, suffix = name.rpartition(".")
             if not dot or suffix not in ("dist-info", "egg-info"):
                 continue
-            dist, _, found = stem.partition("-")
-            if re.sub(r"[-_.]+", "_", dist).lower() == wanted:
-                return found if _VERSION_RE.fullmatch(found) else "unknown"
-    return "unknown"
+            dist, _, version = stem.partition("-")
+            if _dist_key(dist) == wanted:
+                found = version if _is_version(version) else "unknown"
+                break
+        else:
+            continue
+        break
+    _versions[package] = found
+    return found
 
 
 def _host_version(explicit: str | None, profile: AppProfile, *, strict: bool) -> str:
+    if explicit is None:
+        explicit = profile.host_version  # what the host set on its profile, if anything
     if explicit is not None:
-        if _VERSION_RE.fullmatch(explicit):
+        if isinstance(explicit, str) and _is_version(explicit):
             return explicit
         if strict:
             raise InvalidValueError(
@@ -94,12 +124,172 @@ def _host_version(explicit: str | None, profile: AppProfile, *, strict: bool) ->
     # lists every sys.path directory.
     module = sys.modules.get(profile.host_package)
     found = getattr(module, "__version__", None)
-    if isinstance(found, str) and _VERSION_RE.fullmatch(found):
+    if isinstance(found, str) and _is_version(found):
         return found
     return _installed_version(profile.host_package)
 
 
-_policy_cache: dict[str, tuple[tuple[int, int, int, int], Policy]] = {}
+def _non_negative(value: object) -> float | None:
+    """``value`` if it is a finite number >= 0; ``None`` otherwise (bools are not numbers)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) and number >= 0 else None
+
+
+class RecordOutcome:
+    """What recording one session did."""
+
+    __slots__ = ("session_id", "state", "warnings", "withheld")
+
+    def __init__(
+        self,
+        session_id: str | None,
+        state: Literal["pending", "held", "disabled"],
+        withheld: tuple[str, ...] = (),
+        warnings: tuple[str, ...] = (),
+    ) -> None:
+        self.session_id = session_id
+        self.state: Literal["pending", "held", "disabled"] = state
+        self.withheld = withheld
+        self.warnings = warnings
+        """Problems that did not stop the recording: bad settings, a fallback spool, no flush."""
+
+    def __repr__(self) -> str:
+        return (
+            f"RecordOutcome(session_id={self.session_id!r}, state={self.state!r}, "
+            f"withheld={self.withheld!r}, warnings={self.warnings!r})"
+        )
+
+
+# -- what the user acknowledged: the cache and the full path ------------------------------
+
+
+class _Terms:
+    """What one payload needs from the policy and the consent record."""
+
+    __slots__ = ("acknowledged", "client_id", "fields", "first", "parsed", "version")
+
+    def __init__(
+        self,
+        version: int,
+        fields: list[tuple[str, str, str]],
+        client_id: str,
+        acknowledged: dict[str, tuple[str, str]],
+        first: bool = False,
+        parsed: Policy | None = None,
+    ) -> None:
+        self.version = version
+        self.fields = fields
+        """``(name, type, category)`` of every policy field, in policy order."""
+        self.client_id = client_id
+        self.acknowledged = acknowledged
+        self.first = first
+        """The first notice was shown on this run: its payload is held."""
+        self.parsed = parsed
+        """The policy, when these terms were read from the TOML files, not the cache."""
+
+
+def _policy_file(profile: AppProfile, env: Mapping[str, str]) -> str:
+    # profile.policy_path() without pathlib
+    override = env.get(profile.policy_env)
+    if override:
+        return override
+    raw = getattr(profile, "_policy_file", None)
+    return raw if isinstance(raw, str) else os.fspath(profile.policy_file)
+
+
+def _record_file(profile: AppProfile, env: Mapping[str, str]) -> str:
+    # profile.record_path() without pathlib
+    return os.path.join(profile.config_dir_name(env), "consent.toml")
+
+
+def _file_key(path: str) -> list[object] | None:
+    """What identifies one version of a file: replaced or edited, some part changes."""
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return [path, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+
+
+def _cached_terms(profile: AppProfile, env: Mapping[str, str]) -> _Terms | None:
+    """The terms from the cache, or ``None`` when there is none or it is stale."""
+    from consent.config import parse_json
+
+    try:
+        with open(os.path.join(profile.config_dir_name(env), _CACHE_NAME), "rb") as handle:
+            doc = parse_json(handle.read())
+    except (OSError, ValueError, RecursionError):
+        return None
+    try:
+        if not isinstance(doc, dict) or doc.get("format") != _CACHE_FORMAT:
+            return None
+        if doc["policy"] != _file_key(_policy_file(profile, env)):
+            return None
+        if doc["record"] != _file_key(_record_file(profile, env)):
+            return None
+        version, client_id = doc["version"], doc["client_id"]
+        fields = [(str(n), str(t), str(c)) for n, t, c in doc["fields"]]
+        acknowledged = {str(n): (str(t), str(c)) for n, (t, c) in doc["acknowledged"].items()}
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None
+    if type(version) is not int or not isinstance(client_id, str):
+        return None
+    return _Terms(version, fields, client_id, acknowledged)
+
+
+def _save_terms(profile: AppProfile, env: Mapping[str, str], policy: Policy) -> None:
+    """Cache the terms once no notice is due, if the files on disk are those just read.
+
+    Both files are identified before and after they are read: a change by another
+    process in between leaves no cache, never a stale one.
+    """
+    from consent.notices import policy_status
+    from consent.policy import load_policy
+    from consent.record import load_record
+
+    policy_path, record_path = _policy_file(profile, env), _record_file(profile, env)
+    policy_key, record_key = _file_key(policy_path), _file_key(record_path)
+    if policy_key is None or record_key is None:
+        return
+    try:
+        record = load_record(record_path)
+        on_disk = load_policy(policy.path, profile=profile, environ=env)
+    except ConsentError:
+        return
+    if record is None or record.acknowledgement is None:
+        return
+    if _file_key(policy_path) != policy_key or _file_key(record_path) != record_key:
+        return
+    if on_disk.schema != policy.schema or on_disk.version != policy.version:
+        return
+    status = policy_status(on_disk, record)
+    if not (status.kind == "up_to_date" or status.already_notified):
+        return  # a notice is still due: the next run must see it
+    from consent._spoolwrite import atomic_write
+    from consent.payload import dumps_json
+
+    doc = {
+        "format": _CACHE_FORMAT,
+        "policy": policy_key,
+        "record": record_key,
+        "version": on_disk.version,
+        "fields": [[name, spec.type, spec.category] for name, spec in on_disk.fields.items()],
+        "client_id": record.client_id,
+        "acknowledged": {name: list(kind) for name, kind in record.acknowledgement.schema.items()},
+    }
+    path = os.path.join(profile.config_dir_name(env), _CACHE_NAME)
+    try:  # noqa: SIM105 - contextlib is not loaded on this path
+        atomic_write(path, (dumps_json(doc) + "\n").encode(), durable=False)
+    except (OSError, ValueError):
+        pass  # only a cache: the next run reads the TOML files again
+
+
+_policy_cache: dict[str, tuple[list[object], Policy]] = {}
 
 
 def _load_policy(profile: AppProfile, environ: Mapping[str, str] | None) -> Policy:
@@ -112,11 +302,9 @@ def _load_policy(profile: AppProfile, environ: Mapping[str, str] | None) -> Poli
     from consent.policy import load_policy
 
     path = profile.policy_path(environ)
-    try:
-        st = os.stat(path)
-    except OSError:
+    key = _file_key(str(path))
+    if key is None:
         return load_policy(path, profile=profile, environ=environ)  # raises the clear error
-    key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
     cached = _policy_cache.get(str(path))
     if cached is not None and cached[0] == key:
         return cached[1]
@@ -125,22 +313,55 @@ def _load_policy(profile: AppProfile, environ: Mapping[str, str] | None) -> Poli
     return policy
 
 
-def _non_negative(value: float | None) -> float | None:
-    """``value`` if it is a finite number >= 0; ``None`` otherwise (bools are not numbers)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
+def _announced_terms(
+    profile: AppProfile,
+    environ: Mapping[str, str] | None,
+    show_notice: Callable[[NoticeText], None] | None,
+) -> _Terms:
+    """The full path: parse the policy and the record, show a notice that is due."""
+    from consent.actions import announce
+    from consent.notices import print_plain
+
+    policy = _load_policy(profile, environ)
+    told = announce(policy, include_first=True, profile=profile, environ=environ)
+    if told.notice is not None:
+        (show_notice or print_plain)(told.notice)
+    if told.record is None:  # include_first always leaves a record; fail closed if not
+        raise ConsentError("The consent record could not be created.")
+    ack = told.record.acknowledgement
+    return _Terms(
+        policy.version,
+        [(name, spec.type, spec.category) for name, spec in policy.fields.items()],
+        told.record.client_id,
+        dict(ack.schema) if ack else {},
+        told.first,
+        policy,
+    )
+
+
+def _terms(
+    profile: AppProfile,
+    environ: Mapping[str, str] | None,
+    show_notice: Callable[[NoticeText], None] | None,
+) -> _Terms:
+    env = os.environ if environ is None else environ
+    return _cached_terms(profile, env) or _announced_terms(profile, environ, show_notice)
+
+
+# -- recording -----------------------------------------------------------------------------
+
+
+def _scrubbed_error(error: object) -> str | None:
+    """The error as it is recorded: scrubbed exactly once (docs/architecture.md §3.5)."""
+    if error is None:
         return None
-    return float(value) if math.isfinite(value) and value >= 0 else None
+    if isinstance(error, StatusText):
+        return str(error)  # written here, from an int: nothing in it to scrub
+    from consent.scrub import scrub_error, scrub_text
 
-
-@dataclass(frozen=True)
-class RecordOutcome:
-    """What recording one session did."""
-
-    session_id: str | None
-    state: Literal["pending", "held", "disabled"]
-    withheld: tuple[str, ...] = ()
-    warnings: tuple[str, ...] = ()
-    """Problems that did not stop the recording: bad settings, a fallback spool, no flush."""
+    if isinstance(error, BaseException):
+        return scrub_error(error)
+    return scrub_text(error if isinstance(error, str) else str(error))
 
 
 def _record(
@@ -148,14 +369,18 @@ def _record(
     argv: Sequence[str],
     src: str,
     dst: Sequence[str],
-    runtime_s: float,
-    throughput_gbps: float | None,
-    error: str | None,
+    runtime_s: object,
+    throughput_gbps: object,
+    nbytes: object = None,
+    error: BaseException | str | None,
     host_version: str | None,
     safe_values: Collection[str],
+    known_flags: Collection[str] = (),
     strict: bool,
     profile: AppProfile,
     environ: Mapping[str, str] | None,
+    decision: Decision | None = None,
+    session_id: str | None = None,
     show_notice: Callable[[NoticeText], None] | None = None,
 ) -> RecordOutcome:
     """Record one session. With ``strict`` bad input raises; otherwise it is recorded as unknown."""
@@ -174,6 +399,10 @@ def _record(
     destinations = [region(tag) for tag in dst]
     runtime = _non_negative(runtime_s)
     throughput = _non_negative(throughput_gbps)
+    if throughput_gbps is None and nbytes is not None:
+        moved = _non_negative(nbytes)
+        if moved is not None and runtime:
+            throughput = moved * 8 / runtime / 1e9
     if strict:
         # Bad input is an error even while collection is off: the caller's bug should
         # show up the same way whatever the user's setting.
@@ -185,58 +414,62 @@ def _record(
             raise InvalidValueError("--gbps must be a finite number, zero or more.")
     version = _host_version(host_version, profile, strict=strict)
 
-    decision = decide(profile, environ)
+    if decision is None:
+        decision = decide(profile, environ)
     warnings = list(decision.warnings)
     if not decision.enabled:
         return RecordOutcome(None, "disabled", warnings=tuple(warnings))
 
-    from consent.actions import announce
-    from consent.notices import print_plain
-    from consent.payload import build_payload, encode_payload, project
-    from consent.record import utc_now
-    from consent.scrub import scrub_arguments, scrub_text
-    from consent.spool import Spool, State
+    from consent._spoolwrite import open_root, write_new
+    from consent._time import utc_stamp
+    from consent.payload import _build, encode_payload, project_fields, random_uuid4
+    from consent.scrub import scrub_arguments
 
-    policy = _load_policy(profile, environ)
-    told = announce(policy, include_first=True, profile=profile, environ=environ)
-    if told.notice is not None:
-        (show_notice or print_plain)(told.notice)
-    if told.record is None:  # include_first always leaves a record; fail closed if not
-        raise ConsentError("The consent record could not be created.")
-
-    session_id = str(uuid.uuid4())
-    client_id = told.record.client_id
-    ack = told.record.acknowledgement
-    payload = build_payload(
-        policy=policy,
-        client_id=client_id,
+    terms = _terms(profile, environ, show_notice)
+    session_id = session_id or random_uuid4()
+    payload = _build(
+        schema_version=terms.version,
+        client_id=terms.client_id,
         session_id=session_id,
         host_version=version,
         source_region=source_region,
         destination_regions=destinations,
-        arguments=scrub_arguments(argv, safe_values),
+        arguments=scrub_arguments(argv, safe_values, known_flags=known_flags),
         runtime_s=runtime,
         throughput_gbps=throughput,
-        error=None if error is None else scrub_text(error),
-        collected_at=utc_now(),
+        error=_scrubbed_error(error),
+        collected_at=utc_stamp(),
     )
-    projected, withheld = project(payload, policy, ack.schema if ack else {})
+    projected, withheld = project_fields(payload, terms.fields, terms.acknowledged)
     # nothing leaves the machine on the run that first told the user
-    held = told.first or decision.review_before_upload
-    state = State.HELD if held else State.PENDING
+    held = terms.first or decision.review_before_upload
 
     # Checked again just before writing: an opt-out while the notice was shown or the
     # payload built must still win, and the check costs tens of microseconds.
     if not decide(profile, environ).enabled:
         return RecordOutcome(None, "disabled", warnings=tuple(warnings))
-    spool = Spool.open(profile, environ)
-    warnings += spool.warnings
-    spool.write(client_id, session_id, encode_payload(projected), state, withheld=withheld)
-    if state is State.PENDING:
+    root, root_warnings, durable = open_root(profile, environ)
+    warnings += root_warnings
+    write_new(
+        root,
+        terms.client_id,
+        session_id,
+        encode_payload(projected),
+        "held" if held else "pending",
+        durable=durable,
+        withheld=withheld,
+    )
+    if terms.parsed is not None:
+        # Only once a session is on disk: a run that cannot record changes no file in
+        # the home beyond what announcing the policy had to write.
+        _save_terms(profile, os.environ if environ is None else environ, terms.parsed)
+    if not held:
         # The payload is safe on disk now; failing to start the sender only delays it.
         try:
+            from consent.spool import Spool
             from consent.upload import start_background_flush
 
+            spool = Spool(root, root_warnings, durable=durable)  # type: ignore[arg-type]
             start_background_flush(spool, profile=profile, environ=environ)
         except Exception as exc:
             warnings.append(
@@ -281,50 +514,41 @@ def record_strict(
     )
 
 
-def record_session(
+def record_reported(
     *,
-    argv: Sequence[str] = (),
+    argv: Sequence[str],
     src: str,
     dst: Sequence[str],
-    runtime_s: float,
-    throughput_gbps: float | None = None,
-    nbytes: int | None = None,
-    error: str | BaseException | None = None,
-    host_version: str | None = None,
-    safe_values: Collection[str] = (),
-    profile: AppProfile = DEFAULT_PROFILE,
-    environ: Mapping[str, str] | None = None,
+    runtime_s: object,
+    throughput_gbps: object,
+    nbytes: object,
+    error: BaseException | str | None,
+    host_version: str | None,
+    safe_values: Collection[str],
+    known_flags: Collection[str],
+    session_id: str | None,
+    profile: AppProfile,
+    environ: Mapping[str, str] | None,
+    decision: Decision | None = None,
 ) -> str | None:
-    """Record a finished session for hosts that hold the numbers. Never raises.
-
-    ``throughput_gbps`` is derived from ``nbytes`` when not given. ``error`` is an
-    exception or its text; either is scrubbed. Returns the session id, or ``None``
-    when nothing was recorded (collection off, or a problem reported on stderr).
-    """
+    """Record one session for the host API; problems are reported once, never raised."""
     try:
-        if throughput_gbps is None and nbytes is not None:
-            moved, seconds = _non_negative(nbytes), _non_negative(runtime_s)
-            if moved is not None and seconds:
-                throughput_gbps = moved * 8 / seconds / 1e9
-        error_text: str | None
-        if isinstance(error, BaseException):
-            from consent.scrub import scrub_error
-
-            error_text = scrub_error(error)
-        else:
-            error_text = error
         outcome = _record(
             argv=argv,
             src=src,
             dst=dst,
             runtime_s=runtime_s,
             throughput_gbps=throughput_gbps,
-            error=error_text,
+            nbytes=nbytes,
+            error=error,
             host_version=host_version,
             safe_values=safe_values,
+            known_flags=known_flags,
             strict=False,
             profile=profile,
             environ=environ,
+            decision=decision,
+            session_id=session_id,
         )
     except ConsentError as exc:
         _report_once(f"usage statistics were not recorded: {exc}", key=type(exc).__name__)
@@ -338,105 +562,3 @@ def record_session(
     for warning in outcome.warnings:
         _report_once(warning)
     return outcome.session_id
-
-
-class Session:
-    """Times one transfer; see :func:`session`."""
-
-    def __init__(
-        self,
-        *,
-        argv: Sequence[str],
-        src: str,
-        dst: Sequence[str],
-        host_version: str | None,
-        safe_values: Collection[str],
-        profile: AppProfile,
-        environ: Mapping[str, str] | None,
-    ) -> None:
-        # Copied now: the host may reuse or mutate its lists while the transfer runs.
-        self._argv = list(argv)
-        self._src = src
-        self._dst = list(dst)
-        self._host_version = host_version
-        self._safe_values = safe_values
-        self._profile = profile
-        self._environ = environ
-        self._nbytes: float | None = None
-        self._started = 0.0
-        self._active = False
-        self._warnings: tuple[str, ...] = ()
-        self.session_id: str | None = None
-        """The recorded session's id after the block, or ``None`` if nothing was recorded."""
-
-    def transferred(self, nbytes: int) -> None:
-        """Tell the session how many bytes moved in total, so throughput can be derived.
-
-        A value that is not a count of bytes is ignored rather than raised on.
-        """
-        self._nbytes = _non_negative(nbytes)
-
-    def __enter__(self) -> Session:
-        try:
-            decision = decide(self._profile, self._environ)
-            self._active, self._warnings = decision.enabled, decision.warnings
-        except Exception:  # decide() does not raise; this is the belt to its braces
-            self._active = False
-        self._started = time.monotonic()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> Literal[False]:
-        if not self._active:
-            # A broken setting turned collection off: say so once, as the CLI would.
-            for warning in self._warnings:
-                _report_once(warning)
-            return False
-        runtime = time.monotonic() - self._started
-        if isinstance(exc, SystemExit) and exc.code in (None, 0):
-            exc = None  # sys.exit(0) inside the block is a successful run
-        self.session_id = record_session(
-            argv=self._argv,
-            src=self._src,
-            dst=self._dst,
-            runtime_s=runtime,
-            nbytes=None if self._nbytes is None else int(self._nbytes),
-            error=exc,
-            host_version=self._host_version,
-            safe_values=self._safe_values,
-            profile=self._profile,
-            environ=self._environ,
-        )
-        return False  # never swallow the host's exception
-
-
-def session(
-    argv: Sequence[str] = (),
-    src: str = "local",
-    dst: Sequence[str] = ("local",),
-    *,
-    host_version: str | None = None,
-    safe_values: Collection[str] = (),
-    profile: AppProfile = DEFAULT_PROFILE,
-    environ: Mapping[str, str] | None = None,
-) -> Session:
-    """Context manager that records one transfer session (see DESIGN §3.9).
-
-    Runtime is measured; call ``s.transferred(nbytes)`` inside the block to derive
-    throughput. An exception inside the block is recorded (scrubbed) and re-raised
-    unchanged. Collection is checked on entry and again on exit, so turning it off
-    during a long transfer takes effect for that transfer.
-    """
-    return Session(
-        argv=argv,
-        src=src,
-        dst=dst,
-        host_version=host_version,
-        safe_values=safe_values,
-        profile=profile,
-        environ=environ,
-    )

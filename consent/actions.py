@@ -6,11 +6,13 @@ mounts the Typer sub-apps, or calls these directly, gets the same behaviour.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from consent.config import CONFIG_KEYS, config_key, load_config, update_config
+from consent._exceptions import ConsentError
+from consent.config import CONFIG_KEYS, config_key, load_config, update_config, update_ini_flag
 from consent.decision import Decision, decide
 from consent.notices import NoticeText, change_notice, first_notice, policy_status
 from consent.policy import Policy, load_policy
@@ -85,15 +87,30 @@ def apply_choice(
     environ: Mapping[str, str] | None = None,
     policy: Policy | None = None,
 ) -> ChoiceResult:
-    """Record a share / review / don't-share answer: config, acknowledgement, opt-out."""
+    """Record a share / review / don't-share answer: config, acknowledgement, opt-out.
+
+    The answer goes to every store the host keeps it in (``config.json``, and the
+    host's INI file when it exists), so they agree afterwards. The INI file is
+    written first: a damaged one stops an opt-in before anything changed, and never
+    stops an opt-out.
+    """
     policy = policy or load_policy(profile=profile, environ=environ)
+    share = choice != "dont-share"
 
     def write_config(config: dict[str, Any]) -> None:
-        config["usage_stats"] = choice != "dont-share"
-        if choice != "dont-share":
+        config["usage_stats"] = share
+        if share:
             # opting out keeps the review preference for when the user opts back in
             config["usage_stats_review"] = choice == "review"
 
+    ini = profile.legacy_ini_file(environ)
+    if share:
+        update_ini_flag(ini, True)  # a damaged INI file refuses, before anything changed
+    else:
+        # a damaged or unwritable INI file already reads as "off"; config.json below
+        # still records the opt-out, so it holds once the file is fixed
+        with contextlib.suppress(ConsentError):
+            update_ini_flag(ini, False)
     update_config(profile.config_path(environ), write_config)
     record = update_record(
         profile.record_path(environ),
@@ -232,4 +249,7 @@ def config_unset(
 ) -> ConfigChange:
     config_key(key)
     before, _ = update_config(profile.config_path(environ), lambda c: c.pop(key, None))
+    if key == "usage_stats":
+        # the default applies only once no store holds the setting
+        update_ini_flag(profile.legacy_ini_file(environ), None)
     return ConfigChange(key, before.get(key, None), None, decision=decide(profile, environ))

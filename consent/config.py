@@ -13,7 +13,8 @@ from consent._exceptions import CorruptFileError, InvalidValueError, StorageErro
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
+    from contextlib import AbstractContextManager
     from typing import Any
 
     from consent._fileio import StrPath
@@ -30,6 +31,7 @@ __all__ = [
     "parse_json",
     "parse_switch",
     "update_config",
+    "update_ini_flag",
 ]
 
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
@@ -229,7 +231,9 @@ def _parse_with_json(raw: bytes) -> object:
     return json.loads(raw)
 
 
-def invalid_value_message(path: StrPath, key: str, value: object) -> str | None:
+def invalid_value_message(
+    path: StrPath, key: str, value: object, cli: str = "consent"
+) -> str | None:
     """Why a stored value is unusable, or ``None`` when it is fine or absent."""
     spec = CONFIG_KEYS[key]
     if spec.is_valid(value):
@@ -239,36 +243,36 @@ def invalid_value_message(path: StrPath, key: str, value: object) -> str | None:
     shown = json.dumps(value)[:40]
     return (
         f"{path}: {key} must be a {spec.type_name}, not {shown}. "
-        f"Fix it with `consent config set {key} ...` or `consent config unset {key}`."
+        f"Fix it with `{cli} config set {key} ...` or `{cli} config unset {key}`."
     )
 
 
-class locked:
+def locked(path: StrPath) -> AbstractContextManager[str]:
     """Hold the lock that serialises read-modify-write cycles of a file in the home.
 
-    Writes go to the symlink's target, so a dotfile manager's link survives; the
-    lock lives beside the target as ``<name>.lock``.
+    Yields the path to write: the symlink's target, so a dotfile manager's link
+    survives; the lock lives beside the target as ``<name>.lock``.
     """
+    import contextlib
 
-    def __init__(self, path: StrPath) -> None:
-        self.target = os.path.realpath(path)
-        self._lock: Any = None
+    from consent._fileio import file_lock, make_private_dir
 
-    def __enter__(self) -> str:
-        from consent._fileio import file_lock, make_private_dir
+    target = os.path.realpath(path)
 
-        try:
-            make_private_dir(os.path.dirname(self.target))
-            self._lock = file_lock(self.target + ".lock")
-            self._lock.__enter__()
-        except OSError as exc:
-            raise StorageError(
-                f"Cannot write in {os.path.dirname(self.target)}: {exc.strerror or exc}."
-            ) from None
-        return self.target
+    @contextlib.contextmanager
+    def hold() -> Iterator[str]:
+        with contextlib.ExitStack() as stack:
+            try:
+                make_private_dir(os.path.dirname(target))
+                stack.enter_context(file_lock(target + ".lock"))
+            except OSError as exc:
+                # only taking the lock is reported this way; errors of the body pass
+                raise StorageError(
+                    f"Cannot write in {os.path.dirname(target)}: {exc.strerror or exc}."
+                ) from None
+            yield target
 
-    def __exit__(self, *exc_info: object) -> None:
-        self._lock.__exit__(None, None, None)
+    return hold()
 
 
 def _encode(config: dict[str, Any]) -> bytes:
@@ -318,3 +322,83 @@ def _quote(value: str) -> str:
 
     shown = value if len(value) <= 40 else value[:37] + "..."
     return json.dumps(shown, ensure_ascii=False)
+
+
+def update_ini_flag(path: StrPath, value: bool | None) -> bool:
+    """Set (or with ``None`` remove) ``[flags] usage_stats`` in the host's INI file.
+
+    Only a file that exists is written: a host that keeps no INI file gets none.
+    Every other line (sections, keys, comments) is kept byte for byte, and the file
+    is replaced atomically under its lock. Returns whether the file exists.
+    Raises :class:`CorruptFileError` for a file that cannot be parsed (it is left
+    alone) and :class:`StorageError` when it cannot be written.
+    """
+    if not os.path.isfile(path):
+        return False
+    with locked(path) as target:
+        try:
+            with open(target, encoding="utf-8") as handle:
+                text = handle.read()
+        except FileNotFoundError:
+            return False
+        except (OSError, UnicodeError) as exc:
+            raise StorageError(f"Cannot read {path}: {exc}.") from None
+        new = _with_ini_flag(text, value)
+        _check_ini(path, new, value)
+        if new != text:
+            write_atomically(target, new.encode("utf-8"))
+    return True
+
+
+def _with_ini_flag(text: str, value: bool | None) -> str:
+    lines = text.splitlines(keepends=True)
+    section: str | None = None
+    flags_at: int | None = None
+    found: list[int] = []
+    for index, line in enumerate(lines):
+        stripped = line.strip()
+        if stripped.startswith("[") and stripped.endswith("]"):
+            section = stripped[1:-1]
+            if section == "flags" and flags_at is None:
+                flags_at = index
+            continue
+        if section != "flags" or line[:1] in (" ", "\t"):
+            continue  # another section, or a continuation line
+        name = line.split("=", 1)[0].split(":", 1)[0].strip().lower()
+        if name == "usage_stats" and ("=" in line or ":" in line):
+            found.append(index)
+    # Skyplane writes Python's bool words, and reads them back
+    entry = None if value is None else f"usage_stats = {value}\n"
+    for index in reversed(found):
+        del lines[index]
+    if entry is None:
+        return "".join(lines)
+    if found:
+        lines.insert(found[0], entry)
+    elif flags_at is not None:
+        lines.insert(flags_at + 1, entry)
+    else:
+        if lines and not lines[-1].endswith("\n"):
+            lines[-1] += "\n"
+        lines.append(("\n" if lines else "") + "[flags]\n" + entry)
+    return "".join(lines)
+
+
+def _check_ini(path: StrPath, text: str, value: bool | None) -> None:
+    """Refuse to write an INI file that would not read back as intended."""
+    import configparser
+
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        parser.read_string(text)
+        raw = parser.get("flags", "usage_stats", fallback=None)
+    except configparser.Error:
+        raise CorruptFileError(
+            f"{path} cannot be parsed as an INI file, so it was left unchanged. "
+            "Fix it by hand, or delete it."
+        ) from None
+    if (None if raw is None else parse_switch(raw)) is not value:
+        raise CorruptFileError(
+            f"{path} has a [flags] usage_stats entry that cannot be changed safely, so it "
+            "was left unchanged. Fix it by hand."
+        )

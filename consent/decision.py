@@ -1,10 +1,14 @@
 """Whether collection is on, and why. Standard library only; never raises.
 
-The first rule that applies decides (DESIGN §3.2): the environment switch,
-``DO_NOT_TRACK``, ``config.json``, Skyplane 0.3's INI flag, then the default.
+The first rule that applies decides (docs/architecture.md §3.2): the environment
+switch, ``DO_NOT_TRACK``, the stored settings, then the default. The setting is
+stored in every file the host keeps it in (``config.json``, and Skyplane's INI
+``[flags] usage_stats`` at ``$SKYPLANE_CONFIG`` or ``~/.skyplane/config``); when
+they disagree, the opt-out wins.
 
 Hosts call this on every run, so it imports almost nothing: no ``typing``,
-``dataclasses`` or ``pathlib``, and ``json`` only when a config file exists.
+``dataclasses`` or ``pathlib``, ``json`` only when a config file exists, and
+``configparser`` only for an INI file of unusual layout.
 """
 
 from __future__ import annotations
@@ -86,19 +90,38 @@ def decide(
 
     if config is None:
         return Decision(False, "invalid_config", review, warnings)
+    stored: bool | None = None
     if "usage_stats" in config:
         value = config["usage_stats"]
-        problem = invalid_value_message(profile.config_file(env), "usage_stats", value)
+        problem = invalid_value_message(
+            profile.config_file(env), "usage_stats", value, profile.cli_name
+        )
         if problem:
             return Decision(False, "invalid_config", review, (problem, *warnings))
-        return Decision(bool(value), "config", review, warnings)
+        stored = bool(value)
 
     legacy, legacy_warning = _legacy_flag(profile, env)
     if legacy_warning:
         return Decision(False, "invalid_config", review, (legacy_warning, *warnings))
+    if stored is not None and legacy is not None and stored != legacy:
+        # Two stores, two answers (edited by hand, or written by an older host): the
+        # opt-out wins, and the warning names the file that says no.
+        source: Source = "config" if stored is False else "legacy_config"
+        return Decision(False, source, review, (_disagreement(profile, env, source), *warnings))
+    if stored is not None:
+        return Decision(stored, "config", review, warnings)
     if legacy is not None:
         return Decision(legacy, "legacy_config", review, warnings)
     return Decision(True, "default", review, warnings)
+
+
+def _disagreement(profile: AppProfile, env: Mapping[str, str], off: Source) -> str:
+    json_file, ini_file = profile.config_file(env), profile.legacy_ini_file(env)
+    no, yes = (json_file, ini_file) if off == "config" else (ini_file, json_file)
+    return (
+        f"{no} turns usage statistics off while {yes} turns them on; the opt-out wins. "
+        f"Make them agree with `{profile.cli_name} stats on` or `{profile.cli_name} stats off`."
+    )
 
 
 def is_enabled(
@@ -126,7 +149,9 @@ def _review_mode(
     if not config or "usage_stats_review" not in config:
         return False, None
     value = config["usage_stats_review"]
-    problem = invalid_value_message(profile.config_file(env), "usage_stats_review", value)
+    problem = invalid_value_message(
+        profile.config_file(env), "usage_stats_review", value, profile.cli_name
+    )
     if problem:
         # holding payloads is the safe reading of a value we cannot understand
         return True, problem
@@ -137,24 +162,74 @@ def _legacy_flag(profile: AppProfile, env: Mapping[str, str]) -> tuple[bool | No
     path = profile.legacy_ini_file(env)
     if not os.path.isfile(path):
         return None, None
-    import configparser  # only Skyplane 0.3 users pay for it
-
+    unreadable = (
+        f"{path} ({profile.display_name} settings) cannot be read, so usage statistics "
+        f"are off until it is fixed by hand or removed."
+    )
     try:
-        parser = configparser.ConfigParser(interpolation=None)
         with open(path, encoding="utf-8", errors="replace") as handle:
-            parser.read_string(handle.read())
-        raw = parser.get("flags", "usage_stats", fallback=None)
-    except (OSError, configparser.Error, UnicodeError):
-        return None, (
-            f"{path} (Skyplane 0.3 settings) cannot be read, so usage statistics are off; "
-            "set them with `consent config set usage_stats true|false`."
-        )
+            text = handle.read()
+    except (OSError, UnicodeError):
+        return None, unreadable
+    found, raw = _scan_ini_flag(text)
+    if not found:
+        # anything but the plain layout hosts write: configparser is the reference.
+        # Importing it (and `re`) costs more than the rest of the decision.
+        import configparser
+
+        try:
+            parser = configparser.ConfigParser(interpolation=None)
+            parser.read_string(text)
+            raw = parser.get("flags", "usage_stats", fallback=None)
+        except configparser.Error:
+            return None, unreadable
     if raw is None:
         return None, None
     switch = parse_switch(raw)
     if switch is None:
         return None, (
             f"{path}: [flags] usage_stats = {raw[:20]!r} is not true or false, so usage "
-            "statistics are off; set them with `consent config set usage_stats true|false`."
+            f"statistics are off; set them with `{profile.cli_name} stats on` or "
+            f"`{profile.cli_name} stats off`."
         )
     return switch, None
+
+
+def _scan_ini_flag(text: str) -> tuple[bool, str | None]:
+    """``[flags] usage_stats`` read as configparser would, for the plain layout only.
+
+    Returns ``(True, value or None)`` for a file of section headers, comments and
+    one-line ``key = value`` entries, with no section or key given twice and no
+    ``DEFAULT`` section; ``(False, None)`` for anything else (continuation lines,
+    odd headers, text before the first section), which configparser then reads.
+    """
+    sections: set[str] = set()
+    keys: set[str] = set()
+    section: str | None = None
+    value: str | None = None
+    for line in text.split("\n"):  # configparser splits on newlines alone
+        stripped = line.strip()
+        if not stripped or stripped[0] in "#;":
+            continue
+        if line[0].isspace():
+            return False, None  # a continuation line
+        if stripped[0] == "[":
+            section = stripped[1:-1]
+            if stripped[-1] != "]" or "]" in section or section in sections:
+                return False, None
+            if section == "DEFAULT" or not section:
+                return False, None
+            sections.add(section)
+            keys = set()
+            continue
+        equals, colon = stripped.find("="), stripped.find(":")
+        cut = min(i for i in (equals, colon, len(stripped)) if i >= 0)
+        if section is None or cut == len(stripped):
+            return False, None
+        key = stripped[:cut].strip().lower()
+        if not key or key in keys:
+            return False, None
+        keys.add(key)
+        if section == "flags" and key == "usage_stats":
+            value = stripped[cut + 1 :].strip()
+    return True, value

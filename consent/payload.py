@@ -1,24 +1,37 @@
 """Build one payload per transfer session and project it onto the acknowledged schema.
 
-Standard library only: this runs at the end of every transfer in the host.
+Standard library only, and light: this runs at the end of every transfer in the
+host, in a process that records one transfer and exits, so every import counts
+(bench/cold.py). No ``json``, ``datetime``, ``uuid``, ``platform`` or ``typing``
+at import: JSON is written with the same C encoder ``json.dumps`` uses, ids come
+from ``os.urandom``, and the OS facts from ``os.uname()``.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import functools
-import json
 import math
 import os
 import sys
-from collections.abc import Mapping, Sequence
-from typing import Any
 
-from consent.policy import Policy
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import datetime as dt
+    from collections.abc import Callable, Iterable, Mapping, Sequence
+    from typing import Any
 
-__all__ = ["build_payload", "encode_payload", "project", "system_fields"]
+    from consent.policy import Policy
 
-_TYPE_CHECKS = {
+__all__ = [
+    "build_payload",
+    "dumps_json",
+    "encode_payload",
+    "project",
+    "project_fields",
+    "random_uuid4",
+    "system_fields",
+]
+
+_TYPE_CHECKS: dict[str, Callable[[object], bool]] = {
     "string": lambda v: isinstance(v, str),
     "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
     "number": lambda v: isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v),
@@ -27,21 +40,30 @@ _TYPE_CHECKS = {
     "object": lambda v: isinstance(v, dict),
 }
 
-
-@functools.cache
-def _system() -> tuple[tuple[str, str], ...]:
-    uname = os.uname()
-    return (
-        ("os", uname.sysname),
-        ("os_version", uname.version),
-        ("kernel_version", uname.release),
-        ("python_version", "{}.{}.{}".format(*sys.version_info[:3])),
-    )
+_system: tuple[tuple[str, str], ...] = ()
 
 
 def system_fields() -> dict[str, str]:
     """The system and OS fields, read once per process: they cannot change under it."""
-    return dict(_system())
+    global _system
+    if not _system:
+        uname = os.uname()
+        _system = (
+            ("os", uname.sysname),
+            ("os_version", uname.version),
+            ("kernel_version", uname.release),
+            ("python_version", "{}.{}.{}".format(*sys.version_info[:3])),
+        )
+    return dict(_system)
+
+
+def random_uuid4() -> str:
+    """A random (version 4) UUID in its usual text form, as ``str(uuid.uuid4())`` gives."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
+    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def build_payload(
@@ -56,9 +78,47 @@ def build_payload(
     runtime_s: float | None,
     throughput_gbps: float | None,
     error: str | None,
-    collected_at: dt.datetime,
+    collected_at: dt.datetime | str,
 ) -> dict[str, Any]:
-    """Every field we know how to fill; :func:`project` decides what may be kept."""
+    """Every field we know how to fill; :func:`project` decides what may be kept.
+
+    ``collected_at`` is a datetime, or already the UTC text form.
+    """
+    if not isinstance(collected_at, str):
+        import datetime as dt
+
+        from consent._time import STAMP_FORMAT
+
+        collected_at = collected_at.astimezone(dt.UTC).strftime(STAMP_FORMAT)
+    return _build(
+        schema_version=policy.version,
+        client_id=client_id,
+        session_id=session_id,
+        host_version=host_version,
+        source_region=source_region,
+        destination_regions=destination_regions,
+        arguments=arguments,
+        runtime_s=runtime_s,
+        throughput_gbps=throughput_gbps,
+        error=error,
+        collected_at=collected_at,
+    )
+
+
+def _build(
+    *,
+    schema_version: int,
+    client_id: str,
+    session_id: str,
+    host_version: str,
+    source_region: str,
+    destination_regions: Sequence[str],
+    arguments: Mapping[str, Any],
+    runtime_s: float | None,
+    throughput_gbps: float | None,
+    error: str | None,
+    collected_at: str,
+) -> dict[str, Any]:
     payload: dict[str, Any] = {
         **system_fields(),
         "host_version": host_version,
@@ -67,8 +127,8 @@ def build_payload(
         "source_region": source_region,
         "destination_regions": list(destination_regions),
         "arguments": dict(arguments),
-        "schema_version": policy.version,
-        "collected_at": collected_at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "schema_version": schema_version,
+        "collected_at": collected_at,
     }
     # An unknown measurement is left out rather than sent as a made-up number.
     if runtime_s is not None:
@@ -90,17 +150,57 @@ def project(
     Returns the projected payload and the names of policy fields withheld because
     they are not (or not in this form) acknowledged.
     """
+    fields = ((name, spec.type, spec.category) for name, spec in policy.fields.items())
+    return project_fields(payload, fields, acknowledged)
+
+
+def project_fields(
+    payload: Mapping[str, Any],
+    fields: Iterable[tuple[str, str, str]],
+    acknowledged: Mapping[str, tuple[str, str]],
+) -> tuple[dict[str, Any], list[str]]:
+    """:func:`project` for a policy given as ``(name, type, category)`` in policy order."""
     kept: dict[str, Any] = {}
     withheld: list[str] = []
-    for name, spec in policy.fields.items():
-        if tuple(acknowledged.get(name, ())) != (spec.type, spec.category):
+    for name, kind, category in fields:
+        if tuple(acknowledged.get(name, ())) != (kind, category):
             withheld.append(name)
             continue
-        if name in payload and _TYPE_CHECKS[spec.type](payload[name]):
+        if name in payload and _TYPE_CHECKS[kind](payload[name]):
             kept[name] = payload[name]
     return kept, withheld
 
 
+def dumps_json(value: object, *, compact: bool = False, ensure_ascii: bool = False) -> str:
+    """``json.dumps(value, ensure_ascii=ensure_ascii)`` without importing ``json``.
+
+    ``compact`` is ``sort_keys=True, separators=(",", ":")``. ``import json`` loads
+    ``re`` and more, a tenth of a bare interpreter's start-up; the C encoder behind
+    ``json.dumps`` is the same one used here, and a test checks that they agree.
+    """
+    try:
+        import _json
+
+        separators = (":", ",") if compact else (": ", ", ")
+        strings = _json.encode_basestring_ascii if ensure_ascii else _json.encode_basestring
+        encode = _json.make_encoder(
+            {}, _unserializable, strings, None, *separators, compact, False, True
+        )
+    except (ImportError, AttributeError, TypeError):  # no C accelerator
+        import json
+
+        if compact:
+            return json.dumps(
+                value, ensure_ascii=ensure_ascii, sort_keys=True, separators=(",", ":")
+            )
+        return json.dumps(value, ensure_ascii=ensure_ascii)
+    return "".join(encode(value, 0))
+
+
+def _unserializable(value: object) -> object:
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
 def encode_payload(payload: Mapping[str, Any]) -> bytes:
     """The exact bytes that are stored, shown, and sent."""
-    return json.dumps(payload, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
+    return dumps_json(payload, compact=True).encode()

@@ -36,10 +36,12 @@ class AppProfile:
         "_policy_file",
         "_shared_temp_root",
         "cli_name",
+        "config_env",
         "display_name",
         "env_prefix",
         "home_dir_name",
         "host_package",
+        "host_version",
         "name",
     )
 
@@ -54,6 +56,8 @@ class AppProfile:
         policy_file: str | os.PathLike[str] | None = None,
         cli_name: str = "consent",
         host_package: str = "skyplane",
+        config_env: str | None = "SKYPLANE_CONFIG",
+        host_version: str | None = None,
     ) -> None:
         self.name = name
         self.display_name = display_name
@@ -63,9 +67,14 @@ class AppProfile:
         self._policy_file = os.fspath(policy_file or os.path.join(_POLICY_DIR, f"{name}.toml"))
         self.cli_name = cli_name
         self.host_package = host_package
+        self.config_env = config_env
+        self.host_version = host_version
 
     def __repr__(self) -> str:
-        return f"AppProfile(name={self.name!r}, env_prefix={self.env_prefix!r})"
+        return (
+            f"AppProfile(name={self.name!r}, cli_name={self.cli_name!r}, "
+            f"env_prefix={self.env_prefix!r})"
+        )
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, AppProfile):
@@ -114,7 +123,17 @@ class AppProfile:
         return os.path.join(self.config_dir_name(environ), "config.json")
 
     def legacy_ini_file(self, environ: Mapping[str, str] | None = None) -> str:
-        """Skyplane 0.3.x kept its flags in an INI file without an extension."""
+        """The host's own INI settings file (Skyplane's ``~/.skyplane/config``).
+
+        The host's override variable (``SKYPLANE_CONFIG``) moves it, as it does for
+        the host itself; a leading ``~`` means this profile's home.
+        """
+        env = os.environ if environ is None else environ
+        override = env.get(self.config_env) if self.config_env else None
+        if override:
+            if override == "~" or override.startswith("~/"):
+                return self.home_dir(environ) + override[1:]
+            return override
         return os.path.join(self.config_dir_name(environ), "config")
 
     # -- paths ----------------------------------------------------------------------------

@@ -4,18 +4,17 @@ It holds the random client id, the acknowledgement of a policy version and schem
 the last policy-change notice shown, and an append-only history of earlier
 acknowledgements. It is written atomically with mode 0600.
 
-The record is written on the session-recording path (the first session creates
-the client id), which must import only the standard library. ``tomllib`` reads
-it; the small writer below covers exactly the record's shape, and a property test
-proves every record round-trips through ``tomllib``.
+``tomllib`` reads it and tomli-w writes it, imported inside :func:`dumps_record`:
+the session path writes the record only on the run that creates the client id or
+shows a notice, and a steady-state session reads neither (``consent._session``
+keeps what it needs in a small cache). A property test proves every record
+round-trips through ``tomllib``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
-import re
 import tomllib
 import uuid
 from collections.abc import Callable, Mapping
@@ -43,7 +42,6 @@ Choice = Literal["share", "review", "dont-share"]
 Via = Literal["init-prompt", "init-flag", "config-set", "policy-accept", "notice"]
 CHOICES: tuple[Choice, ...] = get_args(Choice)
 VIAS: tuple[Via, ...] = get_args(Via)
-_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 
 
 def utc_now() -> dt.datetime:
@@ -51,7 +49,9 @@ def utc_now() -> dt.datetime:
 
 
 def new_client_id() -> str:
-    return str(uuid.uuid4())
+    from consent.payload import random_uuid4
+
+    return random_uuid4()
 
 
 @dataclass(frozen=True)
@@ -188,60 +188,44 @@ def _notice_from(table: object) -> Notice:
 
 # -- writing -------------------------------------------------------------------------------
 
-
-def _toml_value(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, dt.datetime):
-        at = _utc(value)
-        # not strftime("%Y"): it writes year 999 as "999", which TOML cannot read
-        return f"{at.year:04d}-{at:%m-%dT%H:%M:%S}Z"
-    if isinstance(value, str):
-        # JSON string escapes are a subset of TOML basic-string escapes; TOML also
-        # forbids a raw DEL, which JSON leaves alone
-        return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
-    raise TypeError(f"cannot write {type(value).__name__} to the consent record")
+_HEADER = "# Usage-statistics consent record. Managed by `consent`; see `consent stats status`.\n"
 
 
-def _toml_key(name: str) -> str:
-    return name if _BARE_KEY.fullmatch(name) else _toml_value(name)
+def _written_at(value: dt.datetime) -> dt.datetime:
+    # the record keeps times to the second, in UTC, as utc_now() makes them
+    return _utc(value).replace(microsecond=0)
 
 
-def _ack_lines(ack: Acknowledgement) -> list[str]:
-    return [
-        f"version = {_toml_value(ack.version)}",
-        f"fingerprint = {_toml_value(ack.fingerprint)}",
-        f"decision = {_toml_value(ack.decision)}",
-        f"at = {_toml_value(ack.at)}",
-        f"via = {_toml_value(ack.via)}",
-    ]
+def _ack_table(ack: Acknowledgement) -> dict[str, Any]:
+    return {
+        "version": ack.version,
+        "fingerprint": ack.fingerprint,
+        "decision": ack.decision,
+        "at": _written_at(ack.at),
+        "via": ack.via,
+    }
 
 
 def dumps_record(record: ConsentRecord) -> str:
-    out = [
-        "# Usage-statistics consent record. Managed by `consent`; see `consent stats status`.",
-        f"client_id = {_toml_value(record.client_id)}",
-    ]
+    """The record as TOML. tomli-w is imported here: only a run that writes the record pays."""
+    import tomli_w
+
+    doc: dict[str, Any] = {"client_id": record.client_id}
     if record.acknowledgement is not None:
         ack = record.acknowledgement
-        out += ["", "[acknowledgement]", *_ack_lines(ack), "", "[acknowledgement.schema]"]
-        out += [
-            f"{_toml_key(name)} = {_toml_value(f'{kind}/{category}')}"
-            for name, (kind, category) in sorted(ack.schema.items())
-        ]
+        schema = {
+            name: f"{kind}/{category}" for name, (kind, category) in sorted(ack.schema.items())
+        }
+        doc["acknowledgement"] = {**_ack_table(ack), "schema": schema}
     if record.notice is not None:
-        out += [
-            "",
-            "[notice]",
-            f"version = {_toml_value(record.notice.version)}",
-            f"fingerprint = {_toml_value(record.notice.fingerprint)}",
-            f"at = {_toml_value(record.notice.at)}",
-        ]
-    for ack in record.history:
-        out += ["", "[[history]]", *_ack_lines(ack)]
-    return "\n".join(out) + "\n"
+        doc["notice"] = {
+            "version": record.notice.version,
+            "fingerprint": record.notice.fingerprint,
+            "at": _written_at(record.notice.at),
+        }
+    if record.history:
+        doc["history"] = [_ack_table(ack) for ack in record.history]
+    return _HEADER + tomli_w.dumps(doc)
 
 
 def update_record(

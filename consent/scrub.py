@@ -686,7 +686,9 @@ def _scrub_arguments(argv: Sequence[str], safe_values: Collection[str]) -> dict[
     return result
 
 
-def scrub_arguments(argv: Sequence[str], safe_values: Collection[str] = ()) -> dict[str, object]:
+def scrub_arguments(
+    argv: Sequence[str], safe_values: Collection[str] = (), known_flags: Collection[str] = ()
+) -> dict[str, object]:
     """Parse a command line into ``{flag: value}`` keeping only values known to be safe.
 
     Booleans, numbers, built-in safe words, ``safe_values`` and region tags are kept;

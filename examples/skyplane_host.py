@@ -1,17 +1,21 @@
 """A small stand-in for Skyplane, showing how a Typer host embeds `consent`.
 
     python examples/skyplane_host.py --help
-    python examples/skyplane_host.py init            # asks on a terminal
-    python examples/skyplane_host.py cp a.txt b.txt  # records one session
-    python examples/skyplane_host.py stats review    # the mounted sub-apps
+    python examples/skyplane_host.py init             # asks on a terminal, after its own setup
+    python examples/skyplane_host.py init -y          # never asks; keeps the current answer
+    python examples/skyplane_host.py cp a.txt b.txt   # records one session
+    python examples/skyplane_host.py stats review     # the mounted commands
+    python examples/skyplane_host.py config set usage_stats false   # the host's own config
 
-Three things are borrowed from `consent`: the first-run flow inside the host's own
-``init``, the ``stats``/``config``/``policy`` sub-apps, and one session per transfer.
-Everything else is the host's own business.
+What is borrowed from `consent`: the apps built for this host's profile (``stats``
+and ``policy`` mounted, never replacing a host command), the consent step at the end
+of the host's ``init``, the settings function its own ``config`` routes the
+``usage_stats*`` keys to, and one session per transfer. The rest is the host's own.
 """
 
 from __future__ import annotations
 
+import configparser
 import shutil
 import sys
 from pathlib import Path
@@ -20,10 +24,14 @@ from typing import Annotated
 import typer
 
 import consent
-from consent.cli import config_app, policy_app, run_init_flow, stats_app
-from consent.record import Choice
+from consent.cli import mount
+from consent.profile import AppProfile
 
 HOST_VERSION = "0.0.1-example"
+
+# Everything consent needs to know about this host: its command (every hint names
+# it), its files and its environment variables. The rest are Skyplane's defaults.
+PROFILE = AppProfile(cli_name="skyplane-host", display_name="Skyplane", host_version=HOST_VERSION)
 
 app = typer.Typer(
     name="skyplane-host",
@@ -32,35 +40,58 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-app.add_typer(stats_app, name="stats")
+config_app = typer.Typer(name="config", help="The host's own settings.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
-app.add_typer(policy_app, name="policy")
 
 
 class CopyError(RuntimeError):
     """The host's own error type: consent records it, scrubbed, and re-raises it as is."""
 
 
+def _settings_file() -> Path:
+    return PROFILE.legacy_ini_path()  # the host's INI file: $SKYPLANE_CONFIG or ~/.skyplane/config
+
+
+@config_app.command("set")
+def config_set(key: str, value: str) -> None:
+    """Set a host setting; usage_stats* keys go to consent (same checks, every file)."""
+    if apps.owns(key):
+        apps.settings(key, value)
+        return
+    path = _settings_file()
+    parser = configparser.ConfigParser()
+    parser.read(path)
+    if not parser.has_section("flags"):
+        parser.add_section("flags")
+    parser.set("flags", key, value)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as handle:
+        parser.write(handle)
+    typer.echo(f"{key} = {value}")
+
+
+@config_app.command("get")
+def config_get(key: str) -> None:
+    """Print a host setting; usage_stats* keys show the value in force and its source."""
+    if apps.owns(key):
+        apps.settings(key)
+        return
+    parser = configparser.ConfigParser()
+    parser.read(_settings_file())
+    typer.echo(parser.get("flags", key, fallback="(unset)"))
+
+
 @app.command()
 def init(
-    yes: Annotated[bool, typer.Option("--yes", help="Share anonymous usage statistics.")] = False,
-    review: Annotated[
-        bool, typer.Option("--review", help="Share, but hold each upload for your review.")
-    ] = False,
-    no: Annotated[bool, typer.Option("--no", help="Don't share usage statistics.")] = False,
     non_interactive: Annotated[
-        bool, typer.Option("--non-interactive", help="Never prompt; keep the defaults.")
+        bool,
+        typer.Option("--non-interactive", "-y", help="Never prompt; keep the current answers."),
     ] = False,
 ) -> None:
     """Set up the host: its own settings first, then the usage-statistics question."""
     typer.echo("Checking cloud credentials... none needed for this example.")
-    flags: dict[Choice, bool] = {"share": yes, "review": review, "dont-share": no}
-    chosen = [answer for answer, given in flags.items() if given]
-    if len(chosen) > 1:
-        typer.echo("Give at most one of --yes, --review and --no.", err=True)
-        raise typer.Exit(2)
     # Ctrl-C or Esc at the question raises typer.Exit(130); Typer makes it the exit code.
-    run_init_flow(chosen[0] if chosen else None, non_interactive=non_interactive)
+    apps.init(non_interactive=non_interactive)
     typer.echo("skyplane-host is ready.")
 
 
@@ -75,17 +106,31 @@ def cp(
         str, typer.Option("--dst-region", help="Where DST lives, as provider:region.")
     ] = "local",
     fail: Annotated[bool, typer.Option("--fail", help="Fail on purpose, after starting.")] = False,
+    exit_code: Annotated[
+        int, typer.Option("--exit-code", help="Report failure by return code, as Skyplane does.")
+    ] = 0,
 ) -> None:
     """Copy a local file (standing in for a cloud transfer) and record the session."""
     # argv is scrubbed before it is written: the two paths become <path> markers.
     with consent.session(
-        argv=sys.argv[1:], src=src_region, dst=[dst_region], host_version=HOST_VERSION
+        argv=sys.argv[1:],
+        known_flags=("--src-region", "--dst-region", "--fail", "--exit-code"),
+        host_version=HOST_VERSION,
+        profile=PROFILE,
     ) as session:
+        session.route(src=src_region, dst=dst_region)  # known mid-command; a str is one region
         if fail:
             raise CopyError(f"cannot write {dst}: permission denied")
         shutil.copyfile(src, dst)
         session.transferred(dst.stat().st_size)
+        session.outcome(exit_code)
+    if exit_code:
+        raise typer.Exit(exit_code)
     typer.echo(f"Copied {dst.stat().st_size} bytes.")
+
+
+# `stats` and `policy` join the host's commands; its own `config` is kept.
+apps = mount(app, PROFILE)
 
 
 def main() -> None:

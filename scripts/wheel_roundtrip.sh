@@ -8,10 +8,13 @@ py=${PYTHON:-.venv/bin/python}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 "$py" -m build --wheel --outdir "$work/dist" . >"$work/build.log" 2>&1 || { cat "$work/build.log"; exit 1; }
-wheel=$(ls "$work"/dist/consent-*.whl)
+# the distribution is skyplane-consent; the import package and the command stay `consent`
+wheel=$(ls "$work"/dist/skyplane_consent-*.whl)
 "$py" - "$wheel" <<'PY'
 import sys, zipfile
 names = zipfile.ZipFile(sys.argv[1]).namelist()
+meta = next(n for n in names if n.endswith(".dist-info/METADATA"))
+assert "\nName: skyplane-consent\n" in zipfile.ZipFile(sys.argv[1]).read(meta).decode(), meta
 assert "consent/policies/skyplane.toml" in names, "the wheel lacks the policy TOML"
 assert "consent/py.typed" in names, "the wheel lacks py.typed"
 print(f"wheel ok: {sys.argv[1].rsplit('/', 1)[-1]} ({len(names)} files)")
@@ -27,6 +30,7 @@ mkdir -p "$HOME"
 cd "$work"  # away from the source tree, so only the installed wheel can be imported
 
 "$consent" --help >/dev/null
+"$work/venv/bin/pip" show skyplane-consent >/dev/null
 "$consent" stats status --json | "$work/venv/bin/python" -c \
   'import json,sys; s=json.load(sys.stdin); assert s["enabled"] is True and s["source"] == "default", s'
 "$consent" init --yes >/dev/null

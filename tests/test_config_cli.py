@@ -1,4 +1,7 @@
-"""`consent config get | set | unset | list` through the real CLI (DESIGN §3.1, §3.8)."""
+"""`consent config get | set | unset | list` through the real CLI.
+
+See docs/architecture.md §3.1 (paths) and §3.8 (CLI).
+"""
 
 from __future__ import annotations
 
@@ -240,7 +243,7 @@ def test_set_false_says_how_to_turn_back_on(sandbox: Sandbox) -> None:
     elapsed = time.monotonic() - started
     assert result.returncode == 0, result.stderr
     assert elapsed < 15
-    assert "consent config set usage_stats true" in " ".join(result.stderr.split())
+    assert "consent stats on" in " ".join(result.stderr.split())
     assert "sure" not in (result.stdout + result.stderr).lower()
     assert _load(sandbox.config)["usage_stats"] is False
 

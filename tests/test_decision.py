@@ -174,10 +174,18 @@ def test_legacy_ini_without_flag_is_default(sandbox: Sandbox) -> None:
 
 
 @pytest.mark.parametrize("value", [True, False])
-def test_config_json_key_wins_over_legacy_ini(sandbox: Sandbox, value: bool) -> None:
+def test_the_opt_out_wins_when_config_json_and_legacy_ini_disagree(
+    sandbox: Sandbox, value: bool
+) -> None:
     _legacy_ini(sandbox, f"[flags]\nusage_stats = {not value}\n")
     sandbox.write_config({"usage_stats": value})
-    assert decide(environ=_env(sandbox)) == Decision(value, "config", False, ())
+    decision = decide(environ=_env(sandbox))
+    deciding = sandbox.config if value is False else sandbox.home / ".skyplane" / "config"
+    assert (decision.enabled, decision.source) == (
+        False,
+        "config" if not value else "legacy_config",
+    )
+    assert str(deciding) in decision.warnings[0]
 
 
 def test_legacy_ini_used_when_config_json_lacks_key(sandbox: Sandbox) -> None:
@@ -366,12 +374,12 @@ _CLI_CASES: list[tuple[str, dict[str, str], str | None, str | None, bool, str]] 
     ("legacy-false", {}, None, "[flags]\nusage_stats = False\n", False, "legacy_config"),
     ("legacy-true", {}, None, "[flags]\nusage_stats = True\n", True, "legacy_config"),
     (
-        "json-beats-legacy",
+        "legacy-opt-out-beats-json",
         {},
         '{"usage_stats": true}',
         "[flags]\nusage_stats = False\n",
-        True,
-        "config",
+        False,  # the opt-out wins, whichever store holds it
+        "legacy_config",
     ),
     ("default", {}, None, None, True, "default"),
 ]

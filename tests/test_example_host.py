@@ -51,18 +51,27 @@ def test_help_lists_the_host_and_the_mounted_commands() -> None:
     assert result.returncode == 0
     for command in ("init", "cp", "stats", "config", "policy"):
         assert command in result.stdout
+    # mounting never replaced the host's own config command
+    assert "The host's own settings." in host("config", "--help").stdout
 
 
-def test_init_flags_go_through_run_init_flow(sandbox: Sandbox) -> None:
-    result = host("init", "--review")
-    assert result.returncode == 0, result.stderr
-    lines = result.stdout.splitlines()
-    assert lines[0].startswith("Checking cloud credentials")
-    assert lines[1].startswith("Sharing after your review")
-    assert lines[-1] == "skyplane-host is ready."
-    assert via(sandbox) == "init-flag"
-    assert json.loads(sandbox.config.read_text())["usage_stats_review"] is True
-    assert host("init", "--yes", "--no").returncode == 2
+def test_init_y_shows_the_notice_once_then_one_line(sandbox: Sandbox) -> None:
+    first = host("init", "-y")
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.splitlines()[0].startswith("Checking cloud credentials")
+    assert "Skyplane anonymous usage statistics" in first.stderr
+    assert "Not asked (--non-interactive)" in first.stderr
+    assert via(sandbox) == "notice"
+
+    assert host("stats", "off").returncode == 0
+    again = host("init", "-y")
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.splitlines() == [
+        "Checking cloud credentials... none needed for this example.",
+        "Usage statistics are off. To share them: skyplane-host stats on",
+        "skyplane-host is ready.",
+    ]
+    assert again.stderr == ""
 
 
 def test_init_without_a_terminal_shows_the_notice(sandbox: Sandbox) -> None:
@@ -113,7 +122,7 @@ def test_ctrl_c_inside_the_host_exits_130(sandbox: Sandbox) -> None:
 
 
 def test_cp_records_a_scrubbed_session(sandbox: Sandbox, tmp_path: Path) -> None:
-    assert host("init", "--yes").returncode == 0
+    assert host("stats", "on").returncode == 0
     private = tmp_path / "acme-payroll"
     private.mkdir()
     (private / "salaries.csv").write_bytes(b"x" * 4096)
@@ -146,7 +155,7 @@ def test_cp_records_a_scrubbed_session(sandbox: Sandbox, tmp_path: Path) -> None
 def test_a_failing_cp_reraises_the_host_error_and_records_it_scrubbed(
     sandbox: Sandbox, tmp_path: Path
 ) -> None:
-    assert host("init", "--yes").returncode == 0
+    assert host("stats", "on").returncode == 0
     source = tmp_path / "acme-payroll.csv"
     source.write_text("x")
     target = tmp_path / "out" / "acme-copy.csv"
@@ -181,7 +190,7 @@ def test_the_first_session_prints_the_notice_and_is_held(sandbox: Sandbox, tmp_p
 
 
 def test_a_description_only_change_is_one_plain_line(sandbox: Sandbox, tmp_path: Path) -> None:
-    assert host("init", "--yes").returncode == 0
+    assert host("stats", "on").returncode == 0
     (tmp_path / "a").write_text("abc")
     env = {"SKYPLANE_USAGE_STATS_POLICY": str(write_policy(tmp_path, reword_runtime))}
     result = host("cp", str(tmp_path / "a"), str(tmp_path / "b"), env=env)
@@ -194,15 +203,24 @@ def test_a_description_only_change_is_one_plain_line(sandbox: Sandbox, tmp_path:
 
 
 def test_nothing_is_recorded_after_dont_share(sandbox: Sandbox, tmp_path: Path) -> None:
-    assert host("init", "--no").returncode == 0
+    assert host("stats", "off").returncode == 0
     (tmp_path / "a").write_text("abc")
     result = host("cp", str(tmp_path / "a"), str(tmp_path / "b"))
     assert (result.returncode, result.stderr) == (0, "")
     assert payloads(sandbox) == []
 
 
+def test_a_failure_reported_by_return_code_is_recorded(sandbox: Sandbox, tmp_path: Path) -> None:
+    assert host("stats", "on").returncode == 0
+    (tmp_path / "a").write_text("abc")
+    result = host("cp", str(tmp_path / "a"), str(tmp_path / "b"), "--exit-code", "4")
+    assert result.returncode == 4
+    ((_, payload, _),) = payloads(sandbox)
+    assert "exit status 4" in payload["error"]
+
+
 def test_the_mounted_sub_apps_work(sandbox: Sandbox, tmp_path: Path) -> None:
-    assert host("init", "--yes").returncode == 0
+    assert host("stats", "on").returncode == 0
     status = host("stats", "status", "--json")
     assert status.returncode == 0, status.stderr
     data = json.loads(status.stdout)
@@ -215,7 +233,20 @@ def test_the_mounted_sub_apps_work(sandbox: Sandbox, tmp_path: Path) -> None:
     assert "destination_regions" in shown.stdout
     assert json.loads(host("policy", "show", "--json").stdout)["version"] == 3
 
-    assert host("config", "set", "usage_stats", "false").returncode == 0
+    # the host's own config command routes usage_stats* to consent, and keeps its own keys
+    off = host("config", "set", "usage_stats", "false")
+    assert off.returncode == 0, off.stderr
+    assert "skyplane-host stats on" in " ".join(off.stderr.split())
     got = host("config", "get", "usage_stats")
-    assert (got.returncode, got.stdout.strip()) == (0, "false")
+    assert got.returncode == 0
+    assert got.stdout.startswith("usage_stats = false (from ")
     assert host("config", "set", "usage_stats", "maybe").returncode == 2
+    assert host("config", "set", "max_instances", "4").returncode == 0
+    assert host("config", "get", "max_instances").stdout == "4\n"
+    ini = (sandbox.home / ".skyplane" / "config").read_text()
+    assert "max_instances = 4" in ini
+    # the host INI exists now: the next switch writes it too
+    assert host("stats", "on").returncode == 0
+    assert "usage_stats = True" in (sandbox.home / ".skyplane" / "config").read_text()
+    status = json.loads(host("stats", "status", "--json").stdout)
+    assert (status["enabled"], status["warnings"]) == (True, [])

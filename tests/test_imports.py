@@ -1,11 +1,14 @@
-"""The decision path is standard library only (DESIGN §1, §5), checked in a fresh interpreter."""
+"""The decision and session paths stay light (docs/architecture.md §1, §5).
+
+Checked in a fresh interpreter.
+"""
 
 from __future__ import annotations
 
 import pytest
 
 from tests.conftest import Sandbox
-from tests.probes import imports_of
+from tests.probes import HEAVY, imports_of
 
 
 def _setup_home(sandbox: Sandbox, kind: str) -> None:
@@ -51,3 +54,96 @@ def test_probe_sees_third_party_imports() -> None:
     assert "typer" in probe.new
     assert probe.heavy
     assert probe.foreign
+
+
+# -- the host's cold path (issue 14): what recording one transfer loads ------------------------
+
+_SESSION = """
+import consent
+with consent.session(["cp", "-r", "s3://acme/x", "gs://b/y", "--max-instances", "8"],
+                     src="aws:us-east-1", dst="gcp:us-central1") as s:
+    s.transferred(10**9)
+    {inside}
+result = s.session_id
+"""
+# Loaded only when there is a notice to show, a policy to diff, or a CLI to run.
+NOT_ON_THE_SESSION_PATH = (
+    "consent.notices",
+    "consent.render",
+    "consent.actions",
+    "consent.policy",
+    "consent.record",
+    "dataclasses",
+    "inspect",
+    "typing",
+    "tomllib",
+    "uuid",
+    "platform",
+    "datetime",
+    "pathlib",
+    "subprocess",
+    *HEAVY,
+)
+
+
+def _forbidden(modules: list[str], names: tuple[str, ...]) -> list[str]:
+    return sorted(m for m in modules if m in names or m.split(".")[0] in names)
+
+
+@pytest.mark.parametrize("how", ["env", "config"])
+def test_a_disabled_session_loads_only_the_decision_path(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    if how == "env":
+        monkeypatch.setenv("SKYPLANE_USAGE_STATS_ENABLED", "0")
+    else:
+        sandbox.write_config({"usage_stats": False})
+    decision = imports_of("import consent\nresult = consent.is_enabled()")
+    assert decision.result is False
+    probe = imports_of(
+        _SESSION.format(inside="s.route(dst=['aws:us-west-2']); s.outcome(3)")
+        + "\nresult = [s.session_id, consent.record_session(src='local', dst='local', runtime_s=1)]"
+    )
+    assert probe.result == [None, None]
+    assert sorted(set(probe.new) - set(decision.new)) == []
+
+
+@pytest.mark.parametrize("error", [False, True])
+def test_an_enabled_session_loads_no_notice_policy_or_cli_code(
+    sandbox: Sandbox, error: bool
+) -> None:
+    from consent.actions import apply_choice
+
+    apply_choice("review", "init-flag")
+    inside = "s.failed(ValueError('no such bucket acme-raw'))" if error else "pass"
+    first = imports_of(_SESSION.format(inside=inside))  # may build the cache
+    assert first.result is not None
+    probe = imports_of(_SESSION.format(inside=inside))
+    assert probe.result is not None, "the probe must record a session to check its path"
+    assert "Traceback" not in probe.stderr
+    assert _forbidden(probe.new, NOT_ON_THE_SESSION_PATH) == []
+    # a held payload starts no upload, so the spool's and the sender's modules stay out
+    assert _forbidden(probe.new, ("consent.spool", "consent.upload")) == []
+
+
+def test_the_guard_sees_a_notice_being_shown(sandbox: Sandbox) -> None:
+    # the first session shows the first notice: then the notice code must load, and the
+    # guard above would see it
+    probe = imports_of(_SESSION.format(inside="pass"))
+    assert probe.result is not None
+    assert "consent.notices" in _forbidden(probe.new, NOT_ON_THE_SESSION_PATH)
+
+
+def test_a_pending_session_loads_no_notice_policy_or_cli_code(sandbox: Sandbox) -> None:
+    # The detached upload is started: the spawner's own imports are the upload
+    # module's budget (bench/cold.py), but nothing of the notice or CLI path may load.
+    from consent.actions import apply_choice
+
+    apply_choice("share", "init-flag")
+    imports_of(_SESSION.format(inside="pass"))
+    probe = imports_of(_SESSION.format(inside="pass"))
+    assert probe.result is not None
+    assert probe.heavy == []
+    assert probe.foreign == []
+    names = ("consent.notices", "consent.render", "consent.actions", "consent.policy", "tomllib")
+    assert _forbidden(probe.new, names) == []

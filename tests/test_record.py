@@ -1,4 +1,7 @@
-"""The consent record (DESIGN §3.4): creation, acknowledgement, history, damage, round trip."""
+"""The consent record (docs/architecture.md §3.4).
+
+Creation, acknowledgement, history, damage, round trip.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""`consent record` (DESIGN §3.8): for hosts not written in Python, run as a real subprocess."""
+"""`consent record` (docs/architecture.md §3.8), for hosts not written in Python.
+
+Run as a real subprocess.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The host API (DESIGN §3.5, §3.9, §4): the payload, the context manager, its failures.
+"""The host API (docs/architecture.md §3.5, §3.9, §4): payload, context manager, failures.
 
 In-process tests hold payloads (review mode) so no background sender starts; the
 pending path and the import checks run in subprocesses against the sandbox's
@@ -14,6 +14,7 @@ import platform
 import re
 import subprocess
 import sys
+import threading
 import time
 import tomllib
 import uuid
@@ -22,10 +23,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import consent
 import consent._session as session_module
+import consent.scrub
 from consent.actions import apply_choice, config_set
+from consent.payload import dumps_json, random_uuid4
 from consent.policy import Policy, load_policy
 from consent.profile import AppProfile
 from consent.record import Choice
@@ -50,10 +55,13 @@ PRIVATE = ("acme", "payroll", "bucket-x", "alice", "/home")
 
 @pytest.fixture(autouse=True)
 def _fresh_reports() -> Iterator[None]:
-    # "once per process" would otherwise hide a message behind an earlier test's
-    session_module._reported.clear()
+    # "once per process" would otherwise hide a message behind an earlier test's, and
+    # a key recorded by one test would make another's a repeat
+    for memo in (consent._reported, consent._done, consent._open):
+        memo.clear()
     yield
-    session_module._reported.clear()
+    for memo in (consent._reported, consent._done, consent._open):
+        memo.clear()
 
 
 def acknowledge(choice: Choice = "review") -> str:
@@ -276,12 +284,21 @@ def test_sys_exit_zero_is_a_success_and_nonzero_an_error(sandbox: Sandbox) -> No
 
 
 def test_block_result_is_untouched(sandbox: Sandbox) -> None:
+    # what the host's code returns from inside the block reaches its caller as it was
     acknowledge()
-    result: list[int] = []
-    with consent.session(src="local", dst=["local"]) as s:
-        result.append(42)
-    assert result == [42]
-    assert s.session_id is not None
+    result = object()
+    opened: list[object] = []
+
+    def transfer() -> object:
+        with consent.session(src="local", dst=["local"]) as s:
+            opened.append(s)
+            return result
+
+    assert transfer() is result
+    (s,) = opened
+    assert isinstance(s, consent.Session)
+    assert s.session_id is not None  # the session was recorded all the same
+    assert only_payload(sandbox.spool)[0]["session_id"] == s.session_id
 
 
 def test_record_session_for_hosts_with_numbers(sandbox: Sandbox) -> None:
@@ -340,6 +357,7 @@ def test_package_attributes_are_the_functions(sandbox: Sandbox) -> None:
     # the submodule is private, so importing it cannot shadow the function
     import consent._session as module
 
+    assert callable(consent.session)
     assert consent.session is module.session
     assert isinstance(consent.session(src="local", dst=["local"]), module.Session)
     assert consent.record_session is module.record_session
@@ -564,9 +582,338 @@ def test_session_path_imports_only_the_standard_library(sandbox: Sandbox, home: 
     assert "Traceback" not in probe.stderr
     assert sandbox.record.is_file()
     assert probe.heavy == []
-    assert probe.foreign == [], f"non-stdlib modules on the session path: {probe.foreign}"
+    # tomli-w writes the consent record: only the run that creates it may load it
+    allowed = [] if home == "steady" else ["tomli_w", "tomli_w._writer"]
+    foreign = [name for name in probe.foreign if name not in allowed]
+    assert foreign == [], f"non-stdlib modules on the session path: {foreign}"
     expected_state = "pending" if home == "steady" else "held"
     _, _, directory = only_payload(sandbox.spool)
     assert state_of(directory) in (
         (expected_state, "sent", "failed") if home == "steady" else (expected_state,)
     )
+
+
+# -- the API a real transfer needs (regions late, outcome without raising, one key) -----------
+
+
+def test_regions_set_inside_the_block_and_a_plain_string_is_one_destination(
+    sandbox: Sandbox,
+) -> None:
+    acknowledge()
+    with consent.session(ARGV, dst="aws:us-east-1") as s:
+        s.route(src="gcp:us-central1", dst="azure:westeurope")
+    payload, _, _ = only_payload(sandbox.spool)
+    assert payload["source_region"] == "gcp:us-central1"
+    assert payload["destination_regions"] == ["azure:westeurope"]
+    consent.record_session(src="local", dst="aws:us-west-2", runtime_s=1)
+    regions = [
+        json.loads(p.read_bytes())["destination_regions"] for p in payload_files(sandbox.spool)
+    ]
+    assert ["aws:us-west-2"] in regions
+
+
+def test_route_keeps_what_it_is_not_given(sandbox: Sandbox) -> None:
+    acknowledge()
+    with consent.session(src="aws:us-east-1", dst=["gcp:us-central1", "local"]) as s:
+        s.route(dst=None)
+        s.route(src=None, dst=["aws:eu-west-1"])
+    payload, _, _ = only_payload(sandbox.spool)
+    assert (payload["source_region"], payload["destination_regions"]) == (
+        "aws:us-east-1",
+        ["aws:eu-west-1"],
+    )
+
+
+def test_failed_marks_the_failure_without_raising(sandbox: Sandbox) -> None:
+    acknowledge()
+    with consent.session(src="local", dst=["local"]) as s:
+        s.failed(PermissionError("denied for s3://acme-data/payroll.csv"))
+    payload, raw, _ = only_payload(sandbox.spool)
+    assert payload["error"].startswith("PermissionError: ")
+    assert b"acme" not in raw and b"payroll" not in raw
+
+
+def test_failed_with_text_is_scrubbed(sandbox: Sandbox) -> None:
+    acknowledge()
+    with consent.session(src="local", dst=["local"]) as s:
+        s.failed("copy failed for /home/alice/data")
+    payload, raw, _ = only_payload(sandbox.spool)
+    assert payload["error"]
+    assert b"alice" not in raw and b"/home" not in raw
+
+
+@pytest.mark.parametrize(
+    ("calls", "expected"),
+    [
+        ([("outcome", 0)], None),
+        ([("outcome", 3)], "exit status 3"),
+        ([("outcome", 3), ("outcome", 0)], None),
+        ([("failed", "quota exceeded"), ("outcome", 1)], "quota exceeded"),
+        ([("outcome", 1), ("failed", "quota exceeded")], "quota exceeded"),
+    ],
+)
+def test_outcome_by_return_code(
+    sandbox: Sandbox, calls: list[tuple[str, Any]], expected: str | None
+) -> None:
+    acknowledge()
+    with consent.session(src="local", dst=["local"]) as s:
+        for method, argument in calls:
+            getattr(s, method)(argument)
+    payload, _, _ = only_payload(sandbox.spool)
+    assert payload.get("error") == expected
+
+
+def test_an_exception_is_scrubbed_once(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    acknowledge()
+    real_error, real_text = consent.scrub.scrub_error, consent.scrub.scrub_text
+    errors: list[str] = []
+    texts: list[str] = []
+
+    def counting_error(exc: BaseException) -> str:
+        errors.append(real_error(exc))
+        return errors[-1]
+
+    def counting_text(text: str, max_length: int = 512) -> str:
+        texts.append(text)
+        return real_text(text, max_length)
+
+    monkeypatch.setattr(consent.scrub, "scrub_error", counting_error)
+    monkeypatch.setattr(consent.scrub, "scrub_text", counting_text)
+    with pytest.raises(OSError, match="disk full"), consent.session(src="local", dst=["local"]):
+        raise OSError("disk full writing /home/alice/out")
+    consent.record_session(src="local", dst="local", runtime_s=1, error=KeyError("s3://acme/x"))
+    assert len(errors) == 2
+    assert not set(errors) & set(texts), "a scrubbed error text was scrubbed again"
+    recorded = sorted(json.loads(p.read_bytes())["error"] for p in payload_files(sandbox.spool))
+    assert recorded == sorted(errors)
+
+
+def test_known_flags_reach_the_scrubber(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    acknowledge()
+    seen: list[object] = []
+    real = consent.scrub.scrub_arguments
+
+    def spy(argv: Any, safe_values: Any = (), known_flags: Any = ()) -> dict[str, object]:
+        seen.append(tuple(known_flags))
+        return real(argv, safe_values)
+
+    monkeypatch.setattr(consent.scrub, "scrub_arguments", spy)
+    with consent.session(ARGV, known_flags=("--max-instances", "--solver")):
+        pass
+    consent.record_session(argv=ARGV, src="local", dst="local", runtime_s=1, known_flags=["--x"])
+    assert seen == [("--max-instances", "--solver"), ("--x",)]
+
+
+def test_record_session_from_worker_threads(sandbox: Sandbox) -> None:
+    acknowledge()
+    ids: list[str | None] = []
+    barrier = threading.Barrier(8)
+
+    def worker(n: int) -> None:
+        barrier.wait()
+        for _ in range(5):
+            ids.append(
+                consent.record_session(
+                    src="aws:us-east-1", dst="gcp:us-central1", runtime_s=n + 1, nbytes=10**6
+                )
+            )
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(ids) == 40 and None not in ids
+    assert len(set(ids)) == 40
+    assert {p.parent.name for p in payload_files(sandbox.spool)} == set(ids)
+
+
+def test_a_tracker_thread_merges_into_the_open_session(sandbox: Sandbox) -> None:
+    # Skyplane's shape: `cp` is wrapped in a session, and its tracker records the same
+    # transfer from a worker thread; one payload results, with the tracker's figures
+    acknowledge()
+    tracker_ids: list[str | None] = []
+
+    def tracker() -> None:
+        tracker_ids.append(
+            consent.record_session(
+                argv=["ignored"],
+                src="aws:us-east-1",
+                dst="gcp:us-central1",
+                runtime_s=8.0,
+                nbytes=10**9,
+                error="chunk failed for s3://acme-data/x",
+                key="transfer-1",
+            )
+        )
+
+    with consent.session(ARGV, key="transfer-1") as s:
+        thread = threading.Thread(target=tracker)
+        thread.start()
+        thread.join()
+    payload, raw, _ = only_payload(sandbox.spool)
+    assert tracker_ids == [s.session_id] == [payload["session_id"]]
+    assert payload["source_region"] == "aws:us-east-1"
+    assert payload["destination_regions"] == ["gcp:us-central1"]
+    assert payload["runtime_s"] == 8.0
+    assert payload["throughput_gbps"] == 1.0
+    assert payload["arguments"]["_command"] == "cp"  # the wrapper's argv, not the tracker's
+    assert payload["error"] and b"acme" not in raw
+
+
+def test_a_repeat_after_the_payload_is_written_is_ignored(sandbox: Sandbox) -> None:
+    acknowledge()
+    with consent.session(src="local", dst="local", key="k") as s:
+        pass
+    again = consent.record_session(src="aws:us-east-1", dst="local", runtime_s=1, key="k")
+    assert again == s.session_id is not None
+    with consent.session(src="local", dst="local", key="k") as s2:
+        pass
+    assert s2.session_id == s.session_id
+    assert len(payload_files(sandbox.spool)) == 1
+    # other keys, and no key, are other transfers
+    consent.record_session(src="local", dst="local", runtime_s=1, key="other")
+    consent.record_session(src="local", dst="local", runtime_s=1)
+    assert len(payload_files(sandbox.spool)) == 3
+
+
+def test_the_tracker_first_then_the_wrapper(sandbox: Sandbox) -> None:
+    acknowledge()
+    first = consent.record_session(src="aws:us-east-1", dst="local", runtime_s=2, key="t")
+    with consent.session(ARGV, key="t") as s:
+        pass
+    assert s.session_id == first is not None
+    payload, _, _ = only_payload(sandbox.spool)
+    assert payload["source_region"] == "aws:us-east-1"
+
+
+def test_nested_sessions_with_one_key_give_one_payload(sandbox: Sandbox) -> None:
+    acknowledge()
+    with (
+        consent.session(ARGV, key="n") as outer,
+        consent.session(src="local", dst="local", key="n") as inner,
+    ):
+        inner.route(src="aws:us-east-1", dst="gcp:us-central1")
+        inner.transferred(10**6)
+    payload, _, _ = only_payload(sandbox.spool)
+    assert inner.session_id == outer.session_id == payload["session_id"]
+    assert payload["source_region"] == "aws:us-east-1"
+    # an inner wrapper that knows nothing of the regions keeps the outer's
+    with (
+        consent.session(src="aws:us-east-1", dst="gcp:us-central1", key="m"),
+        consent.session(key="m") as bare,
+    ):
+        bare.outcome(2)
+    by_id = {json.loads(p.read_bytes())["session_id"]: p for p in payload_files(sandbox.spool)}
+    second = json.loads(by_id[bare.session_id].read_bytes())
+    assert (second["source_region"], second["destination_regions"]) == (
+        "aws:us-east-1",
+        ["gcp:us-central1"],
+    )
+    assert second["error"] == "exit status 2"
+
+
+def test_a_key_is_not_taken_while_collection_is_off(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    acknowledge()
+    monkeypatch.setenv("SKYPLANE_USAGE_STATS_ENABLED", "0")
+    assert consent.record_session(src="local", dst="local", runtime_s=1, key="off") is None
+    monkeypatch.delenv("SKYPLANE_USAGE_STATS_ENABLED")
+    assert consent.record_session(src="local", dst="local", runtime_s=1, key="off") is not None
+    assert len(payload_files(sandbox.spool)) == 1
+
+
+# -- the cache of what was acknowledged -------------------------------------------------------
+
+
+def test_the_cache_follows_the_record(sandbox: Sandbox) -> None:
+    acknowledge()
+    with consent.session(src="local", dst="local"):
+        pass
+    cache = sandbox.record.parent / "consent-cache.json"
+    assert cache.is_file()
+    # the record is replaced (a user who deleted it, or another tool): a new client id
+    sandbox.record.unlink()
+    with consent.session(src="local", dst="local") as s:
+        pass
+    record = tomllib.loads(sandbox.record.read_text())
+    by_id = {json.loads(p.read_bytes())["session_id"]: p for p in payload_files(sandbox.spool)}
+    assert json.loads(by_id[s.session_id].read_bytes())["client_id"] == record["client_id"]
+
+
+def test_a_damaged_cache_is_ignored(sandbox: Sandbox) -> None:
+    client_id = acknowledge()
+    cache = sandbox.record.parent / "consent-cache.json"
+    for text in ("{broken", "[]", '{"format": 1}', '{"format": 1, "policy": 3, "record": 4}'):
+        cache.write_text(text)
+        with consent.session(src="local", dst="local") as s:
+            pass
+        assert s.session_id is not None
+    payloads = [json.loads(p.read_bytes()) for p in payload_files(sandbox.spool)]
+    assert {p["client_id"] for p in payloads} == {client_id}
+
+
+def test_a_changed_policy_is_noticed_through_the_cache(
+    sandbox: Sandbox,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    acknowledge()
+    with consent.session(src="local", dst="local"):
+        pass
+    assert (sandbox.record.parent / "consent-cache.json").is_file()
+    policy_file = tmp_path / "policy.toml"
+    text = load_policy().path.read_text()
+    policy_file.write_text(text)
+    monkeypatch.setenv("SKYPLANE_USAGE_STATS_POLICY", str(policy_file))
+    with consent.session(src="local", dst="local"):
+        pass
+    capsys.readouterr()
+    # edited in place, same path: a new field must be noticed and withheld
+    policy_file.write_text(
+        text.replace("version = ", "version = 1", 1)
+        + '\n[fields.newfield]\ntype = "string"\ncategory = "system"\ndescription = "new"\n'
+    )
+    with consent.session(src="local", dst="local") as s:
+        pass
+    assert "newfield" in capsys.readouterr().err
+    entry = next(p for p in payload_files(sandbox.spool) if p.parent.name == s.session_id)
+    assert "newfield" in json.loads((entry.parent / "state.json").read_bytes())["withheld"]
+
+
+# -- the payload's JSON without `json` -------------------------------------------------------
+
+_JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(_JSON)
+def test_dumps_json_is_json_dumps(value: object) -> None:
+    assert dumps_json(value) == json.dumps(value, ensure_ascii=False)
+    assert dumps_json(value, ensure_ascii=True) == json.dumps(value)
+    assert dumps_json(value, compact=True) == json.dumps(
+        value, ensure_ascii=False, sort_keys=True, separators=(",", ":")
+    )
+
+
+def test_dumps_json_refuses_what_json_refuses() -> None:
+    for bad in ({"x": {1, 2}}, {"x": object()}, {"x": b"bytes"}):
+        with pytest.raises(TypeError):
+            json.dumps(bad)
+        with pytest.raises(TypeError):
+            dumps_json(bad)
+
+
+def test_random_uuid4_is_a_uuid4() -> None:
+    ids = {random_uuid4() for _ in range(200)}
+    assert len(ids) == 200
+    assert all(is_uuid4(value) for value in ids)

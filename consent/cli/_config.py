@@ -1,13 +1,24 @@
-"""`consent config`: read and change the usage-statistics settings."""
+"""`consent config`: read and change the usage-statistics settings.
+
+A host with a ``config`` command of its own routes the ``usage_stats*`` keys to
+:func:`run_settings` (``HostApps.settings``): the same validation, the same atomic
+write to every store, the same messages.
+"""
 
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from consent.cli._context import current_profile
 from consent.cli._terminal import display_info, print_json, print_out, reports_errors
+
+if TYPE_CHECKING:
+    from consent.actions import ConfigChange
+    from consent.decision import Decision
+    from consent.profile import AppProfile
 
 config_app = typer.Typer(
     name="config",
@@ -23,19 +34,83 @@ def _show(value: object) -> str:
     return "(unset)" if value is None else json.dumps(value)
 
 
+def _source_words(decision: Decision, profile: AppProfile) -> str:
+    """Where the value in force comes from, naming the variable or file."""
+    source = decision.source
+    if source == "env":
+        return f"environment variable {profile.enabled_env}"
+    if source == "do_not_track":
+        return "environment variable DO_NOT_TRACK"
+    if source == "config":
+        return str(profile.config_path())
+    if source == "legacy_config":
+        return f"{profile.legacy_ini_file()} [flags]"
+    if source == "invalid_config":
+        return "a settings file that cannot be used (see `stats status`)"
+    return "default"
+
+
+def effective(key: str, profile: AppProfile) -> tuple[object, str]:
+    """The value in force for ``key`` and where it comes from."""
+    from consent._exceptions import ConsentError
+    from consent.actions import config_get
+    from consent.decision import decide
+
+    stored = config_get(key, profile=profile)
+    if key == "usage_stats":
+        decision = decide(profile)
+        return decision.enabled, _source_words(decision, profile)
+    if key == "usage_stats_review":
+        decision = decide(profile)
+        where = str(profile.config_path()) if stored is not None else "default"
+        return decision.review_before_upload, where
+    if key == "usage_stats_endpoint":
+        import os
+
+        from consent.policy import load_policy
+
+        if os.environ.get(profile.endpoint_env):
+            return os.environ[profile.endpoint_env], f"environment variable {profile.endpoint_env}"
+        if stored is not None:
+            return stored, str(profile.config_path())
+        try:
+            return load_policy(profile=profile).endpoint, "the policy"
+        except ConsentError:
+            return None, "the policy (which cannot be loaded)"
+    return (stored or [], str(profile.config_path()) if stored is not None else "default")
+
+
 @config_app.command("get")
 @reports_errors
 def get(
-    key: Annotated[str, typer.Argument(help="Setting name.")], json_: JsonOption = False
+    key: Annotated[str, typer.Argument(help="Setting name.")],
+    effective_: Annotated[
+        bool,
+        typer.Option("--effective", help="Show the value in force and where it comes from."),
+    ] = False,
+    json_: JsonOption = False,
 ) -> None:
-    """Print one setting."""
+    """Print one stored setting; exits 1 when it is unset (as `git config --get` does)."""
+    from consent._exceptions import ExitCode
     from consent.actions import config_get
 
-    value = config_get(key)
+    profile = current_profile()
+    if effective_:
+        value, source = effective(key, profile)
+        if json_:
+            print_json({"key": key, "value": value, "source": source})
+        else:
+            from rich.markup import escape
+
+            print_out(escape(f"{json.dumps(value)} (from {source})"))
+        return
+    value = config_get(key, profile=profile)
     if json_:
         print_json({key: value})
-    else:
+    elif value is not None:
         print_out(_show(value))
+    if value is None:
+        raise typer.Exit(int(ExitCode.FAILURE))
 
 
 @config_app.command("list")
@@ -44,13 +119,34 @@ def list_(json_: JsonOption = False) -> None:
     """Print every usage-statistics setting (keys the host owns are not shown)."""
     from consent.actions import config_list
 
-    values = config_list()
+    values = config_list(profile=current_profile())
     if json_:
         print_json(values)
         return
     width = max(len(name) for name in values)
     for name, value in values.items():
         print_out(f"{name.ljust(width)}  {_show(value)}")
+
+
+def report_change(change: ConfigChange, profile: AppProfile, *, json_: bool = False) -> None:
+    """What `config set`, `stats on/off` and a host's routed `config set` print."""
+    key = change.key
+    if json_:
+        print_json(
+            {"key": key, "before": change.before, "after": change.after, "dropped": change.dropped}
+        )
+    else:
+        print_out(f"{key} = {_show(change.after)}")
+    cli = profile.cli_name
+    if key == "usage_stats" and change.after is False:
+        if change.dropped:
+            display_info(f"Deleted {change.dropped} unsent payload(s).")
+        display_info(f"Usage statistics are off. Turn them back on with `{cli} stats on`.")
+    decision = change.decision
+    if key == "usage_stats" and decision and decision.source in ("env", "do_not_track"):
+        overrider = profile.enabled_env if decision.source == "env" else "DO_NOT_TRACK"
+        state = "on" if decision.enabled else "off"
+        display_info(f"Note: {overrider} overrides this setting; usage statistics are {state}.")
 
 
 @config_app.command("set")
@@ -63,25 +159,8 @@ def set_(
     """Change one setting. `usage_stats` takes 1/true/yes/on or 0/false/no/off."""
     from consent.actions import config_set
 
-    change = config_set(key, value)
-    if json_:
-        print_json(
-            {"key": key, "before": change.before, "after": change.after, "dropped": change.dropped}
-        )
-    else:
-        print_out(f"{key} = {_show(change.after)}")
-    if key == "usage_stats" and change.after is False:
-        if change.dropped:
-            display_info(f"Deleted {change.dropped} unsent payload(s).")
-        display_info(
-            "Usage statistics are off. Turn them back on with "
-            "`consent config set usage_stats true`."
-        )
-    decision = change.decision
-    if key == "usage_stats" and decision and decision.source in ("env", "do_not_track"):
-        overrider = "the environment variable" if decision.source == "env" else "DO_NOT_TRACK"
-        state = "on" if decision.enabled else "off"
-        display_info(f"Note: {overrider} overrides this setting; usage statistics are {state}.")
+    profile = current_profile()
+    report_change(config_set(key, value, profile=profile), profile, json_=json_)
 
 
 @config_app.command("unset")
@@ -92,8 +171,28 @@ def unset(
     """Remove one setting, so its default applies."""
     from consent.actions import config_unset
 
-    change = config_unset(key)
+    change = config_unset(key, profile=current_profile())
     if json_:
         print_json({"key": key, "before": change.before, "after": None})
     else:
         print_out(f"{key} unset (was {_show(change.before)})")
+
+
+@reports_errors
+def run_settings(key: str, value: str | None = None) -> None:
+    """A host's own ``config set KEY VALUE`` (or ``config get KEY``) for a usage-stats key.
+
+    Setting validates and writes exactly as ``config set`` does; getting prints the
+    value in force and where it comes from. Bad input prints one sentence and raises
+    ``typer.Exit(2)``, so a host command can call this and return.
+    """
+    from consent.actions import config_set
+
+    profile = current_profile()
+    if value is None:
+        shown, source = effective(key, profile)
+        from rich.markup import escape
+
+        print_out(escape(f"{key} = {json.dumps(shown)} (from {source})"))
+        return
+    report_change(config_set(key, value, profile=profile), profile)

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from consent._exceptions import ConsentError
+from consent.cli._context import current_profile
 from consent.cli._terminal import (
     ask,
     display_info,
@@ -190,7 +191,11 @@ def init(
     if len(chosen) > 1:
         raise BadInputError("Give at most one of --yes, --review and --no.")
     try:
-        run_init_flow(chosen[0] if chosen else None, non_interactive=non_interactive)
+        run_init_flow(
+            chosen[0] if chosen else None,
+            non_interactive=non_interactive,
+            profile=current_profile(),
+        )
     except typer.Exit as exc:
         # typer.Exit is an Exception, which reports_errors would turn into an
         # "internal error"; SystemExit passes through it with the intended code.

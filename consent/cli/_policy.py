@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
+from consent.cli._context import current_profile
 from consent.cli._terminal import display_info, print_json, print_out, reports_errors
 
 policy_app = typer.Typer(
@@ -24,7 +25,7 @@ def show(json_: JsonOption = False) -> None:
     """Show every field that may be collected, grouped by category, and why."""
     from consent.policy import load_policy
 
-    policy = load_policy()
+    policy = load_policy(profile=current_profile())
     if json_:
         print_json(
             {
@@ -58,11 +59,11 @@ def diff(json_: JsonOption = False) -> None:
     """Show what changed between the policy you acknowledged and the one in force."""
     from consent.notices import policy_status
     from consent.policy import diff_schemas, load_policy
-    from consent.profile import DEFAULT_PROFILE
     from consent.record import load_record
 
-    policy = load_policy()
-    record = load_record(DEFAULT_PROFILE.record_path())
+    profile = current_profile()
+    policy = load_policy(profile=profile)
+    record = load_record(profile.record_path())
     status = policy_status(policy, record)
     ack = record.acknowledgement if record else None
     changes = diff_schemas(ack.schema if ack else {}, policy.schema)
@@ -102,8 +103,10 @@ def diff(json_: JsonOption = False) -> None:
     from consent.render import diff_table
 
     print_out(diff_table(changes, policy))
-    off = "consent config set usage_stats false"
-    display_info(f"Accept with `consent policy accept`, or turn collection off with `{off}`.")
+    cli = profile.cli_name
+    display_info(
+        f"Accept with `{cli} policy accept`, or turn collection off with `{cli} stats off`."
+    )
 
 
 @policy_app.command("accept")
@@ -112,7 +115,7 @@ def accept(json_: JsonOption = False) -> None:
     """Acknowledge the policy in force, so its new fields may be collected."""
     from consent.actions import accept_policy
 
-    record, changed = accept_policy()
+    record, changed = accept_policy(profile=current_profile())
     ack = record.acknowledgement
     assert ack is not None
     if json_:

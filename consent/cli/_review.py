@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from consent._exceptions import BadInputError
+from consent.cli._context import current_profile
 from consent.cli._stats import JsonOption, stats_app
 from consent.cli._terminal import (
     ask,
@@ -29,8 +30,6 @@ if TYPE_CHECKING:
     from consent.review import Change, ForgetPlan, ForgetResult, ReviewItem, ReviewListing
 
 __all__ = ["forget", "review"]
-
-CLI = "consent"
 
 
 class StateOption(enum.StrEnum):
@@ -63,10 +62,11 @@ def _report_changes(changes: list[Change], verb: str, nothing: str) -> None:
 
 
 def _say_when_sent(sending: bool) -> None:
+    cli = current_profile().cli_name
     if sending:
-        print_out(f"Sending in the background; `{CLI} stats send` sends and reports right away.")
+        print_out(f"Sending in the background; `{cli} stats send` sends and reports right away.")
     else:
-        print_out(f"They are sent once usage statistics are on (`{CLI} stats status`).")
+        print_out(f"They are sent once usage statistics are on (`{cli} stats status`).")
 
 
 def _ask_approval(held: list[ReviewItem], listing: ReviewListing) -> list[str]:
@@ -105,11 +105,11 @@ def _interactive_approval(listing: ReviewListing) -> None:
         return
     print_out("")
     chosen = _ask_approval(held, listing)
-    changes = approve(chosen) if chosen else []
+    changes = approve(chosen, profile=current_profile()) if chosen else []
     left = len(held) - len(changes)
     _report_changes(changes, "Approved", "Nothing approved.")
     if changes:
-        _say_when_sent(send_approved())
+        _say_when_sent(send_approved(profile=current_profile()))
     if left:
         print_out(f"{left:,} payload(s) stay held.")
 
@@ -144,7 +144,7 @@ def _discard_states(state: str | None) -> tuple[str, ...]:
         return (state,)
     raise BadInputError(
         f"--discard-all removes held payloads, or with --state pending, failed or legacy "
-        f"those; not {state} ones. `{CLI} stats forget` deletes everything."
+        f"those; not {state} ones. `{current_profile().cli_name} stats forget` deletes everything."
     )
 
 
@@ -163,8 +163,8 @@ def _act(
     if approve or approve_all:
         if state not in (None, "held", "all"):
             raise BadInputError("Only held payloads can be approved; drop --state or use held.")
-        changes = lib.approve(approve or None)
-        sending = bool(changes) and lib.send_approved()
+        changes = lib.approve(approve or None, profile=current_profile())
+        sending = bool(changes) and lib.send_approved(profile=current_profile())
         if json_:
             print_json([change.to_json() for change in changes])
             return
@@ -173,7 +173,7 @@ def _act(
             _say_when_sent(sending)
         return
     states = tuple(State(s) for s in _discard_states(state)) if discard_all else ()
-    changes = lib.discard(discard or None, states=states)
+    changes = lib.discard(discard or None, states=states, profile=current_profile())
     if json_:
         print_json([change.to_json() for change in changes])
         return
@@ -269,14 +269,14 @@ def review(
 
     from consent.review import list_review, review_json
 
-    listing = list_review(state or "all")
+    listing = list_review(state or "all", profile=current_profile())
     if json_:
         typer.echo(review_json(listing.items))
         return
     from consent.render import review_summary
 
     shown = listing.items[-limit:] if limit else listing.items
-    print_out(review_summary(listing, shown, CLI, width=out_console().width))
+    print_out(review_summary(listing, shown, current_profile().cli_name, width=out_console().width))
     for warning in listing.warnings:
         display_warning(warning)
     if (
@@ -293,19 +293,21 @@ def _show_session(session: str, json_: bool) -> None:
     from consent.policy import load_policy
     from consent.review import describe_fields, find_item
 
-    item = find_item(session)
+    item = find_item(session, profile=current_profile())
     if json_:
         print_json([item.to_json()])
         return
     from consent.render import review_detail
 
     try:
-        policy = load_policy()
+        policy = load_policy(profile=current_profile())
     except ConsentError as exc:
         display_warning(f"{exc} Field descriptions are not shown.")
         policy = None
     width = out_console().width
-    print_out(review_detail(item, describe_fields(item, policy), CLI, width=width))
+    print_out(
+        review_detail(item, describe_fields(item, policy), current_profile().cli_name, width=width)
+    )
 
 
 # -- forget ------------------------------------------------------------------------------
@@ -361,7 +363,7 @@ def forget(
                 "`stats forget` deletes all your usage statistics and asks before it does; "
                 "without a terminal to ask on, run it again with --yes."
             )
-        if not _confirm_forget(plan_forget()):
+        if not _confirm_forget(plan_forget(profile=current_profile())):
             print_out("Nothing was deleted.")
             return
-    _report_forget(forget_all())
+    _report_forget(forget_all(profile=current_profile()))

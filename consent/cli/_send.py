@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from consent.cli._context import current_profile
 from consent.cli._stats import JsonOption, announce_policy_change, stats_app
 from consent.cli._terminal import (
     display_info,
@@ -72,7 +73,7 @@ def _show_result(result: SendResult, json_: bool) -> None:
     if result.held:
         display_info(
             f"{_plural(result.held)} held for your review are not sent; "
-            "see them with `consent stats review`."
+            f"see them with `{current_profile().cli_name} stats review`."
         )
 
 
@@ -107,12 +108,12 @@ def send(
         background_main([])  # detached and silent: everything goes to the send log
         return
     if dry_run:
-        _show_plan(plan_send(endpoint=endpoint), json_)
+        _show_plan(plan_send(endpoint=endpoint, profile=current_profile()), json_)
         return
     with contextlib.suppress(ConsentError):  # the send itself reports a broken policy
         announce_policy_change()
     try:
-        result = send_pending(endpoint=endpoint)
+        result = send_pending(endpoint=endpoint, profile=current_profile())
     except KeyboardInterrupt:
         err_console().print(
             "Interrupted. Every payload that was delivered has its receipt; the rest stays pending."

@@ -1,4 +1,4 @@
-"""`consent stats`: status here; review, forget and send register themselves."""
+"""`consent stats`: status, on and off here; review, forget and send register themselves."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from consent.cli._context import current_profile
 from consent.cli._terminal import (
     display_notice,
     display_warning,
@@ -30,7 +31,8 @@ def announce_policy_change() -> None:
     from consent.actions import announce
     from consent.policy import load_policy
 
-    notice = announce(load_policy(), include_first=False).notice
+    profile = current_profile()
+    notice = announce(load_policy(profile=profile), include_first=False, profile=profile).notice
     if notice is not None:
         display_notice(notice)
 
@@ -42,14 +44,37 @@ def status(json_: JsonOption = False) -> None:
     from consent._exceptions import ConsentError
     from consent.status import snapshot, status_json
 
+    profile = current_profile()
     with contextlib.suppress(ConsentError):  # the snapshot reports it as a warning
         announce_policy_change()
-    snap = snapshot()
+    snap = snapshot(profile)
     if json_:
         print_json(status_json(snap))
         return
     from consent.render import status_panel
 
-    print_out(status_panel(snap, "consent"))
+    print_out(status_panel(snap, profile.cli_name))
     for warning in snap.warnings:
         display_warning(warning)
+
+
+def _switch(value: str, json_: bool) -> None:
+    from consent.actions import config_set
+    from consent.cli._config import report_change
+
+    profile = current_profile()
+    report_change(config_set("usage_stats", value, profile=profile), profile, json_=json_)
+
+
+@stats_app.command("on")
+@reports_errors
+def on(json_: JsonOption = False) -> None:
+    """Turn usage statistics on (review mode, if chosen before, stays as it was)."""
+    _switch("true", json_)
+
+
+@stats_app.command("off")
+@reports_errors
+def off(json_: JsonOption = False) -> None:
+    """Turn usage statistics off, in every settings file, and delete unsent payloads."""
+    _switch("false", json_)

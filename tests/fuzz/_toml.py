@@ -1,7 +1,8 @@
 """A tiny TOML emitter for the fuzzers, and the settings they share.
 
-``tomli_w`` is not a dependency of the package or its tests, so the fuzzers carry
-their own writer. It covers what the strategies generate: strings, integers,
+The package writes its record with tomli-w; the fuzzers keep their own small
+writer, an independent second opinion on what valid TOML is. It covers what the
+strategies generate: strings, integers,
 floats (with ``nan`` and ``inf``), booleans, dates, times, datetimes, arrays and
 nested tables. Every key is quoted, so any string can be a key.
 """

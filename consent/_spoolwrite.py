@@ -1,0 +1,355 @@
+"""Spooling one new session, light enough for the host's cold path.
+
+A host that records one transfer per process pays for every module it imports
+(bench/cold.py), and :mod:`consent.spool` with ``pathlib``, ``dataclasses``,
+``enum`` and ``re`` costs more than the rest of the session path together. This
+module does the two things that path needs, on plain string paths and ``os``
+calls only: choose and vet the spool root (:func:`open_root`, the same rules as
+:meth:`consent.spool.Spool.open`) and write a new session (:func:`write_new`, the
+same files and order as :meth:`consent.spool.Spool.write`). ``tests/test_spool_light.py``
+checks that both agree with :mod:`consent.spool`, which owns the layout.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import stat
+
+from consent._exceptions import InvalidValueError, StorageError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Collection, Mapping, Sequence
+
+    from consent.profile import AppProfile
+
+__all__ = ["PAYLOAD_FILE", "STATE_FILE", "open_root", "write_new"]
+
+PAYLOAD_FILE = "usage_stats.json"
+STATE_FILE = "state.json"
+PRIVATE_DIR_MODE = 0o700
+PRIVATE_FILE_MODE = 0o600
+_DIR_OPEN_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+_LOCK_FLAGS = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+# The spool's lock taken by ``stats forget``, and the ids it retired (consent.spool).
+_FORGET_LOCK = ".forget.lock"
+_RETIRED_FILE = ".retired"
+_ID_FIRST = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
+_ID_REST = _ID_FIRST | frozenset("._-")
+
+
+class _Refusal:
+    __slots__ = ("missing", "path", "reason")
+
+    def __init__(self, path: str, reason: str, missing: bool = False) -> None:
+        self.path = path
+        self.reason = reason
+        self.missing = missing
+
+    def __str__(self) -> str:
+        return f"{self.path} {self.reason}"
+
+
+def _unsafe_reason(st: os.stat_result) -> str | None:
+    mode = stat.S_IMODE(st.st_mode)
+    if stat.S_ISLNK(st.st_mode):
+        return "is a symbolic link"
+    if not stat.S_ISDIR(st.st_mode):
+        return "is not a directory"
+    if st.st_uid != os.getuid():
+        return f"is owned by another user (uid {st.st_uid})"
+    if mode & 0o022:
+        return f"is writable by group or others (mode {mode:04o})"
+    if mode & 0o700 != 0o700:
+        return f"is not fully accessible to its owner (mode {mode:04o})"
+    return None
+
+
+def _check_chain(base: str, parts: Sequence[str]) -> _Refusal | None:
+    """Walk ``base/parts...`` by directory fd, creating and checking each part.
+
+    ``base`` itself is trusted (a sticky shared temp dir, or the parent the user
+    chose). Working relative to the fd of the directory just checked means a rename
+    or symlink swap after a check cannot redirect the next step.
+    """
+    try:
+        fd = os.open(base, _DIR_OPEN_FLAGS)
+    except OSError as exc:
+        return _Refusal(base, f"cannot be opened ({exc.strerror})")
+    try:
+        path = base
+        for name in parts:
+            path = os.path.join(path, name)
+            created = False
+            try:
+                os.mkdir(name, PRIVATE_DIR_MODE, dir_fd=fd)
+                created = True
+            except FileExistsError:
+                pass
+            except OSError as exc:
+                return _Refusal(path, f"cannot be created ({exc.strerror})")
+            try:
+                st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+            except FileNotFoundError:
+                return _Refusal(path, "does not exist", missing=True)
+            except OSError as exc:
+                return _Refusal(path, f"cannot be inspected ({exc.strerror})")
+            if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
+                return _Refusal(path, _unsafe_reason(st) or "is not a directory")
+            try:
+                child = os.open(name, _DIR_OPEN_FLAGS | os.O_NOFOLLOW, dir_fd=fd)
+            except OSError as exc:
+                return _Refusal(path, f"cannot be opened ({exc.strerror})")
+            os.close(fd)
+            fd = child
+            now = os.fstat(fd)
+            if (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino):
+                return _Refusal(path, "was replaced while being checked")
+            if created and stat.S_IMODE(now.st_mode) != PRIVATE_DIR_MODE:
+                # Only a directory made a moment ago: a restrictive umask can strip our
+                # own bits. An existing directory is never "fixed"; it is refused.
+                os.fchmod(fd, PRIVATE_DIR_MODE)
+                now = os.fstat(fd)
+            reason = _unsafe_reason(now)
+            if reason is not None:
+                return _Refusal(path, reason)
+        return None
+    finally:
+        os.close(fd)
+
+
+def _inside(path: str, base: str) -> bool:
+    return path == base or path.startswith(base.rstrip("/") + "/")
+
+
+def _prepare_root(root: str, shared: str, *, whole_chain: bool) -> _Refusal | None:
+    if whole_chain and root != shared and _inside(root, shared):
+        # Every directory between the shared temp root and the spool is ours to vouch for.
+        return _check_chain(shared, root[len(shared) :].strip("/").split("/"))
+    parent = os.path.dirname(root)
+    if parent == root:
+        return _Refusal(root, "is not a usable spool directory")
+    try:
+        os.makedirs(parent, exist_ok=True)
+    except OSError as exc:
+        return _Refusal(parent, f"cannot be created ({exc.strerror})")
+    return _check_chain(parent, (os.path.basename(root),))
+
+
+def _fallback_warning(candidate: str, refusal: _Refusal, fallback: str) -> str:
+    if refusal.path == candidate:
+        return f"{refusal}; using {fallback} instead."
+    return f"{candidate} is not safe to use because {refusal}; using {fallback} instead."
+
+
+def _shared_root(profile: AppProfile) -> str:
+    # the string the profile holds; its public property wraps it in pathlib
+    raw = getattr(profile, "_shared_temp_root", None)
+    return raw if isinstance(raw, str) else os.fspath(profile.shared_temp_root)
+
+
+def open_root(
+    profile: AppProfile, environ: Mapping[str, str] | None
+) -> tuple[str, list[str], bool]:
+    """Create and vet the spool root as :meth:`Spool.open` does: ``(root, warnings, durable)``.
+
+    Raises :class:`StorageError` when neither the configured root nor the per-user
+    fallback is a private directory of ours.
+    """
+    env = os.environ if environ is None else environ
+    shared_raw = _shared_root(profile)
+    override = env.get(profile.spool_dir_env)
+    candidate = os.path.abspath(override or os.path.join(shared_raw, profile.name, "usage"))
+    shared = os.path.abspath(shared_raw)
+    refusal = _prepare_root(candidate, shared, whole_chain=not override)
+    if refusal is None:
+        return candidate, [], not _inside(candidate, shared)
+    fallback = os.path.abspath(os.path.join(shared_raw, f"{profile.name}-{os.getuid()}", "usage"))
+    second = _prepare_root(fallback, shared, whole_chain=True)
+    if second is None:
+        warning = _fallback_warning(candidate, refusal, fallback)
+        return fallback, [warning], not _inside(fallback, shared)
+    raise StorageError(
+        f"No safe directory for usage statistics: {refusal}, and {second}. "
+        f"Set {profile.spool_dir_env} to a private directory of yours."
+    )
+
+
+def _check_id(kind: str, value: str) -> str:
+    if not (
+        isinstance(value, str)
+        and 0 < len(value) <= 128
+        and value[0] in _ID_FIRST
+        and all(char in _ID_REST for char in value)
+    ):
+        raise InvalidValueError(
+            f"{value!r} is not a valid {kind}: use letters, digits, '.', '_' or '-' "
+            "(at most 128, starting with a letter or digit)."
+        )
+    return value
+
+
+def _make_real_dir(path: str) -> None:
+    """Make ``path`` 0700 unless it exists; refuse anything but a real directory."""
+    try:
+        os.mkdir(path, PRIVATE_DIR_MODE)
+    except FileExistsError:
+        if not stat.S_ISDIR(os.lstat(path).st_mode):
+            raise NotADirectoryError(20, "not a real directory", path) from None
+    else:
+        _fix_new_dir_mode(path)
+
+
+def _fix_new_dir_mode(path: str) -> None:
+    # Only for a directory made a moment ago, inside our private root: a restrictive
+    # umask can strip our own bits.
+    fd = os.open(path, _DIR_OPEN_FLAGS | os.O_NOFOLLOW)
+    try:
+        if stat.S_IMODE(os.fstat(fd).st_mode) != PRIVATE_DIR_MODE:
+            os.fchmod(fd, PRIVATE_DIR_MODE)
+    finally:
+        os.close(fd)
+
+
+def _make_session_dir(directory: str) -> None:
+    client = os.path.dirname(directory)
+    # A concurrent wipe may remove the client dir between our two mkdirs: retry once.
+    for attempt in range(2):
+        _make_real_dir(client)
+        try:
+            os.mkdir(directory, PRIVATE_DIR_MODE)
+        except FileNotFoundError:
+            if attempt:
+                raise
+            continue
+        except FileExistsError:
+            if os.path.lexists(os.path.join(directory, PAYLOAD_FILE)):
+                raise InvalidValueError(
+                    f"Session {os.path.basename(directory)} is already in the spool."
+                ) from None
+            _make_real_dir(directory)  # an earlier write died before its payload
+            return
+        _fix_new_dir_mode(directory)
+        return
+
+
+def atomic_write(path: str, data: bytes, *, durable: bool, sync_directory: bool = True) -> None:
+    """:func:`consent._fileio.atomic_write` without ``contextlib`` (and its imports).
+
+    Temp file (``O_EXCL | O_NOFOLLOW``) in the destination's directory, optional
+    fsync, ``os.replace``; then, when durable, an fsync of the directory.
+    """
+    directory, name = os.path.split(path)
+    tmp = os.path.join(directory, f".{name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(tmp, flags, PRIVATE_FILE_MODE)
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fchmod(fd, PRIVATE_FILE_MODE)
+            if durable:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        try:  # noqa: SIM105 - contextlib (and what it imports) stays off the host path
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    if not (durable and sync_directory):
+        return
+    try:
+        dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return
+    try:
+        os.fsync(dir_fd)
+    except OSError:
+        pass
+    finally:
+        os.close(dir_fd)
+
+
+def state_bytes(state: str, updated_at: str, withheld: Sequence[str]) -> bytes:
+    """A new session's ``state.json``: the bytes :mod:`consent.spool` writes for it."""
+    from consent.payload import dumps_json
+
+    doc = {
+        "state": state,
+        "updated_at": updated_at,
+        "receipts": [],
+        "reason": None,
+        "withheld": list(withheld),
+    }
+    return (dumps_json(doc, ensure_ascii=True) + "\n").encode()
+
+
+def _retired_ids(root: str) -> frozenset[str]:
+    """Client ids ``stats forget`` retired (``.retired``, one per line); fail closed."""
+    try:
+        fd = os.open(os.path.join(root, _RETIRED_FILE), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return frozenset()
+    try:
+        chunks = []
+        while chunk := os.read(fd, 1 << 16):
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+    return frozenset(b"".join(chunks).decode("utf-8", "replace").split())
+
+
+def write_new(
+    root: str,
+    client_id: str,
+    session_id: str,
+    payload: bytes,
+    state: str,
+    *,
+    durable: bool,
+    withheld: Collection[str] = (),
+) -> str:
+    """Spool a new session as ``pending`` or ``held``, as :meth:`Spool.write`; its directory.
+
+    Takes only the shared side of the ``forget`` lock. ``state.json`` goes first and
+    the payload last, so a crash leaves an incomplete session, never a stateless
+    payload that would pass for legacy.
+    """
+    from consent._time import utc_stamp
+
+    if state not in ("pending", "held"):
+        raise InvalidValueError(f"A new session must be pending or held, not {state}.")
+    if isinstance(withheld, str) or not all(isinstance(w, str) for w in withheld):
+        raise InvalidValueError("withheld must be a collection of field names.")
+    directory = os.path.join(
+        root, _check_id("client id", client_id), _check_id("session id", session_id)
+    )
+    try:
+        lock = os.open(os.path.join(root, _FORGET_LOCK), _LOCK_FLAGS, PRIVATE_FILE_MODE)
+        try:
+            # The shared side of ``stats forget``'s lock: wait only while it clears the
+            # spool, then drop a payload under a client id it retired.
+            fcntl.flock(lock, fcntl.LOCK_SH)
+            if client_id in _retired_ids(root):
+                return directory
+            _make_session_dir(directory)
+            # one directory fsync, after the second rename, makes both durable
+            atomic_write(
+                os.path.join(directory, STATE_FILE),
+                state_bytes(state, utc_stamp(), tuple(withheld)),
+                durable=durable,
+                sync_directory=False,
+            )
+            atomic_write(os.path.join(directory, PAYLOAD_FILE), payload, durable=durable)
+        finally:
+            os.close(lock)  # closing the descriptor releases the lock
+    except OSError as exc:
+        raise StorageError(
+            f"Could not write usage statistics to {directory}: {exc.strerror or exc}."
+        ) from exc
+    return directory
