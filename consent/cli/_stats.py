@@ -48,8 +48,9 @@ def status(json_: JsonOption = False) -> None:
     if json_:
         print_json(status_json(snap))
         return
+    from consent.cli._terminal import current_profile
     from consent.render import status_panel
 
-    print_out(status_panel(snap, "consent"))
+    print_out(status_panel(snap, current_profile()))
     for warning in snap.warnings:
         display_warning(warning)
