@@ -200,7 +200,7 @@ def status_panel(snap: Snapshot, profile: AppProfile | str) -> Panel:
     grid.add_row("Endpoints", escape("\n".join(snap.endpoints)) or "[dim]none[/]")
     hints = Table.grid(padding=(0, 2))
     hints.add_column(no_wrap=True)
-    hints.add_column()
+    hints.add_column(overflow="fold")  # a command cut short by an ellipsis would not work
     hints.add_row("See every payload", f"{cli} stats review")
     if decision.enabled:
         hints.add_row("Turn them off", escape(turn_off_hint(decision, profile)))

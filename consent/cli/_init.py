@@ -95,7 +95,7 @@ def _outcome_lines(choice: Choice, dropped: int, profile: AppProfile) -> list[st
     if choice == "share":
         lines = ["Sharing usage statistics: each transfer sends one payload when it ends."]
     elif choice == "review":
-        lines = [f"Review mode is on: each payload is held for your approval ({cli} stats review)."]
+        lines = [f"Review mode is on: each payload waits for `{cli} stats review`."]
     else:
         lines = ["Not sharing usage statistics: nothing is collected, and nothing is sent."]
         if dropped:
