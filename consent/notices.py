@@ -31,12 +31,13 @@ __all__ = [
     "change_notice",
     "choice_notice",
     "endpoints_in_force",
+    "file_free_opt_outs",
     "first_notice",
     "mode_of",
     "mode_sentence",
+    "override_words",
     "plural",
     "policy_status",
-    "override_words",
     "print_plain",
     "turn_off_hint",
     "turn_off_steps",
@@ -263,6 +264,14 @@ def turn_on_hint(
 ) -> str:
     """How to turn collection on in this state, in words (collection is off)."""
     return _steps(turn_on_steps(decision, profile, environ))
+
+
+def file_free_opt_outs(profile: AppProfile = DEFAULT_PROFILE) -> str:
+    """For when nothing can be written: the opt-outs that need no file, which still work."""
+    return (
+        f"To opt out without writing a file, set DO_NOT_TRACK=1 or {profile.enabled_env}=0 "
+        "in your shell's profile; both work at once."
+    )
 
 
 def _config_is_damaged(path: str) -> bool:

@@ -348,6 +348,8 @@ def review_summary(
     else:
         parts.append(Text("Nothing is stored."))
 
+    from consent.notices import REVIEW_MODE
+
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold", no_wrap=True)
     grid.add_column(overflow="fold")
@@ -363,11 +365,19 @@ def review_summary(
     else:
         grid.add_row("Review mode", "off: payloads are sent after each transfer")
         grid.add_row("Hold them", f"{cli} init --review")
-    if listing.counts.get("held", 0):
+    held = listing.counts.get("held", 0)
+    if held and not listing.review_mode:
+        verb = "was" if held == 1 else "were"
+        grid.add_row(
+            "Held",
+            f"{plural(held)} {verb} recorded on the run that showed the first notice, or "
+            f"while {REVIEW_MODE} was on: nothing held is sent until you approve it",
+        )
+    if held:
         grid.add_row("Approve", f"{cli} stats review --approve ID   (or --approve-all)")
         grid.add_row("Discard", f"{cli} stats review --discard ID   (or --discard-all)")
     if total:
-        grid.add_row("Details", f"{cli} stats review --session ID")
+        grid.add_row("Details", f"{cli} stats review ID   (a unique prefix is enough)")
     files = Text(f"{listing.spool_dir}/<client id>/<session id>/usage_stats.json\n")
     files.append("the exact bytes sent; state.json beside each says where it stands", "dim")
     if not listing.spool_exists:

@@ -15,7 +15,7 @@ from consent.policy import Policy, load_policy
 from consent.profile import DEFAULT_PROFILE, AppProfile
 from consent.record import ConsentRecord, read_record
 
-__all__ = ["STATES", "Snapshot", "snapshot", "status_json"]
+__all__ = ["STATES", "Snapshot", "snapshot", "status_json", "timeout_words"]
 
 STATES = ("pending", "held", "sent", "failed", "legacy")
 _STALE_COUNT = re.compile(r";?\s*\d[\d,]* payload\(s\) stay pending")
@@ -86,7 +86,7 @@ def snapshot(
     if last_send_error:
         # the log line counts what was pending then; say what is pending now, or
         # nothing when everything was sent or dropped since
-        last_send_error = _STALE_COUNT.sub("", last_send_error).strip("; ") or None
+        last_send_error = timeout_words(_STALE_COUNT.sub("", last_send_error).strip("; ")) or None
         pending = counts.get("pending", 0)
         if pending and last_send_error:
             verb = "stays" if pending == 1 else "stay"
@@ -100,6 +100,14 @@ def snapshot(
     return Snapshot(
         decision, policy, record, status, spool_dir, counts, endpoints, warnings, last_send_error
     )
+
+
+def timeout_words(text: str) -> str:
+    """The sender writes "no answer in time"; a user wants to know how long that was."""
+    from consent.upload import DEFAULT_LIMITS
+
+    seconds = f"{DEFAULT_LIMITS.request_timeout_s:g}"
+    return text.replace("no answer in time", f"no answer within {seconds} s")
 
 
 def status_json(snap: Snapshot) -> dict[str, Any]:

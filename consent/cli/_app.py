@@ -43,7 +43,10 @@ def main() -> None:
     except ClickException as exc:
         ctx = getattr(exc, "ctx", None)
         hint = f" See `{ctx.command_path} --help`." if ctx is not None else ""
-        display_error(f"{exc.format_message().rstrip('.')}.{hint}")
+        message = exc.format_message().rstrip(".")
+        # "Did you mean 'stats'?" already ends a sentence
+        stop = "" if message.endswith(("?", "!")) else "."
+        display_error(f"{message}{stop}{hint}")
         code = exc.exit_code
     except typer.Abort:
         code = ExitCode.INTERRUPTED

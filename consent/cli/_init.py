@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -135,11 +134,9 @@ def _damaged_backup(profile: AppProfile) -> str | None:
 def _unwritable(exc: ConsentError, profile: AppProfile) -> ConsentError:
     """An opt-out that cannot be saved: name the opt-outs that need no file."""
     from consent._exceptions import StorageError
+    from consent.notices import file_free_opt_outs
 
-    return StorageError(
-        f"{exc} Your answer was not saved. To opt out without writing a file, set "
-        f"DO_NOT_TRACK=1 or {profile.enabled_env}=0 in your shell's profile; both work at once."
-    )
+    return StorageError(f"{exc} Your answer was not saved. {file_free_opt_outs(profile)}")
 
 
 def run_init_flow(

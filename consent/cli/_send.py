@@ -74,9 +74,10 @@ def _show_plan(plan: Plan, json_: bool) -> None:
             rest = len(plan.requests) - index
             print_out(f"... and {plural(rest, 'more request')}.")
             break
+        unpacked = " (each line's payload text unpacked)" if request.format == "loki" else ""
         print_out(
             f"POST {request.endpoint} ({request.format}, {plural(len(request.session_ids))}, "
-            f"{len(request.body):,} bytes):"
+            f"{len(request.body):,} bytes){unpacked if index == 0 else ''}:"
         )
         lines = _pretty(request.body)
         shown = lines[:PREVIEW_LINES] if index == 0 else []
@@ -95,11 +96,9 @@ def _show_plan(plan: Plan, json_: bool) -> None:
 
 
 def _timeout_words(text: str) -> str:
-    """The sender says "no answer in time"; a user wants to know how long that was."""
-    from consent.upload import DEFAULT_LIMITS
+    from consent.status import timeout_words
 
-    seconds = f"{DEFAULT_LIMITS.request_timeout_s:g}"
-    return text.replace("no answer in time", f"no answer within {seconds} s")
+    return timeout_words(text)
 
 
 def _show_result(result: SendResult, json_: bool) -> None:
