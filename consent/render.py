@@ -336,8 +336,8 @@ def review_summary(
             parts.append(
                 Text(
                     f"{plural(hidden, 'older payload')} not shown (newest {len(shown):,} of "
-                    f"{total:,}). Narrow with --state, open one with --session ID, show every "
-                    "row with --limit 0, or get all of them with --json.",
+                    f"{total:,}). Narrow with --state, open one with `{cli} stats review ID`, "
+                    "show every row with --limit 0, or get all of them with --json.",
                     style="dim",
                 )
             )
@@ -578,7 +578,7 @@ def review_detail(
     if item.entry.receipts:
         parts += [Text("\nReceipts", style="bold"), _receipt_grid(item)]
     elif item.state.value in ("pending", "held"):
-        parts.append(Text(f"\nNot sent yet. Next: {todo}", style="dim"))
+        parts.append(Text("\nNot sent yet: the Next row above says what to type.", style="dim"))
     return Group(*parts)
 
 

@@ -68,7 +68,7 @@ def test_a_long_detail_goes_through_the_pager_on_a_terminal(sandbox: Sandbox) ->
     code, screen = plain.finish()
     assert code == 0
     assert not on_screen(screen, "PAGED:")
-    assert on_screen(screen, "Not sent yet. Next:")
+    assert on_screen(screen, "Not sent yet")
 
 
 def test_no_pager_without_a_terminal(sandbox: Sandbox) -> None:

@@ -108,7 +108,7 @@ def _ask_approval(held: list[ReviewItem], listing: ReviewListing) -> list[str]:
 def _interactive_approval(listing: ReviewListing) -> None:
     from consent.review import approve, send_approved
 
-    held = [item for item in listing.items if item.state.value == "held"]
+    held = [item for item in sorted(listing.items, key=_time_order) if item.state.value == "held"]
     if not held:
         return
     print_out("")
