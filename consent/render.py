@@ -578,7 +578,7 @@ def review_detail(
     if item.entry.receipts:
         parts += [Text("\nReceipts", style="bold"), _receipt_grid(item)]
     elif item.state.value in ("pending", "held"):
-        parts.append(Text("\nNot sent yet: the Next row above says what to type.", style="dim"))
+        parts.append(Text("\nNot sent yet. The Next row above says what to type.", style="dim"))
     return Group(*parts)
 
 
