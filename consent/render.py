@@ -104,7 +104,7 @@ def _sent_to(policy: Policy, endpoints: Sequence[str], problem: str | None) -> s
     urls = list(endpoints) or [policy.endpoint]
     lines = [f"Sent to {urls[0]}", *(f"        {url}" for url in urls[1:])]
     if urls[0] != policy.endpoint:
-        lines.append(f"        (instead of the policy's {policy.endpoint})")
+        lines += ["        instead of the policy's own endpoint,", f"        {policy.endpoint}"]
     return "\n".join(lines)
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from consent.cli._init import QUESTION
-from tests.conftest import Sandbox, run_cli
+from tests.conftest import CLOSED_ENDPOINT, Sandbox, run_cli
 from tests.test_screens import Terminal, on_screen
 from tests.upload_helpers import acknowledge, make_payloads
 
@@ -271,3 +271,13 @@ def test_review_detail_json_is_whole(sandbox: Sandbox) -> None:
     session = record()
     data = json.loads(run_cli("stats", "review", session[:8], "--json").stdout)
     assert data[0]["session_id"] == session
+
+
+def test_policy_show_lists_every_endpoint_in_force(sandbox: Sandbox) -> None:
+    sandbox.write_config({"usage_stats_extra_endpoints": ["https://a.example/push"]})
+    out = run_cli("policy", "show", env={"COLUMNS": "120"}).stdout
+    assert f"Sent to {CLOSED_ENDPOINT}" in out
+    assert "https://a.example/push" in out
+    assert "instead of the policy's own endpoint" in out
+    data = run_cli("policy", "show", "--json").json()
+    assert data["endpoints_in_force"] == [CLOSED_ENDPOINT, "https://a.example/push"]
