@@ -325,7 +325,7 @@ def first_notice(
     mode = mode_of(decision)
     if mode == "share" and held:
         lines += _wrap(
-            "Nothing is sent from this run: its payload is held because this run showed "
+            "Nothing is sent from this run. Its payload is held because this run showed "
             f"this notice (`{cli} stats review` lists it). After this, each transfer sends "
             "one payload when it ends."
         )

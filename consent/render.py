@@ -321,7 +321,12 @@ def review_table(
 
 
 def review_summary(
-    listing: ReviewListing, shown: Sequence[ReviewItem], cli: str, *, width: int = 80
+    listing: ReviewListing,
+    shown: Sequence[ReviewItem],
+    cli: str,
+    *,
+    width: int = 80,
+    turn_on: str | None = None,
 ) -> Group:
     """The table of ``shown`` (the newest rows), then counts, mode, what to do, and files.
 
@@ -360,6 +365,8 @@ def review_summary(
     grid.add_row("Payloads", counts)
     if not listing.enabled:
         grid.add_row("Collection", "off: nothing is collected or sent")
+        if turn_on:
+            grid.add_row("Turn it on", escape(turn_on))
     elif listing.review_mode:
         grid.add_row("Review mode", "[yellow]on[/]: each payload is held until you approve it")
     else:

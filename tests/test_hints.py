@@ -233,3 +233,24 @@ def test_everything_dropped_leaves_no_stale_pending_warning(sandbox: Sandbox) ->
     assert run_cli("init", "--yes").returncode == 0
     shown = run_cli("stats", "status").stderr
     assert "pending" not in shown, shown
+
+
+@pytest.mark.parametrize(
+    ("command", "pattern"),
+    [
+        (("stats", "send"), r"Turn them on: (.*)$"),
+        (("stats", "review"), r"Turn it on (.*?) Files"),
+    ],
+    ids=["send", "review"],
+)
+def test_the_off_hints_of_send_and_review_work(
+    sandbox: Sandbox, command: tuple[str, ...], pattern: str
+) -> None:
+    sandbox.write_config({"usage_stats": False})
+    env = {**sandbox.env, "DO_NOT_TRACK": "1"}
+    result = run_cli(*command, env={**env, **WIDE})
+    found = re.search(pattern, flat(result.stdout + result.stderr))
+    assert found, result.stdout + result.stderr
+    hint = found.group(1).strip()
+    assert hint == "unset DO_NOT_TRACK, then consent init --yes"
+    assert status(run_steps(hint, env))["enabled"] is True

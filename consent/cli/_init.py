@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
@@ -10,6 +10,7 @@ from consent._exceptions import ConsentError
 from consent.cli._terminal import (
     ask,
     current_profile,
+    display_error,
     display_info,
     display_notice,
     display_warning,
@@ -94,7 +95,7 @@ def _outcome_lines(choice: Choice, dropped: int, profile: AppProfile) -> list[st
     if choice == "share":
         lines = ["Sharing usage statistics: each transfer sends one payload when it ends."]
     elif choice == "review":
-        lines = [f"Review mode is on: each payload waits for `{cli} stats review`."]
+        lines = [f"Sharing after your review: each payload waits for `{cli} stats review`."]
     else:
         lines = ["Not sharing usage statistics: nothing is collected, and nothing is sent."]
         if dropped:
@@ -131,12 +132,14 @@ def _damaged_backup(profile: AppProfile) -> str | None:
     return str(copies[-1]) if copies else None
 
 
-def _unwritable(exc: ConsentError, profile: AppProfile) -> ConsentError:
-    """An opt-out that cannot be saved: name the opt-outs that need no file."""
-    from consent._exceptions import StorageError
+def _say_file_free_opt_outs(exc: ConsentError, profile: AppProfile) -> NoReturn:
+    """An opt-out that cannot be saved: the error, then the opt-outs that need no file."""
+    from consent._exceptions import ExitCode
     from consent.notices import file_free_opt_outs
 
-    return StorageError(f"{exc} Your answer was not saved. {file_free_opt_outs(profile)}")
+    display_error(str(exc))
+    display_info(f"Your answer was not saved. {file_free_opt_outs(profile)}")
+    raise typer.Exit(int(ExitCode.FAILURE))
 
 
 def run_init_flow(
@@ -193,7 +196,7 @@ def run_init_flow(
         result = apply_choice(answer, via, profile=profile, policy=policy)
     except StorageError as exc:
         if answer == "dont-share":
-            raise _unwritable(exc, profile) from None
+            _say_file_free_opt_outs(exc, profile)
         raise
     _say_if_moved_aside(damaged, profile)
     for line in _outcome_lines(answer, result.dropped, profile):

@@ -302,7 +302,14 @@ def review(
     from consent.render import review_summary
 
     shown = items[-limit:] if limit else items
-    summary = review_summary(listing, shown, _cli(), width=out_console().width)
+    turn_on = None
+    if not listing.enabled:
+        from consent.decision import decide
+        from consent.notices import turn_on_hint
+
+        profile = current_profile()
+        turn_on = turn_on_hint(decide(profile), profile)
+    summary = review_summary(listing, shown, _cli(), width=out_console().width, turn_on=turn_on)
     # the checkbox follows on a terminal: a pager would hide the table it refers to
     offers = state in (None, "all", "held") and listing.enabled and listing.counts["held"]
     print_long(summary, pager=not no_pager and not (offers and is_interactive()))

@@ -113,6 +113,7 @@ def _show_result(result: SendResult, json_: bool) -> None:
         return
     if not result.enabled:
         display_info(result.note or "Usage statistics are off; nothing was sent.")
+        _say_how_to_turn_on()
         return
     if result.note:
         display_info(result.note)
@@ -127,6 +128,16 @@ def _show_result(result: SendResult, json_: bool) -> None:
             f"{plural(result.held)} held for your review {verb} not sent; "
             f"see {'it' if result.held == 1 else 'them'} with `{_cli()} stats review`."
         )
+
+
+def _say_how_to_turn_on() -> None:
+    from consent.decision import decide
+    from consent.notices import turn_on_hint
+
+    profile = current_profile()
+    decision = decide(profile)
+    if not decision.enabled:
+        display_info(f"Turn them on: {turn_on_hint(decision, profile)}")
 
 
 def _send_with_progress(endpoint: str | None) -> SendResult:
