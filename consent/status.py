@@ -18,7 +18,8 @@ from consent.record import ConsentRecord, read_record
 __all__ = ["STATES", "Snapshot", "snapshot", "status_json", "timeout_words"]
 
 STATES = ("pending", "held", "sent", "failed", "legacy")
-_STALE_COUNT = re.compile(r";?\s*\d[\d,]* payload\(s\) stay pending")
+# the sender's log counts what was pending at its run, in whichever words it uses
+_STALE_COUNT = re.compile(r";?\s*\d[\d,]* payloads?(?:\(s\))? stays? pending")
 
 
 @dataclass(frozen=True)

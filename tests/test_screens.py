@@ -153,3 +153,37 @@ def test_the_review_mode_notice_promises_no_sending(sandbox: Sandbox) -> None:
     assert "Review mode is on: each payload is held" in text
     assert "sends one payload" not in text
     assert "sent at the end" not in text
+
+
+@pytest.mark.parametrize(
+    ("flag", "env", "sentence", "state"),
+    [
+        ("--yes", {}, "Each transfer sends one payload when it ends.", "pending"),
+        ("--review", {}, "Review mode is on: each payload is held", "held"),
+        ("--no", {}, "Usage statistics are off (usage_stats is false in", None),
+        ("--yes", {"DO_NOT_TRACK": "1"}, "Usage statistics are off (DO_NOT_TRACK=1 is set)", None),
+        (
+            "--yes",
+            {"SKYPLANE_USAGE_STATS_ENABLED": "0"},
+            "Usage statistics are off (SKYPLANE_USAGE_STATS_ENABLED=0 is set)",
+            None,
+        ),
+    ],
+    ids=["share", "review", "dont-share", "do-not-track", "env-off"],
+)
+def test_the_notice_says_what_the_next_transfer_does(
+    sandbox: Sandbox, flag: str, env: dict[str, str], sentence: str, state: str | None
+) -> None:
+    """Each mode's sentence, checked against what recording a transfer then does."""
+    assert run_cli("init", flag).returncode == 0
+    notice = run_cli("init", "--non-interactive", env={**env, "COLUMNS": "200"}).stderr
+    assert sentence in " ".join(notice.replace("│", " ").split()), notice
+    recorded = run_cli(
+        "record", "--src", "local", "--dst", "local", "--runtime-s", "1", env=env
+    ).stdout.strip()
+    listing = run_cli("stats", "review", "--json", env=env).json()
+    if state is None:
+        assert recorded == ""
+        assert listing == []
+    else:
+        assert [(item["session_id"], item["state"]) for item in listing] == [(recorded, state)]
