@@ -160,14 +160,14 @@ def announce(
         status = policy_status(policy, current)
         ack = current.acknowledgement
         if status.kind == "unacknowledged" and include_first:
-            told.append((first_notice(policy, profile), True))
+            told.append((first_notice(policy, profile, environ=environ), True))
             return current.acknowledge(_acknowledgement(policy, choice, "notice"))
         if status.kind == "description_changed" and ack is not None:
-            told.append((change_notice(policy, status, profile), False))
+            told.append((change_notice(policy, status, profile, environ=environ), False))
             new = replace(_acknowledgement(policy, ack.decision, "notice"), schema=ack.schema)
             return current.acknowledge(new)
         if status.kind == "schema_changed" and not status.already_notified:
-            told.append((change_notice(policy, status, profile), False))
+            told.append((change_notice(policy, status, profile, environ=environ), False))
             return replace(current, notice=Notice(policy.version, policy.fingerprint, utc_now()))
         told.append((None, False))
         return None

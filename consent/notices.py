@@ -1,30 +1,55 @@
 """What the user must be told, and the words to tell it. Standard library only.
 
 The text is built here once; the CLI renders it in a rich panel and the
-session path (which must stay light) prints it as plain text.
+session path (which must stay light) prints it as plain text. Every sentence
+depends on the mode in force (share, review, off), so it stays true for it, and
+every hint is a command that works in the state it is given for
+(docs/architecture.md §3.8).
 """
 
 from __future__ import annotations
 
+import os
+import shlex
 import sys
 import textwrap
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal, TextIO
+from typing import TYPE_CHECKING, Literal, TextIO
 
 from consent.policy import Policy, PolicyDiff, diff_schemas
 from consent.profile import DEFAULT_PROFILE, AppProfile
 from consent.record import ConsentRecord
 
+if TYPE_CHECKING:
+    from consent.decision import Decision
+
 __all__ = [
+    "Mode",
     "NoticeText",
     "PolicyStatus",
     "change_notice",
+    "choice_notice",
+    "endpoints_in_force",
+    "file_free_opt_outs",
     "first_notice",
+    "mode_of",
+    "mode_sentence",
+    "override_words",
+    "plural",
     "policy_status",
     "print_plain",
+    "turn_off_hint",
+    "turn_off_steps",
+    "turn_on_hint",
+    "turn_on_steps",
+    "why_off",
 ]
 
 Kind = Literal["first", "change", "description"]
+Mode = Literal["share", "review", "off"]
+REVIEW_MODE = "review mode"
+"""The one name of the setting ``usage_stats_review``, everywhere the user reads it."""
 
 
 @dataclass(frozen=True)
@@ -68,15 +93,212 @@ class NoticeText:
 _WIDTH = 76
 
 
-def _wrap(text: str, indent: str = "") -> list[str]:
+def _wrap(text: str, indent: str = "", width: int = _WIDTH) -> list[str]:
     # commands and URLs must stay whole, so long words are never split
     return textwrap.wrap(
         text,
-        _WIDTH,
+        width,
         subsequent_indent=indent,
         break_long_words=False,
         break_on_hyphens=False,
     ) or [""]
+
+
+def plural(count: int, word: str = "payload") -> str:
+    """``1 payload``, ``1,500 payloads``: one number format everywhere."""
+    return f"{count:,} {word}" + ("" if count == 1 else "s")
+
+
+# -- the state in force ---------------------------------------------------------------------
+
+
+def mode_of(decision: Decision) -> Mode:
+    if not decision.enabled:
+        return "off"
+    return "review" if decision.review_before_upload else "share"
+
+
+def endpoints_in_force(
+    policy: Policy, profile: AppProfile = DEFAULT_PROFILE, environ: Mapping[str, str] | None = None
+) -> tuple[list[str], str | None]:
+    """Every endpoint a send would use now, and the problem if there is one.
+
+    The same resolution as the sender (``consent._urls.resolve_endpoints``): the
+    environment override, then ``usage_stats_endpoint``, then the policy's, plus
+    ``usage_stats_extra_endpoints``.
+    """
+    from consent._exceptions import ConsentError
+    from consent._urls import resolve_endpoints
+    from consent.config import load_config
+
+    env = os.environ if environ is None else environ
+    try:
+        config = load_config(profile.config_path(env))
+    except ConsentError:
+        config = {}  # the decision already reports a damaged config file
+    try:
+        return resolve_endpoints(policy.endpoint, config, env, profile.endpoint_env), None
+    except ConsentError as exc:
+        return [], str(exc)
+
+
+def _override_env(decision: Decision, profile: AppProfile, env: Mapping[str, str]) -> str | None:
+    """``NAME=value`` of the environment variable that decides, if one does."""
+    name = {"env": profile.enabled_env, "do_not_track": "DO_NOT_TRACK"}.get(decision.source)
+    if name is None:
+        return None
+    value = env.get(name, "")
+    # a value is echoed only when it is a plain switch: anything else may be long or odd
+    return f"{name}={value}" if value.lower() in _SWITCH_WORDS else name
+
+
+_SWITCH_WORDS = frozenset({"0", "1", "true", "false", "yes", "no", "on", "off"})
+
+
+def override_words(
+    decision: Decision, profile: AppProfile = DEFAULT_PROFILE, env: Mapping[str, str] | None = None
+) -> str | None:
+    """``DO_NOT_TRACK=1 is set``: the variable that decides instead of the files, if one does."""
+    override = _override_env(decision, profile, os.environ if env is None else env)
+    return None if override is None else f"{override} is set"
+
+
+def why_off(decision: Decision, profile: AppProfile, env: Mapping[str, str] | None = None) -> str:
+    """Why collection is off, naming the variable or file that decides."""
+    env = os.environ if env is None else env
+    override = _override_env(decision, profile, env)
+    if override:
+        return f"{override} is set"
+    if decision.source == "invalid_config":
+        return f"{profile.config_file(env)} has a problem"
+    if decision.source == "legacy_config":
+        return f"{profile.legacy_ini_file(env)} says so"
+    return f"usage_stats is false in {profile.config_file(env)}"
+
+
+def mode_sentence(
+    decision: Decision,
+    profile: AppProfile = DEFAULT_PROFILE,
+    environ: Mapping[str, str] | None = None,
+) -> str:
+    """What happens to a transfer's payload in the mode in force, in one sentence."""
+    cli = profile.cli_name
+    mode = mode_of(decision)
+    if mode == "off":
+        return (
+            f"Usage statistics are off ({why_off(decision, profile, environ)}): "
+            "nothing is collected, and nothing is sent."
+        )
+    if mode == "review":
+        return (
+            f"{REVIEW_MODE.capitalize()} is on: each payload is held on this machine until you "
+            f"approve it with `{cli} stats review`; nothing is sent before."
+        )
+    return "Each transfer sends one payload when it ends."
+
+
+def _without(env: Mapping[str, str], name: str) -> dict[str, str]:
+    return {key: value for key, value in env.items() if key != name}
+
+
+def turn_off_steps(
+    decision: Decision,
+    profile: AppProfile = DEFAULT_PROFILE,
+    environ: Mapping[str, str] | None = None,
+) -> list[str]:
+    """Shell commands, in order, that turn collection off in this state (it is on)."""
+    from consent.decision import decide
+
+    env = os.environ if environ is None else environ
+    if decision.source == "env":
+        # the variable wins over any file: only changing it changes anything
+        rest = _without(env, profile.enabled_env)
+        after = decide(profile, rest)
+        steps = [f"unset {profile.enabled_env}"]
+        return steps + (turn_off_steps(after, profile, rest) if after.enabled else [])
+    return [f"{profile.cli_name} stats off"]
+
+
+def turn_on_steps(
+    decision: Decision,
+    profile: AppProfile = DEFAULT_PROFILE,
+    environ: Mapping[str, str] | None = None,
+) -> list[str]:
+    """Shell commands, in order, that turn collection on in this state (it is off)."""
+    from consent.decision import decide
+
+    env = os.environ if environ is None else environ
+    name = {"env": profile.enabled_env, "do_not_track": "DO_NOT_TRACK"}.get(decision.source)
+    if name is not None:
+        rest = _without(env, name)
+        after = decide(profile, rest)
+        return [f"unset {name}"] + ([] if after.enabled else turn_on_steps(after, profile, rest))
+    steps: list[str] = []
+    if decision.source == "invalid_config":
+        path = profile.config_file(env)
+        if _config_is_damaged(path):
+            steps.append(f"mv {shlex.quote(path)} {shlex.quote(path + '.broken')}")
+    return [*steps, f"{profile.cli_name} stats on"]
+
+
+def _steps(steps: list[str]) -> str:
+    return ", then ".join(steps)
+
+
+def turn_off_hint(
+    decision: Decision,
+    profile: AppProfile = DEFAULT_PROFILE,
+    environ: Mapping[str, str] | None = None,
+) -> str:
+    """How to turn collection off in this state, in words (collection is on)."""
+    steps = turn_off_steps(decision, profile, environ)
+    if decision.source == "env":
+        return _steps(steps)
+    return f"{_steps(steps)}   (or set DO_NOT_TRACK=1)"
+
+
+def turn_on_hint(
+    decision: Decision,
+    profile: AppProfile = DEFAULT_PROFILE,
+    environ: Mapping[str, str] | None = None,
+) -> str:
+    """How to turn collection on in this state, in words (collection is off)."""
+    return _steps(turn_on_steps(decision, profile, environ))
+
+
+def file_free_opt_outs(profile: AppProfile = DEFAULT_PROFILE) -> str:
+    """For when nothing can be written: the opt-outs that need no file, which still work."""
+    return (
+        f"To opt out without writing a file, set DO_NOT_TRACK=1 or {profile.enabled_env}=0 "
+        "in your shell's profile; both work at once."
+    )
+
+
+def _config_is_damaged(path: str) -> bool:
+    from consent._exceptions import ConsentError
+    from consent.config import load_config
+
+    try:
+        load_config(path)
+    except ConsentError:
+        return True
+    return False
+
+
+# -- the notices ----------------------------------------------------------------------------
+
+
+def _categories(policy: Policy) -> str:
+    names = ["IDs" if c == "ids" else c for c in policy.by_category()]
+    return ", ".join(names)
+
+
+def _where(endpoints: list[str], problem: str | None) -> list[str]:
+    if problem:
+        return _wrap(f"Sent to:   nowhere for now: {problem}", "           ")
+    lines = [f"Sent to:   {endpoints[0]}"]
+    lines += [f"           {url}" for url in endpoints[1:]]
+    return lines
 
 
 def first_notice(
@@ -84,40 +306,97 @@ def first_notice(
     profile: AppProfile = DEFAULT_PROFILE,
     *,
     held: bool = True,
-    enabled: bool = True,
+    environ: Mapping[str, str] | None = None,
+    decision: Decision | None = None,
 ) -> NoticeText:
-    """What is collected, how to see it, how to turn it off, where to read more.
+    """What is collected, where it goes, what happens now, and how to change it.
 
     ``held``: this run's payload is kept back (the session path, the first time).
-    ``enabled=False``: collection is off right now, so promise nothing about sending.
+    Short enough (about 14 lines) that it and the answer to a question fit on an
+    80x24 terminal with the summary still in view.
     """
+    from consent.decision import decide
+
+    env = os.environ if environ is None else environ
+    decision = decision or decide(profile, env)
     cli = profile.cli_name
-    lines = [*_wrap(policy.summary), "", f"What is collected (policy version {policy.version}):"]
-    for category, specs in policy.by_category().items():
-        lines += _wrap(f"  {category}: " + ", ".join(spec.name for spec in specs), "    ")
-    lines.append("")
-    if not enabled:
-        lines.append("Usage statistics are off at the moment, so nothing is sent.")
-    elif held:
-        lines += [
-            "Nothing is sent from this run.",
-            "Later runs send one payload at the end of each transfer.",
-        ]
+    _endpoints, _problem = endpoints_in_force(policy, profile, env)
+    lines = [*_what_and_where(policy, profile, env), ""]
+    mode = mode_of(decision)
+    if mode == "share" and held:
+        lines += _wrap(
+            "Nothing is sent from this run. Its payload is held because this run showed "
+            f"this notice (`{cli} stats review` lists it). After this, each transfer sends "
+            "one payload when it ends."
+        )
     else:
-        lines.append("From now on, one payload is sent at the end of each transfer.")
-    lines.append(f"See every payload:  {cli} stats review")
-    if enabled:
-        lines += [
-            f"Turn this off:      {cli} config set usage_stats false",
-            f"                    (or set {profile.enabled_env}=0)",
-        ]
-    lines.append(f"Read more: {policy.docs_url}")
-    return NoticeText("first", f"{profile.display_name} anonymous usage statistics", tuple(lines))
+        lines += _wrap(mode_sentence(decision, profile, env))
+    if mode == "off":
+        lines += _wrap(f"Turn them on: {turn_on_hint(decision, profile, env)}", "  ")
+    else:
+        lines += _wrap(f"Turn this off: {turn_off_hint(decision, profile, env)}", "  ")
+    lines += [f"Choose share, review or don't share:  {cli} init", f"Read more: {policy.docs_url}"]
+    return NoticeText("first", _title(policy, profile), tuple(lines))
+
+
+def _title(policy: Policy, profile: AppProfile) -> str:
+    return f"{profile.display_name} anonymous usage statistics (policy version {policy.version})"
+
+
+def _what_and_where(policy: Policy, profile: AppProfile, env: Mapping[str, str]) -> list[str]:
+    """The summary, the categories, every endpoint in force, and where every field is listed."""
+    endpoints, problem = endpoints_in_force(policy, profile, env)
+    lines = [*_wrap(policy.summary), ""]
+    lines += _wrap(f"Collected: {_categories(policy)}", "           ")
+    lines += _where(endpoints, problem)
+    lines.append(f"Every field, and why:  {profile.cli_name} policy show")
+    return lines
+
+
+def choice_notice(
+    policy: Policy,
+    profile: AppProfile = DEFAULT_PROFILE,
+    *,
+    environ: Mapping[str, str] | None = None,
+    decision: Decision | None = None,
+) -> NoticeText:
+    """The screen above the init question: what, where, and what each answer means.
+
+    With the question below it, it fits on an 80x24 terminal.
+    """
+    from consent.decision import decide
+
+    env = os.environ if environ is None else environ
+    decision = decision or decide(profile, env)
+    cli = profile.cli_name
+    lines = [*_what_and_where(policy, profile, env), ""]
+    lines += [
+        "Yes:     each transfer sends one payload when it ends.",
+        f"Review:  each payload is held until you approve it ({cli} stats review).",
+        "No:      nothing is collected or sent; unsent payloads are deleted.",
+    ]
+    override = _override_env(decision, profile, env)
+    if override:
+        state = "on" if decision.enabled else "off"
+        name = override.split("=", 1)[0]
+        lines += _wrap(
+            f"{override} is set, so usage statistics stay {state} whatever you answer, "
+            f"until you unset {name}."
+        )
+    lines.append(f"You can change your answer any time with `{cli} init`.")
+    return NoticeText("first", _title(policy, profile), tuple(lines))
 
 
 def change_notice(
-    policy: Policy, status: PolicyStatus, profile: AppProfile = DEFAULT_PROFILE
+    policy: Policy,
+    status: PolicyStatus,
+    profile: AppProfile = DEFAULT_PROFILE,
+    *,
+    environ: Mapping[str, str] | None = None,
+    decision: Decision | None = None,
 ) -> NoticeText:
+    from consent.decision import decide
+
     cli = profile.cli_name
     if status.kind == "description_changed":
         return NoticeText(
@@ -125,6 +404,8 @@ def change_notice(
             f"Usage-statistics policy updated to version {policy.version}",
             ("Only descriptions were reworded; nothing new is collected.",),
         )
+    env = os.environ if environ is None else environ
+    decision = decision or decide(profile, env)
     diff = status.diff
     assert diff is not None
     lines: list[str] = []
@@ -136,13 +417,16 @@ def change_notice(
             lines += _wrap(f"  {name}: was {old_type}/{old_cat}, now {new_type}/{new_cat}", "    ")
     if diff.removed:
         lines += _wrap("No longer collected: " + ", ".join(diff.removed), "  ")
+    lines.append("Everything else is collected as before.")
+    endpoints, problem = endpoints_in_force(policy, profile, env)
+    lines += _where(endpoints, problem)
+    lines += ["", *_wrap(mode_sentence(decision, profile, env))]
     lines += [
-        "Everything else is collected as before.",
-        "",
         f"See the changes:  {cli} policy diff",
         f"Accept them:      {cli} policy accept",
-        f"Turn this off:    {cli} config set usage_stats false",
     ]
+    if decision.enabled:
+        lines += _wrap(f"Turn this off:    {turn_off_hint(decision, profile, env)}", "    ")
     return NoticeText(
         "change", f"The usage-statistics policy changed (version {policy.version})", tuple(lines)
     )

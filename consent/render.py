@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from rich import box
@@ -11,21 +12,28 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from consent.notices import plural
+
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
     from rich.console import RenderableType
 
+    from consent.decision import Decision
     from consent.notices import NoticeText
     from consent.policy import Policy, PolicyDiff
+    from consent.profile import AppProfile
     from consent.review import FieldView, ForgetPlan, ForgetResult, ReviewItem, ReviewListing
     from consent.status import Snapshot
 
 __all__ = [
+    "Situation",
     "diff_table",
     "forget_plan_view",
     "forget_result_view",
+    "next_steps",
     "notice_panel",
+    "path_text",
     "review_choice_title",
     "review_detail",
     "review_summary",
@@ -49,11 +57,20 @@ def notice_panel(notice: NoticeText) -> Panel:
     )
 
 
-def policy_panel(policy: Policy, *, title: str, closing: str | None = None) -> Panel:
+def policy_panel(
+    policy: Policy,
+    *,
+    title: str,
+    closing: str | None = None,
+    endpoints: Sequence[str] = (),
+    endpoint_problem: str | None = None,
+) -> Panel:
     """The policy as a user should see it: why, what, and where it goes.
 
     Each category is a heading rather than a column, which leaves the descriptions
     room to wrap less, so the panel stays readable in an 80-column terminal.
+    ``endpoints`` are the ones in force (``notices.endpoints_in_force``), which may
+    differ from the policy's own.
     """
     fields = Table.grid(padding=(0, 2))
     fields.add_column(no_wrap=True)
@@ -68,7 +85,7 @@ def policy_panel(policy: Policy, *, title: str, closing: str | None = None) -> P
         Text(f"\nWhat is collected (policy version {policy.version}), and why:\n"),
         fields,
         Text(
-            f"\nSent to {policy.endpoint}\n"
+            f"\n{_sent_to(policy, endpoints, endpoint_problem)}\n"
             f"Read more: {policy.docs_url}\n"
             f"Questions or deletion: {policy.contact}",
             style="dim",
@@ -79,6 +96,31 @@ def policy_panel(policy: Policy, *, title: str, closing: str | None = None) -> P
     return Panel(
         Group(*parts), title=escape(title), title_align="left", box=box.ROUNDED, width=_PANEL_WIDTH
     )
+
+
+def _sent_to(policy: Policy, endpoints: Sequence[str], problem: str | None) -> str:
+    if problem:
+        return f"Sent to: nowhere for now: {problem}"
+    urls = list(endpoints) or [policy.endpoint]
+    lines = [f"Sent to {urls[0]}", *(f"        {url}" for url in urls[1:])]
+    if urls[0] != policy.endpoint:
+        lines += ["        instead of the policy's own endpoint,", f"        {policy.endpoint}"]
+    return "\n".join(lines)
+
+
+def path_text(path: str, width: int) -> Text:
+    """A file path broken only after a ``/``, so no terminal splits an id in two."""
+    first, *rest = path.split("/")
+    lines: list[str] = []
+    line = first
+    for piece in ("/" + part for part in rest):
+        if line and len(line) + len(piece) > width:
+            lines.append(line)
+            line = piece
+        else:
+            line += piece
+    lines.append(line)
+    return Text("\n".join(lines))
 
 
 def diff_table(diff: PolicyDiff, new: Policy) -> Table:
@@ -102,26 +144,43 @@ def _yes_no(flag: bool) -> str:
     return "[green]on[/]" if flag else "[red]off[/]"
 
 
-_SOURCE_WORDS = {
-    "env": "set by the environment variable",
-    "do_not_track": "DO_NOT_TRACK is set",
-    "config": "set in the config file",
-    "legacy_config": "set in Skyplane 0.3's config file",
-    "invalid_config": "the config file has a problem",
-    "default": "the default",
-}
+def _source_words(decision: Decision, profile: AppProfile) -> str:
+    """Which rule decided, naming the variable or file, so the user knows what to change."""
+    from consent.notices import override_words
+
+    source = decision.source
+    override = override_words(decision, profile)
+    if override:
+        return override
+    if source == "config":
+        return f"set in {profile.config_file()}"
+    if source == "legacy_config":
+        return f"set in {profile.legacy_ini_file()} (Skyplane 0.3)"
+    if source == "invalid_config":
+        return f"{profile.config_file()} has a problem, see below"
+    return "the default: you have not chosen yet"
 
 
-def status_panel(snap: Snapshot, cli: str) -> Panel:
+def status_panel(snap: Snapshot, profile: AppProfile | str) -> Panel:
+    """``stats status``: the state, why, and the commands that work in this state."""
+    from consent.notices import REVIEW_MODE, turn_off_hint, turn_on_hint
+    from consent.profile import AppProfile
+
+    if isinstance(profile, str):
+        profile = AppProfile(cli_name=profile)
+    cli = profile.cli_name
     decision = snap.decision
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold", no_wrap=True)
     grid.add_column()
     grid.add_row(
         "Usage statistics",
-        f"{_yes_no(decision.enabled)} ({_SOURCE_WORDS.get(decision.source, decision.source)})",
+        f"{_yes_no(decision.enabled)} ({escape(_source_words(decision, profile))})",
     )
-    grid.add_row("Review before upload", _yes_no(decision.review_before_upload))
+    review = _yes_no(decision.review_before_upload)
+    if decision.review_before_upload:
+        review += ": each payload is held until you approve it"
+    grid.add_row(REVIEW_MODE.capitalize(), review)
     if snap.policy:
         ack = snap.record.acknowledgement if snap.record else None
         if snap.policy_status and snap.policy_status.up_to_date:
@@ -135,17 +194,25 @@ def status_panel(snap: Snapshot, cli: str) -> Panel:
             )
         grid.add_row("Policy", f"version {snap.policy.version}, {state}")
     grid.add_row("Client id", escape(snap.record.client_id) if snap.record else "[dim]none yet[/]")
-    counts = ", ".join(f"{count} {state}" for state, count in snap.counts.items())
+    counts = ", ".join(f"{count:,} {state}" for state, count in snap.counts.items())
     grid.add_row("Payloads", counts)
-    grid.add_row("Spool", escape(snap.spool_dir))
+    grid.add_row("Spool", path_text(snap.spool_dir, 60))
     grid.add_row("Endpoints", escape("\n".join(snap.endpoints)) or "[dim]none[/]")
-    hints = Text(
-        f"\n{cli} stats review   see every payload\n"
-        f"{cli} config set usage_stats {'false' if decision.enabled else 'true'}   "
-        f"turn it {'off' if decision.enabled else 'on'}",
-        style="dim",
+    hints = Table.grid(padding=(0, 2))
+    hints.add_column(no_wrap=True)
+    hints.add_column(overflow="fold")  # a command cut short by an ellipsis would not work
+    hints.add_row("See every payload", f"{cli} stats review")
+    if decision.enabled:
+        hints.add_row("Turn them off", escape(turn_off_hint(decision, profile)))
+    else:
+        hints.add_row("Turn them on", escape(turn_on_hint(decision, profile)))
+    hints.add_row("Every field, and why", f"{cli} policy show")
+    return Panel(
+        Group(grid, Text(""), hints),
+        title="Usage statistics",
+        title_align="left",
+        expand=False,
     )
-    return Panel(Group(grid, hints), title="Usage statistics", title_align="left", expand=False)
 
 
 # -- stats review ------------------------------------------------------------------------
@@ -254,7 +321,12 @@ def review_table(
 
 
 def review_summary(
-    listing: ReviewListing, shown: Sequence[ReviewItem], cli: str, *, width: int = 80
+    listing: ReviewListing,
+    shown: Sequence[ReviewItem],
+    cli: str,
+    *,
+    width: int = 80,
+    turn_on: str | None = None,
 ) -> Group:
     """The table of ``shown`` (the newest rows), then counts, mode, what to do, and files.
 
@@ -268,9 +340,9 @@ def review_summary(
         if hidden:
             parts.append(
                 Text(
-                    f"{hidden:,} older payload(s) not shown (newest {len(shown):,} of "
-                    f"{total:,}). Narrow with --state, open one with --session ID, show every "
-                    "row with --limit 0, or get all of them with --json.",
+                    f"{plural(hidden, 'older payload')} not shown (newest {len(shown):,} of "
+                    f"{total:,}). Narrow with --state, open one with `{cli} stats review ID`, "
+                    "show every row with --limit 0, or get all of them with --json.",
                     style="dim",
                 )
             )
@@ -280,6 +352,8 @@ def review_summary(
         parts.append(Text("Nothing collected yet: a payload appears here after each transfer."))
     else:
         parts.append(Text("Nothing is stored."))
+
+    from consent.notices import REVIEW_MODE
 
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold", no_wrap=True)
@@ -291,16 +365,26 @@ def review_summary(
     grid.add_row("Payloads", counts)
     if not listing.enabled:
         grid.add_row("Collection", "off: nothing is collected or sent")
+        if turn_on:
+            grid.add_row("Turn it on", escape(turn_on))
     elif listing.review_mode:
         grid.add_row("Review mode", "[yellow]on[/]: each payload is held until you approve it")
     else:
         grid.add_row("Review mode", "off: payloads are sent after each transfer")
         grid.add_row("Hold them", f"{cli} config set usage_stats_review true")
-    if listing.counts.get("held", 0):
+    held = listing.counts.get("held", 0)
+    if held and not listing.review_mode:
+        verb = "was" if held == 1 else "were"
+        grid.add_row(
+            "Held",
+            f"{plural(held)} {verb} recorded on the run that showed the first notice, or "
+            f"while {REVIEW_MODE} was on: nothing held is sent until you approve it",
+        )
+    if held:
         grid.add_row("Approve", f"{cli} stats review --approve ID   (or --approve-all)")
         grid.add_row("Discard", f"{cli} stats review --discard ID   (or --discard-all)")
     if total:
-        grid.add_row("Details", f"{cli} stats review --session ID")
+        grid.add_row("Details", f"{cli} stats review ID   (a unique prefix is enough)")
     files = Text(f"{listing.spool_dir}/<client id>/<session id>/usage_stats.json\n")
     files.append("the exact bytes sent; state.json beside each says where it stands", "dim")
     if not listing.spool_exists:
@@ -385,12 +469,76 @@ def _receipt_grid(item: ReviewItem) -> Table:
     return grid
 
 
+@dataclass(frozen=True)
+class Situation:
+    """What the detail view needs to say why a payload is where it is, and what next."""
+
+    enabled: bool = True
+    review_mode: bool = False
+    first_notice_run: bool = False
+    """Recorded on the run that showed the first notice (held for that reason)."""
+    last_send_error: str | None = None
+    why_off: str = ""
+
+
+def next_steps(item: ReviewItem, short: str, cli: str, situation: Situation) -> tuple[str, str]:
+    """Why a payload is in its state, and what to type next, in words."""
+    from consent.notices import REVIEW_MODE
+
+    state = item.state.value
+    if state == "held":
+        if situation.first_notice_run and not situation.review_mode:
+            why = "held because this is the run that showed the first notice"
+        elif situation.review_mode:
+            why = f"held because {REVIEW_MODE} is on: nothing is sent without your approval"
+        else:
+            why = (
+                f"held because {REVIEW_MODE} was on when it was recorded, or it was "
+                "recorded on the run that showed the first notice"
+            )
+        todo = f"{cli} stats review --approve {short}   (or --discard {short})"
+        if not situation.enabled:
+            todo += f"; it is sent only once usage statistics are on ({situation.why_off})"
+        return why, todo
+    if state == "pending":
+        if not situation.enabled:
+            return (
+                f"waiting, but usage statistics are off ({situation.why_off})",
+                f"{cli} stats review --discard {short}   (deletes it)",
+            )
+        if situation.last_send_error:
+            return (
+                f"waiting: the last upload failed ({situation.last_send_error})",
+                f"{cli} stats send   (retries now; the next transfer also retries)",
+            )
+        return (
+            "waiting for the next send, which starts after the next transfer",
+            f"{cli} stats send   (sends it now)",
+        )
+    if state == "failed":
+        reason = item.entry.reason or "the receiver refused it"
+        return (
+            f"failed: {reason}; a failed payload is not retried",
+            f"{cli} stats review --discard {short}   (deletes it)",
+        )
+    if state == "legacy":
+        return ("left by Skyplane 0.3; it is never sent", f"{cli} stats review --discard {short}")
+    return ("sent; the receipts below say where and when", f"{cli} stats forget   (deletes all)")
+
+
 def review_detail(
-    item: ReviewItem, fields: Sequence[FieldView], cli: str, *, width: int = 80
+    item: ReviewItem,
+    fields: Sequence[FieldView],
+    cli: str,
+    *,
+    width: int = 80,
+    situation: Situation | None = None,
+    short: str | None = None,
 ) -> Group:
     """Every field with its value and why it is collected, then the receipts.
 
-    ``width`` is the terminal's: narrow ones get the reason under each value.
+    ``width`` is the terminal's: narrow ones get the reason under each value. The
+    head says why the payload is in its state and what to type next.
     """
     from consent.review import LEGACY_NOTE
 
@@ -402,11 +550,12 @@ def review_detail(
         state.append(f" since {_when(item.entry.updated_at)} UTC", style="")
     head.add_row("Session", item.session_id)
     head.add_row("State", state)
-    if item.entry.reason:
-        head.add_row("Reason", Text(item.entry.reason, style="red"))
+    why, todo = next_steps(item, short or item.session_id, cli, situation or Situation())
+    head.add_row("Why", why)
+    head.add_row("Next", Text(todo, style="bold"))
     head.add_row("Client id", item.client_id)
     head.add_row("Collected", f"{_when(item.collected_at)} UTC")
-    head.add_row("File", item.path)
+    head.add_row("File", path_text(item.path, max(width - 14, 40)))
     if item.problem:
         head.add_row("Problem", Text(f"the file {item.problem}", style="red"))
     else:
@@ -436,7 +585,7 @@ def review_detail(
     if item.entry.receipts:
         parts += [Text("\nReceipts", style="bold"), _receipt_grid(item)]
     elif item.state.value in ("pending", "held"):
-        parts.append(Text("\nNot sent yet.", style="dim"))
+        parts.append(Text("\nNot sent yet. The Next row above says what to type.", style="dim"))
     return Group(*parts)
 
 
@@ -468,7 +617,7 @@ def forget_result_view(result: ForgetResult) -> Group:
     """What `stats forget` did; the e-mail, if any, is printed apart so it copies cleanly."""
     grid = _grid()
     where = ", ".join(result.spool_dirs)
-    grid.add_row("Deleted", f"{result.removed:,} payload(s)" + (f" from {where}" if where else ""))
+    grid.add_row("Deleted", plural(result.removed) + (f" from {where}" if where else ""))
     if result.new_client_id:
         grid.add_row("Client id", f"{result.new_client_id} (new)")
     if not result.old_client_ids:

@@ -3,22 +3,23 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from consent._exceptions import ConsentError
-from consent._urls import resolve_endpoints
-from consent.config import load_config
 from consent.decision import Decision, decide
-from consent.notices import PolicyStatus, policy_status
+from consent.notices import PolicyStatus, endpoints_in_force, plural, policy_status
 from consent.policy import Policy, load_policy
 from consent.profile import DEFAULT_PROFILE, AppProfile
 from consent.record import ConsentRecord, read_record
 
-__all__ = ["STATES", "Snapshot", "snapshot", "status_json"]
+__all__ = ["STATES", "Snapshot", "snapshot", "status_json", "timeout_words"]
 
 STATES = ("pending", "held", "sent", "failed", "legacy")
+# the sender's log counts what was pending at its run, in whichever words it uses
+_STALE_COUNT = re.compile(r";?\s*\d[\d,]* payloads?(?:\(s\))? stays? pending")
 
 
 @dataclass(frozen=True)
@@ -61,14 +62,9 @@ def snapshot(
 
     endpoints: list[str] = []
     if policy:
-        try:
-            config = load_config(profile.config_path(env))
-        except ConsentError:
-            config = {}  # already reported through the decision's warning
-        try:
-            endpoints = resolve_endpoints(policy.endpoint, config, env, profile.endpoint_env)
-        except ConsentError as exc:
-            warnings.append(str(exc))
+        endpoints, problem = endpoints_in_force(policy, profile, env)
+        if problem:
+            warnings.append(problem)
 
     counts = dict.fromkeys(STATES, 0)
     spool_dir = str(profile.spool_root(env))
@@ -89,15 +85,34 @@ def snapshot(
     except ConsentError as exc:
         warnings.append(str(exc))
     if last_send_error:
-        warnings.append(f"The last upload failed: {last_send_error}")
+        # the log line counts what was pending then; say what is pending now, or
+        # nothing when everything was sent or dropped since
+        last_send_error = timeout_words(_STALE_COUNT.sub("", last_send_error).strip("; ")) or None
+        pending = counts.get("pending", 0)
+        if pending and last_send_error:
+            verb = "stays" if pending == 1 else "stay"
+            warnings.append(
+                f"The last upload failed ({last_send_error}); {plural(pending)} {verb} "
+                f"pending. Retry now with `{profile.cli_name} stats send`."
+            )
+        elif not pending:
+            last_send_error = None
 
     return Snapshot(
         decision, policy, record, status, spool_dir, counts, endpoints, warnings, last_send_error
     )
 
 
+def timeout_words(text: str) -> str:
+    """The sender writes "no answer in time"; a user wants to know how long that was."""
+    from consent.upload import DEFAULT_LIMITS
+
+    seconds = f"{DEFAULT_LIMITS.request_timeout_s:g}"
+    return text.replace("no answer in time", f"no answer within {seconds} s")
+
+
 def status_json(snap: Snapshot) -> dict[str, Any]:
-    """The contract shape of ``stats status --json`` (DESIGN §3.8)."""
+    """The contract shape of ``stats status --json`` (docs/architecture.md §3.8)."""
     ack = snap.record.acknowledgement if snap.record else None
     policy = snap.policy
     return {

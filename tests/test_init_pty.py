@@ -95,10 +95,9 @@ def assert_panel_fits(raw: str) -> None:
     for needle in (
         "Skyplane anonymous usage statistics",
         "policy version 3",
-        "Regions",
-        "destination_regions",
-        "Where the data went",
-        "admin@skyplane.org",
+        "Collected: system, IDs, regions, arguments, performance, error",
+        "Sent to:   http://127.0.0.1:9/",
+        "Every field, and why:  consent policy show",
         QUESTION,
         "Yes, share them",
         "Yes, but let me review each upload first",
@@ -200,7 +199,7 @@ def test_ci_on_a_terminal_never_prompts(sandbox: Sandbox) -> None:
     assert code == 0
     assert QUESTION not in screen
     assert "Skyplane anonymous usage statistics" in screen
-    assert "consent config set usage_stats false" in screen
+    assert "consent stats off" in screen
     assert "Not asked (CI is set); usage statistics stay on." in screen
     assert read_toml(sandbox)["acknowledgement"]["via"] == "notice"
     assert not sandbox.config.exists()

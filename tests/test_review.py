@@ -276,7 +276,7 @@ def test_summary_shows_the_newest_rows_and_says_how_many_more(sandbox: Sandbox) 
     out = ok("stats", "review", "--limit", "3", env={"COLUMNS": "200"}).stdout
     shown = [e.session_id[:8] for e in entries if e.session_id[:8] in out]
     assert shown == [e.session_id[:8] for e in entries[-3:]]
-    assert "4 older payload(s) not shown (newest 3 of 7)" in out
+    assert "4 older payloads not shown (newest 3 of 7)" in out
     assert "--json" in out
     everything = ok("stats", "review", "--limit", "0").stdout
     assert all(e.session_id[:8] in everything for e in entries)
@@ -352,7 +352,7 @@ def test_approve_by_flag_moves_held_to_pending_and_nothing_else(sandbox: Sandbox
     out = ok(
         "stats", "review", "--approve", first.session_id[:8], "--approve", second.session_id
     ).stdout
-    assert "Approved 2 payload(s)" in out
+    assert "Approved 2 payloads" in out
     assert states_on_disk() == {
         first.session_id: "pending",
         second.session_id: "pending",
@@ -368,7 +368,7 @@ def test_approve_takes_several_ids_after_one_flag(sandbox: Sandbox) -> None:
     share(review=True)
     first, second, third = (spool_payload("held", minute=i) for i in range(3))
     out = ok("stats", "review", "--approve", first.session_id, second.session_id[:8]).stdout
-    assert "Approved 2 payload(s)" in out
+    assert "Approved 2 payloads" in out
     assert states_on_disk() == {
         first.session_id: "pending",
         second.session_id: "pending",
@@ -383,12 +383,13 @@ def test_discard_takes_several_ids_after_one_flag(sandbox: Sandbox) -> None:
     assert states_on_disk() == {third.session_id: "held"}
 
 
-def test_ids_without_approve_or_discard_are_bad_input(sandbox: Sandbox) -> None:
+def test_several_ids_without_approve_or_discard_are_bad_input(sandbox: Sandbox) -> None:
     share(review=True)
     held = spool_payload("held")
-    err = bad_input("stats", "review", held.session_id).stderr
+    other = spool_payload("held", minute=1)
+    err = bad_input("stats", "review", held.session_id, other.session_id).stderr
     assert "--approve or --discard" in err
-    assert states_on_disk() == {held.session_id: "held"}
+    assert states_on_disk() == {held.session_id: "held", other.session_id: "held"}
 
 
 def test_approve_all(sandbox: Sandbox) -> None:
@@ -414,7 +415,7 @@ def test_only_held_payloads_can_be_approved(sandbox: Sandbox, state: str) -> Non
 def test_discard_by_flag_deletes_held_and_pending_payloads(sandbox: Sandbox) -> None:
     ids = one_of_each(sandbox)
     out = ok("stats", "review", "--discard", ids["held"], "--discard", ids["pending"][:8]).stdout
-    assert "Deleted 2 payload(s)" in out
+    assert "Deleted 2 payloads" in out
     assert set(states_on_disk().values()) == {"sent", "failed", "legacy"}
 
 
@@ -540,8 +541,8 @@ def test_checkbox_approves_what_is_ticked_and_keeps_the_rest_held(sandbox: Sandb
     child.send("\r")
     code, screen = finish(child)
     assert code == 0, screen
-    assert "Approved 1 payload(s)" in screen
-    assert "2 payload(s) stay held." in screen
+    assert "Approved 1 payload:" in screen
+    assert "2 payloads stay held" in screen
     assert states_on_disk() == {held[0]: "held", held[1]: "pending", held[2]: "held"}
 
 
@@ -601,7 +602,7 @@ def test_opting_out_deletes_pending_and_held_but_keeps_sent(
 ) -> None:
     ids = one_of_each(sandbox)
     result = ok(*command)
-    assert "Deleted 2 unsent payload(s)" in result.stdout + result.stderr
+    assert "Deleted 2 unsent payload" in result.stdout + result.stderr
     assert states_on_disk() == {
         ids["sent"]: "sent",
         ids["failed"]: "failed",
@@ -644,7 +645,7 @@ def test_forget_wipes_everything_rotates_the_id_and_prints_the_email(sandbox: Sa
     uuid.UUID(after["client_id"])
     assert after["acknowledgement"] == before["acknowledgement"]  # the choice is kept
     out = result.stdout
-    assert re.search(r"Deleted\s+6 payload\(s\)", out)
+    assert re.search(r"Deleted\s+6 payloads?", out)
     assert f"{after['client_id']} (new)" in out
     # the endpoint is a closed port: the e-mail to send, naming every old id
     assert "To: admin@skyplane.org" in out
@@ -660,7 +661,7 @@ def test_forget_never_asks_to_delete_the_shared_unknown_id(sandbox: Sandbox) -> 
     share()
     legacy_payload(sandbox, client_id="unknown")
     out = ok("stats", "forget", "--yes").stdout
-    assert re.search(r"Deleted\s+1 payload\(s\)", out)
+    assert re.search(r"Deleted\s+1 payload\b", out)
     assert "unknown" not in out
     assert not (sandbox.spool / "unknown").exists()
 
@@ -676,7 +677,7 @@ def test_forget_refuses_without_a_terminal_and_deletes_nothing(sandbox: Sandbox)
 
 def test_forget_without_any_data(sandbox: Sandbox) -> None:
     out = ok("stats", "forget", "--yes").stdout
-    assert re.search(r"Deleted\s+0 payload\(s\)", out)
+    assert re.search(r"Deleted\s+0 payloads", out)
     assert "nothing to ask for" in out
     assert not sandbox.record.exists()  # forgetting does not leave a new trace behind
 
@@ -699,7 +700,7 @@ def test_forget_asks_on_a_terminal(sandbox: Sandbox) -> None:
     child.send("y")
     code, screen = finish(child)
     assert code == 0, screen
-    assert re.search(r"Deleted\s+5 payload\(s\)", screen)
+    assert re.search(r"Deleted\s+5 payloads", screen)
     assert states_on_disk() == {}
 
 

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import os
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
@@ -11,8 +10,11 @@ from consent._exceptions import ConsentError
 from consent.cli._context import current_profile
 from consent.cli._terminal import (
     ask,
+    display_error,
     display_info,
     display_notice,
+    display_warning,
+    in_ci,
     is_interactive,
     out_console,
     print_out,
@@ -38,14 +40,18 @@ INSTRUCTION = "(arrow keys, Enter; Esc cancels)"
 
 
 def _ask(policy: Policy, default: Choice, profile: AppProfile) -> Choice:
-    """Show the policy and ask. Ctrl-C and Esc exit 130 (see ``ask``)."""
+    """Show what is collected, where it goes and what each answer means, then ask.
+
+    The panel is short enough that it, the question and its answers fit on an
+    80x24 terminal with the summary's first line still in view. Ctrl-C and Esc
+    exit 130 (see ``ask``).
+    """
     import questionary
 
-    from consent.render import policy_panel
+    from consent.notices import choice_notice
+    from consent.render import notice_panel
 
-    closing = f"Choose below. You can change your mind any time with `{profile.cli_name} init`."
-    title = f"{profile.display_name} anonymous usage statistics"
-    out_console().print(policy_panel(policy, title=title, closing=closing))
+    out_console().print(notice_panel(choice_notice(policy, profile)))
     question = questionary.select(
         QUESTION,
         choices=[questionary.Choice(title, value=value) for value, title in ANSWERS.items()],
@@ -79,18 +85,22 @@ def _current_choice(decision: Decision, profile: AppProfile) -> Choice:
     return "share"
 
 
-def _outcome_lines(choice: Choice, dropped: int, cli: str) -> list[str]:
+def _outcome_lines(choice: Choice, dropped: int, profile: AppProfile) -> list[str]:
+    """What the answer does from now on, true for the answer given."""
+    from consent.notices import plural
+
     # Kept under 80 columns: the terminal would otherwise break a command mid-word.
+    cli = profile.cli_name
     change = f"To change it: {cli} init"
     if choice == "share":
-        lines = [f"Sharing anonymous usage statistics. {change}"]
+        lines = ["Sharing usage statistics: each transfer sends one payload when it ends."]
     elif choice == "review":
-        lines = [f"Sharing after your review ({cli} stats review). {change}"]
+        lines = [f"Sharing after your review: each payload waits for `{cli} stats review`."]
     else:
-        lines = [f"Not sharing usage statistics. {change}"]
+        lines = ["Not sharing usage statistics: nothing is collected, and nothing is sent."]
         if dropped:
-            lines.append(f"Deleted {dropped} unsent payload(s).")
-    return lines
+            lines.append(f"Deleted {plural(dropped, 'unsent payload')}.")
+    return [*lines, change]
 
 
 def _override(decision: Decision, profile: AppProfile) -> str | None:
@@ -102,12 +112,34 @@ def _override(decision: Decision, profile: AppProfile) -> str | None:
     return None
 
 
+def _unset_hint(decision: Decision, profile: AppProfile) -> str:
+    name = profile.enabled_env if decision.source == "env" else "DO_NOT_TRACK"
+    return f"Unset {name} to let your answer count."
+
+
 def _why_not_asked(non_interactive: bool) -> str:
     if non_interactive:
         return "--non-interactive"
-    if os.environ.get("CI"):
+    if in_ci():
         return "CI is set"
     return "not an interactive terminal"
+
+
+def _damaged_backup(profile: AppProfile) -> str | None:
+    """The newest copy ``update_record`` set aside for a damaged consent.toml."""
+    path = profile.record_path()
+    copies = sorted(path.parent.glob(f"{path.name}.damaged-*"))
+    return str(copies[-1]) if copies else None
+
+
+def _say_file_free_opt_outs(exc: ConsentError, profile: AppProfile) -> NoReturn:
+    """An opt-out that cannot be saved: the error, then the opt-outs that need no file."""
+    from consent._exceptions import ExitCode
+    from consent.notices import file_free_opt_outs
+
+    display_error(str(exc))
+    display_info(f"Your answer was not saved. {file_free_opt_outs(profile)}")
+    raise typer.Exit(int(ExitCode.FAILURE))
 
 
 def run_init_flow(
@@ -124,21 +156,25 @@ def run_init_flow(
     (returns ``None``). Ctrl-C or Esc at the prompt writes nothing and raises
     ``typer.Exit(130)``. Library errors (a damaged file) raise :class:`ConsentError`.
     """
+    from consent._exceptions import StorageError
     from consent.actions import announce, apply_choice
     from consent.decision import decide
     from consent.notices import first_notice
     from consent.policy import load_policy
+    from consent.record import read_record
 
     policy = load_policy(profile=profile)
     cli = profile.cli_name
+    _, damaged = read_record(profile.record_path())
     if answer is None and (non_interactive or not is_interactive()):
         told = announce(policy, include_first=True, profile=profile)
+        _say_if_moved_aside(damaged, profile)
         decision = decide(profile)
         if told.notice is not None and told.notice.kind != "first":
             # a policy change the user has not heard of: the diff says more than the list
             display_notice(told.notice)
         else:
-            display_notice(first_notice(policy, profile, held=False, enabled=decision.enabled))
+            display_notice(first_notice(policy, profile, held=False, decision=decision))
         state = "on" if decision.enabled else "off"
         override = _override(decision, profile)
         if override:
@@ -146,7 +182,11 @@ def run_init_flow(
         display_info(
             f"Not asked ({_why_not_asked(non_interactive)}); usage statistics stay {state}."
         )
-        display_info(f"To choose: {cli} init --yes, {cli} init --review or {cli} init --no")
+        if override:
+            display_info(_unset_hint(decision, profile))
+        display_info(
+            f"To choose: `{cli} stats on`, `{cli} stats off`, or `{cli} init` on a terminal."
+        )
         return None
 
     via: Via = "init-flag"
@@ -154,15 +194,34 @@ def run_init_flow(
         default = _current_choice(decide(profile), profile)
         answer = _ask(policy, default, profile)
         via = "init-prompt"
-    result = apply_choice(answer, via, profile=profile, policy=policy)
-    for line in _outcome_lines(answer, result.dropped, cli):
+    try:
+        result = apply_choice(answer, via, profile=profile, policy=policy)
+    except StorageError as exc:
+        if answer == "dont-share":
+            _say_file_free_opt_outs(exc, profile)
+        raise
+    _say_if_moved_aside(damaged, profile)
+    for line in _outcome_lines(answer, result.dropped, profile):
         print_out(line)
     decision = result.decision
     override = _override(decision, profile)
     if override and decision.enabled != (answer != "dont-share"):
         state = "on" if decision.enabled else "off"
         display_info(f"For now usage statistics stay {state}, because {override}.")
+        display_info(_unset_hint(decision, profile))
     return answer
+
+
+def _say_if_moved_aside(damaged: str | None, profile: AppProfile) -> None:
+    if damaged is None:
+        return
+    backup = _damaged_backup(profile)
+    if backup is None:
+        return
+    display_warning(
+        f"{profile.record_path()} was damaged, so it was moved aside to {backup} and a new "
+        "record (with a new client id) was started."
+    )
 
 
 @reports_errors

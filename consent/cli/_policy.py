@@ -7,7 +7,13 @@ from typing import Annotated, Any
 import typer
 
 from consent.cli._context import current_profile
-from consent.cli._terminal import display_info, print_json, print_out, reports_errors
+from consent.cli._terminal import (
+    display_info,
+    print_json,
+    print_long,
+    print_out,
+    reports_errors,
+)
 
 policy_app = typer.Typer(
     name="policy",
@@ -21,11 +27,19 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON on stdout."
 
 @policy_app.command("show")
 @reports_errors
-def show(json_: JsonOption = False) -> None:
-    """Show every field that may be collected, grouped by category, and why."""
+def show(
+    json_: JsonOption = False,
+    no_pager: Annotated[
+        bool, typer.Option("--no-pager", help="Print straight to the terminal, without a pager.")
+    ] = False,
+) -> None:
+    """Show every field that may be collected, grouped by category, why, and where it goes."""
+    from consent.notices import endpoints_in_force
     from consent.policy import load_policy
 
-    policy = load_policy(profile=current_profile())
+    profile = current_profile()
+    policy = load_policy(profile=profile)
+    endpoints, problem = endpoints_in_force(policy, profile)
     if json_:
         print_json(
             {
@@ -37,6 +51,7 @@ def show(json_: JsonOption = False) -> None:
                 "docs_url": policy.docs_url,
                 "contact": policy.contact,
                 "endpoint": policy.endpoint,
+                "endpoints_in_force": endpoints,
                 "format": policy.format,
                 "path": str(policy.path),
                 "fields": {
@@ -50,7 +65,10 @@ def show(json_: JsonOption = False) -> None:
 
     title = f"{policy.name} usage-statistics policy, version {policy.version}"
     closing = f"Effective {policy.effective.isoformat()}. Policy file: {policy.path}"
-    print_out(policy_panel(policy, title=title, closing=closing))
+    panel = policy_panel(
+        policy, title=title, closing=closing, endpoints=endpoints, endpoint_problem=problem
+    )
+    print_long(panel, pager=not no_pager)
 
 
 @policy_app.command("diff")
@@ -62,6 +80,7 @@ def diff(json_: JsonOption = False) -> None:
     from consent.record import load_record
 
     profile = current_profile()
+    cli = profile.cli_name
     policy = load_policy(profile=profile)
     record = load_record(profile.record_path())
     status = policy_status(policy, record)
@@ -103,7 +122,6 @@ def diff(json_: JsonOption = False) -> None:
     from consent.render import diff_table
 
     print_out(diff_table(changes, policy))
-    cli = profile.cli_name
     display_info(
         f"Accept with `{cli} policy accept`, or turn collection off with `{cli} stats off`."
     )
@@ -112,17 +130,50 @@ def diff(json_: JsonOption = False) -> None:
 @policy_app.command("accept")
 @reports_errors
 def accept(json_: JsonOption = False) -> None:
-    """Acknowledge the policy in force, so its new fields may be collected."""
-    from consent.actions import accept_policy
+    """Acknowledge the policy in force, so its new fields may be collected.
 
-    record, changed = accept_policy(profile=current_profile())
+    It does not choose whether to share: on a fresh setup the default stays in
+    force until you answer `init`.
+    """
+    from consent.actions import accept_policy
+    from consent.config import load_config
+    from consent.record import read_record
+
+    profile = current_profile()
+    cli = profile.cli_name
+    before, _ = read_record(profile.record_path())
+    first = before is None or before.acknowledgement is None
+    record, changed = accept_policy(profile=profile)
     ack = record.acknowledgement
     assert ack is not None
+    # on a fresh setup the record notes the default in force; no answer was given
+    chosen = "usage_stats" in load_config(profile.config_path())
     if json_:
         print_json(
-            {"accepted_version": ack.version, "fingerprint": ack.fingerprint, "changed": changed}
+            {
+                "accepted_version": ack.version,
+                "fingerprint": ack.fingerprint,
+                "changed": changed,
+                "chosen": chosen,
+            }
         )
-    elif changed:
-        print_out(f"Accepted policy version {ack.version}.")
+        return
+    if not changed:
+        print_out(f"Policy version {ack.version} was already accepted; nothing changed.")
+        return
+    if first:
+        print_out(
+            f"Acknowledged policy version {ack.version}: you have seen what is collected. "
+            "This does not answer whether to share."
+        )
     else:
-        print_out(f"Policy version {ack.version} was already accepted.")
+        print_out(
+            f"Accepted policy version {ack.version}: its new fields may be collected from now on."
+        )
+    if not chosen:
+        from consent.decision import decide
+        from consent.notices import mode_sentence
+
+        in_force = mode_sentence(decide(profile), profile)
+        print_out(f"You have not chosen yet, so the default is in force. {in_force}")
+        print_out(f"Choose: `{cli} stats on`, `{cli} stats off`, or `{cli} init` on a terminal.")

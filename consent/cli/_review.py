@@ -22,11 +22,13 @@ from consent.cli._terminal import (
     is_interactive,
     out_console,
     print_json,
+    print_long,
     print_out,
     reports_errors,
 )
 
 if TYPE_CHECKING:
+    from consent.render import Situation
     from consent.review import Change, ForgetPlan, ForgetResult, ReviewItem, ReviewListing
 
 __all__ = ["forget", "review"]
@@ -52,21 +54,27 @@ CHECKBOX_LIMIT = 50
 # -- review ------------------------------------------------------------------------------
 
 
+def _cli() -> str:
+    return current_profile().cli_name
+
+
 def _report_changes(changes: list[Change], verb: str, nothing: str) -> None:
+    from consent.notices import plural
+
     if not changes:
         print_out(nothing)
         return
     ids = ", ".join(change.session_id for change in changes[:10])
     more = f" and {len(changes) - 10:,} more" if len(changes) > 10 else ""
-    print_out(f"{verb} {len(changes):,} payload(s): {ids}{more}.")
+    print_out(f"{verb} {plural(len(changes))}: {ids}{more}.")
 
 
 def _say_when_sent(sending: bool) -> None:
-    cli = current_profile().cli_name
+    cli = _cli()
     if sending:
         print_out(f"Sending in the background; `{cli} stats send` sends and reports right away.")
     else:
-        print_out(f"They are sent once usage statistics are on (`{cli} stats status`).")
+        print_out(f"They are sent once usage statistics are on (`{cli} stats status` says how).")
 
 
 def _ask_approval(held: list[ReviewItem], listing: ReviewListing) -> list[str]:
@@ -100,7 +108,7 @@ def _ask_approval(held: list[ReviewItem], listing: ReviewListing) -> list[str]:
 def _interactive_approval(listing: ReviewListing) -> None:
     from consent.review import approve, send_approved
 
-    held = [item for item in listing.items if item.state.value == "held"]
+    held = [item for item in sorted(listing.items, key=_time_order) if item.state.value == "held"]
     if not held:
         return
     print_out("")
@@ -111,7 +119,10 @@ def _interactive_approval(listing: ReviewListing) -> None:
     if changes:
         _say_when_sent(send_approved(profile=current_profile()))
     if left:
-        print_out(f"{left:,} payload(s) stay held.")
+        from consent.notices import plural
+
+        verb = "stays" if left == 1 else "stay"
+        print_out(f"{plural(left)} {verb} held: `{_cli()} stats review` offers them again.")
 
 
 def _check_flags(
@@ -144,7 +155,7 @@ def _discard_states(state: str | None) -> tuple[str, ...]:
         return (state,)
     raise BadInputError(
         f"--discard-all removes held payloads, or with --state pending, failed or legacy "
-        f"those; not {state} ones. `{current_profile().cli_name} stats forget` deletes everything."
+        f"those; not {state} ones. `{_cli()} stats forget` deletes everything."
     )
 
 
@@ -222,23 +233,37 @@ def review(
             "--limit", min=0, metavar="N", help="Rows in the summary, newest last; 0 for all."
         ),
     ] = DEFAULT_LIMIT,
+    no_pager: Annotated[
+        bool, typer.Option("--no-pager", help="Print long views straight to the terminal.")
+    ] = False,
     more_ids: Annotated[
         list[str] | None,
         typer.Argument(
             metavar="[ID]...",
-            help="More ids for --approve or --discard: `--approve ID1 ID2` approves both.",
+            help="An id (or prefix) to show that payload; after --approve or --discard, "
+            "more ids: `--approve ID1 ID2` approves both.",
             show_default=False,
         ),
     ] = None,
 ) -> None:
-    """See every payload before it is sent, field by field; approve or discard held ones.
+    """See every payload, field by field; approve or discard held ones.
 
-    On a terminal, held payloads are offered for approval in a checkbox.
+    `stats review ID` shows one payload (a unique prefix of its id is enough). On a
+    terminal, held payloads are offered for approval in a checkbox, and long views
+    open in a pager ($PAGER, else less).
     """
+    if more_ids and not approve and not discard:
+        # `stats review ID` shows that payload, as `gh pr view ID` does
+        if len(more_ids) > 1 or session is not None:
+            raise BadInputError(
+                "Give one id to show one payload; to act on several, put them after "
+                "--approve or --discard."
+            )
+        session, more_ids = more_ids[0], None
     if more_ids:
         # click options take one value each; the contract's `--approve ID...` takes
         # the ids that follow as well
-        if bool(approve) == bool(discard):
+        if approve and discard:
             raise BadInputError(
                 f"Unexpected argument {more_ids[0]!r}: ids follow --approve or --discard."
             )
@@ -264,19 +289,30 @@ def review(
         )
         return
     if session is not None:
-        _show_session(session, json_)
+        _show_session(session, json_, pager=not no_pager)
         return
 
     from consent.review import list_review, review_json
 
     listing = list_review(state or "all", profile=current_profile())
+    items = sorted(listing.items, key=_time_order)
     if json_:
-        typer.echo(review_json(listing.items))
+        typer.echo(review_json(items))
         return
     from consent.render import review_summary
 
-    shown = listing.items[-limit:] if limit else listing.items
-    print_out(review_summary(listing, shown, current_profile().cli_name, width=out_console().width))
+    shown = items[-limit:] if limit else items
+    turn_on = None
+    if not listing.enabled:
+        from consent.decision import decide
+        from consent.notices import turn_on_hint
+
+        profile = current_profile()
+        turn_on = turn_on_hint(decide(profile), profile)
+    summary = review_summary(listing, shown, _cli(), width=out_console().width, turn_on=turn_on)
+    # the checkbox follows on a terminal: a pager would hide the table it refers to
+    offers = state in (None, "all", "held") and listing.enabled and listing.counts["held"]
+    print_long(summary, pager=not no_pager and not (offers and is_interactive()))
     for warning in listing.warnings:
         display_warning(warning)
     if (
@@ -288,10 +324,66 @@ def review(
         _interactive_approval(listing)
 
 
-def _show_session(session: str, json_: bool) -> None:
+def _time_order(item: ReviewItem) -> tuple[str, int, str]:
+    """Collection time, then the file's own time: rows from one second keep their order."""
+    import os
+
+    try:
+        mtime = os.stat(item.path).st_mtime_ns
+    except OSError:
+        mtime = 0
+    return (item.collected_at or "", mtime, item.session_id)
+
+
+def _first_notice_run(item: ReviewItem) -> bool:
+    """Whether ``item`` was recorded on the run that showed the first notice.
+
+    That run acknowledges the policy with ``via = "notice"`` a moment before it
+    collects its payload.
+    """
+    import datetime as dt
+
+    from consent.record import read_record
+
+    record, _ = read_record(current_profile().record_path())
+    if record is None or item.collected_at is None:
+        return False
+    try:
+        collected = dt.datetime.fromisoformat(item.collected_at.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    acks = [*record.history, *([record.acknowledgement] if record.acknowledgement else [])]
+    return any(
+        ack.via == "notice" and dt.timedelta(0) <= collected - ack.at <= dt.timedelta(minutes=5)
+        for ack in acks
+    )
+
+
+def _situation(item: ReviewItem) -> Situation:
+    from consent.decision import decide
+    from consent.notices import why_off
+    from consent.render import Situation
+
+    profile = current_profile()
+    decision = decide(profile)
+    last: str | None = None
+    if item.state.value == "pending":
+        from consent.status import snapshot
+
+        last = snapshot(profile).last_send_error
+    return Situation(
+        enabled=decision.enabled,
+        review_mode=decision.review_before_upload,
+        first_notice_run=item.state.value == "held" and _first_notice_run(item),
+        last_send_error=last,
+        why_off="" if decision.enabled else why_off(decision, profile),
+    )
+
+
+def _show_session(session: str, json_: bool, *, pager: bool = True) -> None:
     from consent._exceptions import ConsentError
     from consent.policy import load_policy
-    from consent.review import describe_fields, find_item
+    from consent.review import describe_fields, find_item, list_review
 
     item = find_item(session, profile=current_profile())
     if json_:
@@ -305,9 +397,16 @@ def _show_session(session: str, json_: bool) -> None:
         display_warning(f"{exc} Field descriptions are not shown.")
         policy = None
     width = out_console().width
-    print_out(
-        review_detail(item, describe_fields(item, policy), current_profile().cli_name, width=width)
+    short = list_review("all", profile=current_profile()).short_id(item.session_id)
+    detail = review_detail(
+        item,
+        describe_fields(item, policy),
+        _cli(),
+        width=width,
+        situation=_situation(item),
+        short=short,
     )
+    print_long(detail, pager=pager)
 
 
 # -- forget ------------------------------------------------------------------------------
@@ -339,7 +438,7 @@ def _report_forget(result: ForgetResult) -> None:
 
         raise StorageError(
             "Your client id was not replaced, because the consent record could not be "
-            "saved; free some space and run `consent stats forget` again."
+            f"saved; free some space and run `{_cli()} stats forget` again."
         )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -18,12 +19,39 @@ from consent.cli._terminal import (
     reports_errors,
 )
 
+
+def plural(count: int, word: str = "payload") -> str:
+    from consent.notices import plural as words  # notices loads the policy code: not at --help
+
+    return words(count, word)
+
+
 if TYPE_CHECKING:
     from consent.upload import Plan, SendResult
 
 
-def _plural(n: int, word: str = "payload") -> str:
-    return f"{n} {word}" + ("" if n == 1 else "s")
+# rows of pretty-printed JSON shown per request in a dry run; --json gives every byte
+PREVIEW_LINES = 40
+PREVIEW_REQUESTS = 5
+
+
+def _cli() -> str:
+    return current_profile().cli_name
+
+
+def _pretty(body: bytes) -> list[str]:
+    """The body as indented JSON, the payload text inside a Loki line unpacked to read."""
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        return body.decode("utf-8", "replace").splitlines()
+    if isinstance(doc, dict) and isinstance(doc.get("streams"), list):
+        for stream in doc["streams"]:
+            for value in stream.get("values", []) if isinstance(stream, dict) else []:
+                if isinstance(value, list) and len(value) == 2 and isinstance(value[1], str):
+                    with contextlib.suppress(ValueError):
+                        value[1] = json.loads(value[1])
+    return json.dumps(doc, indent=2, ensure_ascii=False).splitlines()
 
 
 def _show_plan(plan: Plan, json_: bool) -> None:
@@ -41,13 +69,36 @@ def _show_plan(plan: Plan, json_: bool) -> None:
         if plan.enabled and not plan.note:
             display_info("Nothing is due: no request would be sent.")
         return
-    for request in plan.requests:
-        display_info(
-            f"POST {request.endpoint} ({request.format}, {_plural(len(request.session_ids))}, "
-            f"{len(request.body)} bytes):"
+    for index, request in enumerate(plan.requests):
+        if index == PREVIEW_REQUESTS:
+            rest = len(plan.requests) - index
+            print_out(f"... and {plural(rest, 'more request')}.")
+            break
+        unpacked = " (each line's payload text unpacked)" if request.format == "loki" else ""
+        print_out(
+            f"POST {request.endpoint} ({request.format}, {plural(len(request.session_ids))}, "
+            f"{len(request.body):,} bytes){unpacked if index == 0 else ''}:"
         )
-        typer.echo(request.body.decode("utf-8"))
-    display_info("Dry run: nothing was sent.")
+        lines = _pretty(request.body)
+        shown = lines[:PREVIEW_LINES] if index == 0 else []
+        for line in shown:
+            typer.echo("  " + line)
+        if len(lines) > len(shown):
+            print_out(f"  ({len(lines) - len(shown):,} more lines of JSON not shown)")
+    payloads = len({sid for request in plan.requests for sid in request.session_ids})
+    size = sum(len(request.body) for request in plan.requests)
+    endpoints = len({request.endpoint for request in plan.requests})
+    print_out(
+        f"Dry run: nothing was sent. {plural(len(plan.requests), 'request')} to "
+        f"{plural(endpoints, 'endpoint')} would carry {plural(payloads)} "
+        f"({size:,} bytes); `{_cli()} stats send --dry-run --json` prints every body whole."
+    )
+
+
+def _timeout_words(text: str) -> str:
+    from consent.status import timeout_words
+
+    return timeout_words(text)
 
 
 def _show_result(result: SendResult, json_: bool) -> None:
@@ -57,11 +108,12 @@ def _show_result(result: SendResult, json_: bool) -> None:
         display_warning(f"Session {failure.session_id} failed: {failure.reason}")
     for outcome in result.endpoints:
         if outcome.error:
-            display_warning(f"{outcome.url}: {outcome.error}")
+            display_warning(f"{outcome.url}: {_timeout_words(outcome.error)}")
     if json_:
         return
     if not result.enabled:
         display_info(result.note or "Usage statistics are off; nothing was sent.")
+        _say_how_to_turn_on()
         return
     if result.note:
         display_info(result.note)
@@ -69,12 +121,55 @@ def _show_result(result: SendResult, json_: bool) -> None:
         print_out("Nothing to send.")
     elif result.sent:
         where = ", ".join(outcome.url for outcome in result.endpoints)
-        print_out(f"Sent {_plural(result.sent)} to {where}.")
+        print_out(f"Sent {plural(result.sent)} to {where}.")
     if result.held:
+        verb = "is" if result.held == 1 else "are"
         display_info(
-            f"{_plural(result.held)} held for your review are not sent; "
-            f"see them with `{current_profile().cli_name} stats review`."
+            f"{plural(result.held)} held for your review {verb} not sent; "
+            f"see {'it' if result.held == 1 else 'them'} with `{_cli()} stats review`."
         )
+
+
+def _say_how_to_turn_on() -> None:
+    from consent.decision import decide
+    from consent.notices import turn_on_hint
+
+    profile = current_profile()
+    decision = decide(profile)
+    if not decision.enabled:
+        display_info(f"Turn them on: {turn_on_hint(decision, profile)}")
+
+
+def _send_with_progress(endpoint: str | None) -> SendResult:
+    """Send; on a terminal, a spinner appears once the send has taken over a second."""
+    import threading
+
+    from consent.upload import DEFAULT_LIMITS, send_pending
+
+    profile = current_profile()  # read here: the worker thread does not inherit it
+    console = err_console()
+    if not console.is_terminal:
+        return send_pending(endpoint=endpoint, profile=profile)
+    results: list[SendResult] = []
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            results.append(send_pending(endpoint=endpoint, profile=profile))
+        except BaseException as exc:  # handed to the main thread, which reports it
+            errors.append(exc)
+
+    worker = threading.Thread(target=work, name="consent-send", daemon=True)
+    worker.start()
+    worker.join(1.0)
+    if worker.is_alive():
+        timeout = f"{DEFAULT_LIMITS.request_timeout_s:g}"
+        with console.status(f"Sending… (each endpoint gets {timeout} s to answer; Ctrl-C stops)"):
+            while worker.is_alive():
+                worker.join(0.1)
+    if errors:
+        raise errors[0]
+    return results[0]
 
 
 @stats_app.command("send")
@@ -90,7 +185,11 @@ def send(
     ] = None,
     dry_run: Annotated[
         bool,
-        typer.Option("--dry-run", help="Print the exact request bodies; send nothing."),
+        typer.Option(
+            "--dry-run",
+            help="Preview the requests a send would make; send nothing. With --json, every "
+            "request whole.",
+        ),
     ] = False,
     json_: JsonOption = False,
     background: Annotated[bool, typer.Option("--background", hidden=True)] = False,
@@ -102,7 +201,7 @@ def send(
     """
     from consent._exceptions import ConsentError, ExitCode, UploadError
     from consent.upload import main as background_main
-    from consent.upload import plan_send, send_pending
+    from consent.upload import plan_send
 
     if background:
         background_main([])  # detached and silent: everything goes to the send log
@@ -113,7 +212,7 @@ def send(
     with contextlib.suppress(ConsentError):  # the send itself reports a broken policy
         announce_policy_change()
     try:
-        result = send_pending(endpoint=endpoint, profile=current_profile())
+        result = _send_with_progress(endpoint)
     except KeyboardInterrupt:
         err_console().print(
             "Interrupted. Every payload that was delivered has its receipt; the rest stays pending."
@@ -122,7 +221,7 @@ def send(
     _show_result(result, json_)
     if not result.ok:
         raise UploadError(
-            f"{_plural(result.pending + result.failed)} could not be sent "
-            f"({result.pending} still pending, {result.failed} refused). Pending payloads "
-            "are retried by the next send."
+            f"{plural(result.pending + result.failed)} could not be sent "
+            f"({result.pending:,} still pending, {result.failed:,} refused). Retry the "
+            f"pending ones with `{_cli()} stats send`; the next transfer retries them too."
         )

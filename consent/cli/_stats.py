@@ -53,7 +53,7 @@ def status(json_: JsonOption = False) -> None:
         return
     from consent.render import status_panel
 
-    print_out(status_panel(snap, profile.cli_name))
+    print_out(status_panel(snap, profile))
     for warning in snap.warnings:
         display_warning(warning)
 

@@ -28,8 +28,10 @@ __all__ = [
     "display_notice",
     "display_warning",
     "err_console",
+    "in_ci",
     "out_console",
     "print_json",
+    "print_long",
     "reports_errors",
 ]
 
@@ -53,6 +55,27 @@ def err_console() -> Console:
 
 def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def print_long(renderable: RenderableType, *, pager: bool = True) -> None:
+    """Print; through a pager (``$PAGER``, else less) when a terminal would scroll it away."""
+    console = out_console()
+    if pager and console.is_terminal and _stdin_is_terminal():
+        lines = console.render_lines(renderable, console.options, pad=False)
+        if len(lines) > console.height - 1:
+            # -R keeps colours, -F quits at once should it fit after all, -X leaves it on screen
+            os.environ.setdefault("LESS", "-FRX")
+            with console.pager(styles=not console.no_color):
+                console.print(renderable)
+            return
+    console.print(renderable)
+
+
+def _stdin_is_terminal() -> bool:
+    try:
+        return sys.stdin.isatty()
+    except (AttributeError, ValueError):
+        return False
 
 
 def print_out(renderable: RenderableType | str) -> None:
@@ -164,9 +187,14 @@ def _escape(text: str) -> str:
     return escape(text)
 
 
+def in_ci() -> bool:
+    """``CI`` set to anything but an empty, ``0``, ``false``, ``no`` or ``off`` value."""
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no", "off")
+
+
 def is_interactive() -> bool:
     """Prompt only on a real terminal, and never in CI."""
-    if os.environ.get("CI"):
+    if in_ci():
         return False
     try:
         return sys.stdin.isatty() and sys.stdout.isatty()
