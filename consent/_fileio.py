@@ -21,6 +21,7 @@ __all__ = [
     "PRIVATE_FILE_MODE",
     "atomic_write",
     "file_lock",
+    "locked",
     "make_private_dir",
     "read_bytes_nofollow",
 ]
@@ -104,17 +105,19 @@ def read_bytes_nofollow(path: StrPath) -> bytes:
 
 
 @contextlib.contextmanager
-def file_lock(path: StrPath, *, blocking: bool = True) -> Iterator[bool]:
-    """Hold an exclusive ``fcntl`` lock on ``path`` (a dedicated ``.lock`` file).
+def file_lock(path: StrPath, *, blocking: bool = True, shared: bool = False) -> Iterator[bool]:
+    """Hold an ``fcntl`` lock on ``path`` (a dedicated ``.lock`` file), exclusive by default.
 
     Yields ``True`` when the lock is held. With ``blocking=False`` it yields
-    ``False`` instead of waiting when another process holds it.
+    ``False`` instead of waiting when another process holds it. ``shared=True``
+    takes a shared lock: many holders at once, none while an exclusive one is held.
     """
     flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
     fd = os.open(path, flags, PRIVATE_FILE_MODE)
+    kind = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
     try:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+            fcntl.flock(fd, kind | (0 if blocking else fcntl.LOCK_NB))
         except BlockingIOError:
             yield False
             return
@@ -124,3 +127,26 @@ def file_lock(path: StrPath, *, blocking: bool = True) -> Iterator[bool]:
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
+
+
+@contextlib.contextmanager
+def locked(path: StrPath) -> Iterator[str]:
+    """Hold the lock that serialises read-modify-write cycles of a file in the home.
+
+    Yields the path to write: the symlink's target, so a dotfile manager's link
+    survives. The lock lives beside the target as ``<name>.lock``. The config file
+    and the consent record both use this one helper. Raises
+    :class:`~consent._exceptions.StorageError` when the directory cannot be made or
+    locked; errors inside the block pass through unchanged.
+    """
+    target = os.path.realpath(path)
+    directory = os.path.dirname(target)
+    with contextlib.ExitStack() as stack:
+        try:
+            make_private_dir(directory)
+            stack.enter_context(file_lock(target + ".lock"))
+        except OSError as exc:
+            from consent._exceptions import StorageError
+
+            raise StorageError(f"Cannot write in {directory}: {exc.strerror or exc}.") from None
+        yield target

@@ -796,7 +796,7 @@ def test_markers_are_found_anywhere_in_a_value() -> None:
 
 
 def test_the_deletion_email_names_every_id_and_the_day() -> None:
-    from consent.review import deletion_email
+    from consent.forget import deletion_email
 
     email = deletion_email(
         ["id-1", "id-2"], "admin@example.org", tool="Skyplane", on=dt.date(2026, 1, 2)
@@ -819,7 +819,7 @@ def test_json_text_holds_the_exact_payload_bytes(sandbox: Sandbox) -> None:
 
 
 def test_forget_plan_counts_what_would_go(sandbox: Sandbox) -> None:
-    from consent.review import plan_forget
+    from consent.forget import plan_forget
 
     one_of_each(sandbox)
     plan = plan_forget()
