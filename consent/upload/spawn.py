@@ -107,23 +107,25 @@ def _child_env(profile: AppProfile, environ: Mapping[str, str] | None) -> dict[s
     return env
 
 
-# The constructor's keyword arguments: enough to rebuild a host's profile in the child.
-_PROFILE_ARGS = (
-    "name",
-    "display_name",
-    "env_prefix",
-    "home_dir_name",
-    "shared_temp_root",
-    "policy_file",
-    "cli_name",
-    "host_package",
-)
+def _profile_args() -> tuple[str, ...]:
+    """The constructor's keyword arguments: enough to rebuild a host's profile in the child.
+
+    Read off the constructor, so an argument added to AppProfile reaches the child
+    without a second list to keep in step (and without importing inspect).
+    """
+    code = AppProfile.__init__.__code__
+    first = code.co_argcount  # "self"; the rest are keyword-only
+    return code.co_varnames[first : first + code.co_kwonlyargcount]
+
+
+def _plain(value: object) -> object:
+    return value if value is None or isinstance(value, bool | int | float | str) else str(value)
 
 
 def _profile_json(profile: AppProfile) -> str:
     import json
 
-    return json.dumps({name: str(getattr(profile, name)) for name in _PROFILE_ARGS})
+    return json.dumps({name: _plain(getattr(profile, name)) for name in _profile_args()})
 
 
 def _profile_from_json(text: str) -> AppProfile:
@@ -132,7 +134,7 @@ def _profile_from_json(text: str) -> AppProfile:
     data = json.loads(text)
     if not isinstance(data, dict):
         raise ValueError("profile must be a JSON object")
-    return AppProfile(**{name: str(data[name]) for name in _PROFILE_ARGS if name in data})
+    return AppProfile(**{name: data[name] for name in _profile_args() if name in data})
 
 
 def main(argv: Sequence[str] | None = None) -> int:
