@@ -646,9 +646,7 @@ def test_forget_wipes_this_users_payloads_rotates_the_id_and_prints_the_email(
     result = ok("stats", "forget", "--yes")
 
     assert states_on_disk() == {other.session_id: "pending"}
-    assert [p.name for p in sandbox.spool.iterdir() if not p.name.startswith(".")] == [
-        other_client
-    ]
+    assert [p.name for p in sandbox.spool.iterdir() if not p.name.startswith(".")] == [other_client]
     after = read_record(sandbox)
     assert after["client_id"] != old_id
     uuid.UUID(after["client_id"])

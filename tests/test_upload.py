@@ -1,4 +1,5 @@
-"""Upload (docs/architecture.md §3.7, §3.8, §4): bodies, retries, refusals, endpoints, what is never sent.
+"""Upload (docs/architecture.md §3.7, §3.8, §4): bodies, retries, refusals, endpoints,
+what is never sent.
 
 Every test talks to a real HTTP server on loopback. In-process sends use short
 timeouts and backoff so the suite stays quick; the CLI cases run the real command

@@ -58,7 +58,7 @@ _hosts = st.sampled_from(
         "faß.example",
         "☃.example",
         "bücher.example",
-        "ＬＯＣＡＬＨＯＳＴ",
+        "\uff2c\uff2f\uff23\uff21\uff2c\uff28\uff2f\uff33\uff34",  # LOCALHOST, full width
     ]
 )
 _ports = st.sampled_from(["", ":80", ":3100", ":0", ":65535", ":65536", ":-1", ":x", ":", ": 80"])
