@@ -33,7 +33,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from consent._exceptions import ConsentError
+from consent._exceptions import ConsentError, StorageError
 from consent._fileio import read_bytes_nofollow
 from consent.profile import DEFAULT_PROFILE, AppProfile
 from consent.record import ConsentRecord, new_client_id, read_record, update_record
@@ -272,9 +272,10 @@ def forget(
             removed += spool.remove_clients([own_id] if own_id else [], legacy=True)
             spool.forget_history()  # send times and errors are local data too
             if own_id is not None:
-                # after the wipe, which frees space on a full disk; if this fails the
-                # id is not replaced either, so no promise is made about it
-                spool.retire([own_id])
+                # After the wipe, which frees space. If even this small write fails, the
+                # disk is full for writers too; the deletion request must go out anyway.
+                with contextlib.suppress(StorageError):
+                    spool.retire([own_id])
         try:
             old_record_id, new_id = _rotate_client_id(record_path)
         except ConsentError as exc:
@@ -283,7 +284,8 @@ def forget(
         if old_record_id and old_record_id != own_id:
             # the record changed between our read and the rotation (another forget)
             for spool in spools:
-                spool.retire([old_record_id])
+                with contextlib.suppress(StorageError):
+                    spool.retire([old_record_id])
     old_ids = [cid for cid in _unique(mine.ids, [old_record_id or ""]) if cid and cid != new_id]
     old_ids = [cid for cid in old_ids if _is_personal_id(cid)]
     if not old_ids:

@@ -286,8 +286,8 @@ def _override_refused(refusal: _Refusal, env_name: str) -> str:
     # An explicit choice is never swapped for the shared fallback: the user said
     # where their data lives, and the fallback may hold other people's sessions.
     return (
-        f"{refusal}; {env_name} names it, so no usage statistics are recorded until it "
-        "names a private directory of yours (or is unset)."
+        f"No safe directory for usage statistics: {refusal}; {env_name} names it, so "
+        "nothing is recorded until it names a private directory of yours (or is unset)."
     )
 
 
