@@ -24,6 +24,7 @@ __all__ = [
     "locked",
     "make_private_dir",
     "read_bytes_nofollow",
+    "save_file",
 ]
 
 PRIVATE_DIR_MODE = 0o700
@@ -150,3 +151,19 @@ def locked(path: StrPath) -> Iterator[str]:
 
             raise StorageError(f"Cannot write in {directory}: {exc.strerror or exc}.") from None
         yield target
+
+
+def save_file(target: StrPath, data: bytes) -> None:
+    """:func:`atomic_write` for a file the user owns (config, consent record).
+
+    Raises :class:`~consent._exceptions.StorageError` with one sentence instead of
+    ``OSError``; the file is unchanged then.
+    """
+    try:
+        atomic_write(target, data)
+    except OSError as exc:
+        from consent._exceptions import StorageError
+
+        raise StorageError(
+            f"Could not save {os.fspath(target)}: {exc.strerror or exc}. The file is unchanged."
+        ) from None

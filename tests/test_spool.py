@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from consent._exceptions import InvalidValueError, StorageError, UnknownSessionError
-from consent._fileio import atomic_write
+from consent._fileio import atomic_write, file_lock
 from consent.profile import AppProfile
 from consent.spool import PAYLOAD_FILE, STATE_FILE, Entry, Receipt, Spool, State
 
@@ -1070,3 +1070,48 @@ def test_a_spool_in_the_shared_temp_dir_is_not_fsynced_elsewhere_it_is(
     assert synced == []
     elsewhere.write(CLIENT, new_id(), payload_bytes(), State.PENDING)
     assert len(synced) == 3  # both files, then the directory once
+
+
+# -- the shared file helpers the record and the config use ---------------------------------
+
+
+def test_locked_yields_the_symlink_target_and_serialises(tmp_path: Path) -> None:
+    from consent._fileio import locked
+
+    real = tmp_path / "dotfiles" / "consent.toml"
+    real.parent.mkdir()
+    real.write_text("x")
+    link = tmp_path / "elsewhere" / "consent.toml"
+    link.parent.mkdir()
+    link.symlink_to(real)
+    with locked(link) as target:
+        assert target == str(real)
+        # a second holder is refused while the first holds it
+        with file_lock(str(real) + ".lock", blocking=False) as got:
+            assert got is False
+    with file_lock(str(real) + ".lock", blocking=False) as got:
+        assert got is True
+
+
+def test_locked_and_save_file_fail_with_one_sentence(tmp_path: Path) -> None:
+    from consent._fileio import locked, save_file
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with (
+        pytest.raises(StorageError, match=r"^Cannot write in .*a-file"),
+        locked(blocker / "consent.toml"),
+    ):
+        pass
+    with pytest.raises(StorageError, match=r"The file is unchanged\.$"):
+        save_file(blocker / "consent.toml", b"x")
+
+
+def test_file_lock_shared_holders_exclude_an_exclusive_one(tmp_path: Path) -> None:
+    lock = tmp_path / ".x.lock"
+    with file_lock(lock, shared=True) as one, file_lock(lock, shared=True, blocking=False) as two:
+        assert one and two
+        with file_lock(lock, blocking=False) as exclusive:
+            assert exclusive is False
+    with file_lock(lock, blocking=False) as exclusive:
+        assert exclusive is True
