@@ -26,7 +26,6 @@ if TYPE_CHECKING:  # the names below, as the lazy loader serves them
     from consent.upload.send import Plan as Plan
     from consent.upload.send import SendResult as SendResult
     from consent.upload.send import _log_run as _log_run
-    from consent.upload.send import forget_history as forget_history
     from consent.upload.send import last_error as last_error
     from consent.upload.send import plan_send as plan_send
     from consent.upload.send import run_background as run_background
@@ -76,7 +75,6 @@ _WHERE: dict[str, tuple[str, str]] = {
     "plan_send": ("send", "plan_send"),
     "send_pending": ("send", "send_pending"),
     "run_background": ("send", "run_background"),
-    "forget_history": ("send", "forget_history"),
     "_log_run": ("send", "_log_run"),
     "send_deletion_request": ("deletion", "send_deletion_request"),
     "start_background_flush": ("spawn", "start_background_flush"),

@@ -485,11 +485,6 @@ def _log_run(
     spool.log_send(line)
 
 
-def forget_history(spool: Spool) -> None:
-    """Delete the sender's log and backoff state (for ``stats forget``); keep the locks."""
-    spool.forget_history()
-
-
 def last_error(spool: Spool) -> str | None:
     """The error of the last send run, or None if it went well (or none ran)."""
     return spool.last_send_error()
