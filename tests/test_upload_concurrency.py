@@ -34,6 +34,17 @@ from tests.upload_helpers import (
 pytestmark = pytest.mark.slow
 
 
+def _start_cli(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "consent", *args],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 def test_four_concurrent_senders_deliver_each_session_once(
     sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -42,17 +53,7 @@ def test_four_concurrent_senders_deliver_each_session_once(
     with Receiver() as receiver:
         monkeypatch.setenv("SKYPLANE_USAGE_STATS_ENDPOINT", receiver.url)
         env = dict(os.environ)
-        procs = [
-            subprocess.Popen(
-                [sys.executable, "-m", "consent", "stats", "send", "--json"],
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-            for _ in range(4)
-        ]
+        procs = [_start_cli("stats", "send", "--json", env=env) for _ in range(4)]
         outputs = [proc.communicate(timeout=60) for proc in procs]
 
     assert [proc.returncode for proc in procs] == [0, 0, 0, 0], [err for _, err in outputs]
@@ -205,15 +206,7 @@ def test_a_session_recorded_during_forget_never_arrives_under_the_old_id(
         _release(recorder)
     else:
         # the recorder is inside the writer lock: forget must wait for it
-        env = {**os.environ, **forget_env}
-        forget = subprocess.Popen(
-            [sys.executable, "-m", "consent", "stats", "forget", "--yes"],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        forget = _start_cli("stats", "forget", "--yes", env={**os.environ, **forget_env})
         while not _waiting_for_a_lock(forget.pid):
             assert forget.poll() is None, forget.communicate()
             os.sched_yield()
