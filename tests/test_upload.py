@@ -730,7 +730,7 @@ def test_a_good_run_clears_the_last_error_and_the_backoff(
     receiver: Receiver, sandbox: Sandbox
 ) -> None:
     acknowledge()
-    make_payloads(1)
+    made = make_payloads(1)
     spool = Spool.open()
     (sandbox.spool / ".flush.json").write_text('{"failures": 3, "retry_at": 9e99}')
     (sandbox.spool / SEND_LOG).write_text('{"error": "earlier trouble"}\n')
@@ -739,6 +739,9 @@ def test_a_good_run_clears_the_last_error_and_the_backoff(
     assert send_pending(limits=FAST).sent == 1, "a manual send ignores the backoff"
 
     assert last_error(spool) is None
+    # the log keeps which client ids reached an endpoint: `stats forget` asks by e-mail
+    # only for those, even if a receipt was lost
+    assert spool.logged_client_ids() == {made[0][0].client_id}
     assert json.loads((sandbox.spool / ".flush.json").read_text())["failures"] == 0
 
 
