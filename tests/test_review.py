@@ -495,11 +495,19 @@ def test_unknown_id_in_an_empty_spool_exits_2(sandbox: Sandbox) -> None:
     bad_input("stats", "review", "--approve", "abcdef")
 
 
-def test_the_state_words_of_the_cli_and_the_library_agree() -> None:
+def test_every_state_word_comes_from_the_one_list_of_states() -> None:
     from consent.cli._review import StateOption
     from consent.review import StateFilter
+    from consent.status import STATES as STATUS_STATES
 
-    assert [s.value for s in StateOption] == [s.value for s in StateFilter]
+    words = [s.value for s in State]
+    assert [s.value for s in StateOption] == [*words, "all"]
+    assert [s.value for s in StateFilter] == [*words, "all"]
+    assert list(STATUS_STATES) == words
+    assert list(ok("stats", "status", "--json").json()["counts"]) == words
+    assert "--state <pending|held|sent|failed|legacy|all>" in " ".join(
+        ok("stats", "review", "--help", env={"COLUMNS": "200"}).stdout.split()
+    )
 
 
 # -- the checkbox on a real terminal --------------------------------------------------------
