@@ -252,9 +252,11 @@ def forget(
     """Delete this user's local payloads, rotate the client id, and ask the server to delete.
 
     Local deletion happens first and does not depend on the network. The deletion
-    request names this user's client ids that ever sent something; when it cannot
-    be sent, :attr:`ForgetResult.email` holds the exact e-mail to send to the
-    policy's contact instead. With nothing ever sent, nothing is asked for.
+    request names this user's client ids; when no endpoint accepts it,
+    :attr:`ForgetResult.email` holds the exact e-mail to send to the policy's
+    contact instead, naming the ids that ever sent something (none: no e-mail).
+    If the client id cannot be replaced, it stays retired in the spool all the same:
+    nothing more is written or sent under an id whose deletion was requested.
     """
     env = os.environ if environ is None else environ
     record_path = profile.record_path(env)
