@@ -261,6 +261,11 @@ def forget(
     env = os.environ if environ is None else environ
     record_path = profile.record_path(env)
     spools = _spools(profile, env)
+    if not spools and os.path.lexists(record_path):
+        # No spool yet, but a recorder may have read the id and be about to make one:
+        # make it now, so the old id can be retired where that recorder will write.
+        with contextlib.suppress(ConsentError):  # refused: no recorder can write there
+            spools.append(Spool.open(profile, env))
     rotation_problem = None
     with contextlib.ExitStack() as stack:
         for spool in spools:

@@ -119,10 +119,11 @@ def test_a_sender_killed_mid_batch_loses_nothing(
 
 # -- forget is final: a session recorded while `stats forget` runs ----------------------
 
-# A host recording one session, held by the parent at one point of the spool write:
-# "gap" stops it after it has read its client id and before it takes the spool's
-# writer lock; "locked" stops it inside that lock, before the session directory
-# exists. It says "held" on stdout, then waits for a line on stdin.
+# A host recording one session, held by the parent at one point of the spool write,
+# always after it has read its client id: "before-open" before it opens (and maybe
+# creates) the spool, "gap" before it takes the spool's writer lock, "locked" inside
+# that lock, before the session directory exists. It says "held" on stdout, then
+# waits for a line on stdin.
 _HELD_RECORDER = """
 import sys
 import consent
@@ -135,7 +136,13 @@ def hold():
     sys.stdout.flush()
     sys.stdin.readline()
 
-if where == "gap":
+if where == "before-open":
+    real_open = Spool.open.__func__
+    def open_(cls, *args, **kwargs):
+        hold()
+        return real_open(cls, *args, **kwargs)
+    Spool.open = classmethod(open_)
+elif where == "gap":
     real_write = Spool.write
     def write(self, *args, **kwargs):
         hold()
@@ -188,18 +195,22 @@ def _bodies_after_deletion(httpserver: HTTPServer) -> tuple[list[str], list[str]
     return bodies[: marks[0]], bodies[marks[0] + 1 :]
 
 
-@pytest.mark.parametrize("where", ["gap", "locked"])
+@pytest.mark.parametrize("where", ["before-open", "gap", "locked"])
 def test_a_session_recorded_during_forget_never_arrives_under_the_old_id(
     sandbox: Sandbox, httpserver: HTTPServer, where: str
 ) -> None:
     httpserver.expect_request(PUSH_PATH, method="POST").respond_with_data("", status=204)
     endpoint = httpserver.url_for(PUSH_PATH)
     old_id = acknowledge()
-    make_payloads(1)  # the spool exists and holds one of this user's sessions
+    if where == "before-open":
+        # nothing spooled yet (say /tmp was emptied at boot): the recorder makes the spool
+        assert not sandbox.spool.exists()
+    else:
+        make_payloads(1)  # the spool exists and holds one of this user's sessions
     recorder = _start_held_recorder(where)  # its payload will carry old_id
 
     forget_env = {"SKYPLANE_USAGE_STATS_ENDPOINT": endpoint}
-    if where == "gap":
+    if where != "locked":
         # the recorder holds no lock yet: forget runs to its end
         result = run_cli("stats", "forget", "--yes", env=forget_env)
         assert result.returncode == 0, result.stderr
