@@ -1,4 +1,4 @@
-"""Benchmark the upload path (DESIGN §5).
+"""Benchmark the upload path (docs/architecture.md §5).
 
 - ``consent stats send`` of 10,000 pending payloads to a loopback receiver: budget
   ≤ 5 s wall (interpreter start included), each session received exactly once.

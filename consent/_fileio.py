@@ -21,8 +21,10 @@ __all__ = [
     "PRIVATE_FILE_MODE",
     "atomic_write",
     "file_lock",
+    "locked",
     "make_private_dir",
     "read_bytes_nofollow",
+    "save_file",
 ]
 
 PRIVATE_DIR_MODE = 0o700
@@ -104,17 +106,19 @@ def read_bytes_nofollow(path: StrPath) -> bytes:
 
 
 @contextlib.contextmanager
-def file_lock(path: StrPath, *, blocking: bool = True) -> Iterator[bool]:
-    """Hold an exclusive ``fcntl`` lock on ``path`` (a dedicated ``.lock`` file).
+def file_lock(path: StrPath, *, blocking: bool = True, shared: bool = False) -> Iterator[bool]:
+    """Hold an ``fcntl`` lock on ``path`` (a dedicated ``.lock`` file), exclusive by default.
 
     Yields ``True`` when the lock is held. With ``blocking=False`` it yields
-    ``False`` instead of waiting when another process holds it.
+    ``False`` instead of waiting when another process holds it. ``shared=True``
+    takes a shared lock: many holders at once, none while an exclusive one is held.
     """
     flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
     fd = os.open(path, flags, PRIVATE_FILE_MODE)
+    kind = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
     try:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+            fcntl.flock(fd, kind | (0 if blocking else fcntl.LOCK_NB))
         except BlockingIOError:
             yield False
             return
@@ -124,3 +128,42 @@ def file_lock(path: StrPath, *, blocking: bool = True) -> Iterator[bool]:
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
+
+
+@contextlib.contextmanager
+def locked(path: StrPath) -> Iterator[str]:
+    """Hold the lock that serialises read-modify-write cycles of a file in the home.
+
+    Yields the path to write: the symlink's target, so a dotfile manager's link
+    survives. The lock lives beside the target as ``<name>.lock``. The config file
+    and the consent record both use this one helper. Raises
+    :class:`~consent._exceptions.StorageError` when the directory cannot be made or
+    locked; errors inside the block pass through unchanged.
+    """
+    target = os.path.realpath(path)
+    directory = os.path.dirname(target)
+    with contextlib.ExitStack() as stack:
+        try:
+            make_private_dir(directory)
+            stack.enter_context(file_lock(target + ".lock"))
+        except OSError as exc:
+            from consent._exceptions import StorageError
+
+            raise StorageError(f"Cannot write in {directory}: {exc.strerror or exc}.") from None
+        yield target
+
+
+def save_file(target: StrPath, data: bytes) -> None:
+    """:func:`atomic_write` for a file the user owns (config, consent record).
+
+    Raises :class:`~consent._exceptions.StorageError` with one sentence instead of
+    ``OSError``; the file is unchanged then.
+    """
+    try:
+        atomic_write(target, data)
+    except OSError as exc:
+        from consent._exceptions import StorageError
+
+        raise StorageError(
+            f"Could not save {os.fspath(target)}: {exc.strerror or exc}. The file is unchanged."
+        ) from None

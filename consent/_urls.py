@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 from consent._exceptions import InsecureEndpointError
 
-__all__ = ["check_endpoint", "is_loopback_host", "resolve_endpoints"]
+__all__ = ["check_endpoint", "idna_host", "is_loopback_host", "resolve_endpoints"]
 
 
 def is_loopback_host(host: str) -> bool:
@@ -71,12 +71,31 @@ def _valid_host(host: str) -> bool:
         return True
     except ValueError:
         pass
-    try:
-        ascii_host = host.encode("idna").decode("ascii").lower()
-    except UnicodeError:
+    ascii_host = idna_host(host)
+    if ascii_host is None:
         return False
     labels = ascii_host.removesuffix(".").split(".")
     return len(ascii_host) <= 253 and all(_LABEL.fullmatch(label) for label in labels)
+
+
+def idna_host(host: str) -> str | None:
+    """The ASCII form httpx sends for ``host``, or ``None`` when httpx would refuse it.
+
+    httpx encodes a non-ASCII host with the ``idna`` package (IDNA 2008, lowercased
+    first, no UTS 46 mapping), not Python's ``idna`` codec (IDNA 2003): the two
+    disagree, e.g. on ``faß.de`` (2003 maps it to ``fass.de``, another domain) and
+    ``☃.net`` (2003 accepts it, 2008 refuses it). The package is imported only for
+    such a host: it ships with httpx, and ASCII hosts, the usual case, need none.
+    """
+    lowered = host.lower()
+    if lowered.isascii():
+        return lowered
+    import idna
+
+    try:
+        return idna.encode(lowered).decode("ascii")
+    except (idna.IDNAError, UnicodeError):
+        return None
 
 
 def resolve_endpoints(

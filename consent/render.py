@@ -20,10 +20,11 @@ if TYPE_CHECKING:
     from rich.console import RenderableType
 
     from consent.decision import Decision
+    from consent.forget import ForgetPlan, ForgetResult
     from consent.notices import NoticeText
     from consent.policy import Policy, PolicyDiff
     from consent.profile import AppProfile
-    from consent.review import FieldView, ForgetPlan, ForgetResult, ReviewItem, ReviewListing
+    from consent.review import FieldView, ReviewItem, ReviewListing
     from consent.status import Snapshot
 
 __all__ = [
@@ -631,6 +632,8 @@ def forget_result_view(result: ForgetResult) -> Group:
                 "\nfor " + ", ".join(result.old_client_ids),
             ),
         )
+    elif result.email is None:
+        grid.add_row("Server", "deletion request not sent; nothing was ever sent under these ids")
     else:
         grid.add_row(
             "Server", Text("deletion request not sent: please send the e-mail below", "yellow")

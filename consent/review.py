@@ -1,4 +1,4 @@
-"""What `stats review` and `stats forget` decide: list, explain, approve, discard, forget.
+"""What `stats review` decides: list, explain, approve, discard.
 
 The CLI only parses arguments and renders what these functions return, so a host
 that mounts the Typer sub-apps, or calls this module directly, gets the same rules:
@@ -6,74 +6,47 @@ that mounts the Typer sub-apps, or calls this module directly, gets the same rul
 - *approve* moves held payloads to pending; only held ones qualify.
 - *discard* deletes held, pending, failed or legacy payloads. Sent ones are refused:
   deleting the local copy of something already delivered would suggest the server
-  forgot it too, and only :func:`forget` (which asks the server) can offer that.
-- *forget* wipes every payload of this user, under every client id they had, in the
-  spool and in the per-user fallback spool, rotates the client id, and asks the
-  server to delete the old ids, or returns the e-mail that asks for it.
+  forgot it too, and only :func:`consent.forget.forget` (which asks the server) can
+  offer that.
 
 No rich, typer or questionary here: this is library code.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import enum
 import functools
 import json
 import os
-import uuid
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any, Literal
 
-from consent._exceptions import ConsentError, InvalidValueError, UnknownSessionError
+from consent._exceptions import InvalidValueError, UnknownSessionError
 from consent._fileio import read_bytes_nofollow
+from consent._time import utc_stamp
 from consent.policy import Policy
 from consent.profile import DEFAULT_PROFILE, AppProfile
-from consent.record import ConsentRecord, new_client_id, read_record, update_record
-from consent.spool import PAYLOAD_FILE, Entry, Receipt, Spool, State
+from consent.spool import PAYLOAD_FILE, Entry, Receipt, Spool, State, StateFilter, filter_states
 
 __all__ = [
     "APPROVABLE",
     "DISCARDABLE",
     "LEGACY_NOTE",
     "Change",
-    "DeletionEmail",
     "FieldView",
-    "ForgetPlan",
-    "ForgetResult",
     "ReviewItem",
     "ReviewListing",
     "StateFilter",
     "approve",
-    "deletion_email",
     "describe_fields",
     "discard",
     "find_item",
-    "forget",
     "list_review",
     "markers_in",
-    "plan_forget",
     "review_json",
     "send_approved",
     "unique_prefixes",
 ]
-
-
-class StateFilter(enum.StrEnum):
-    """The ``--state`` choices: one spool state, or ``all``."""
-
-    PENDING = "pending"
-    HELD = "held"
-    SENT = "sent"
-    FAILED = "failed"
-    LEGACY = "legacy"
-    ALL = "all"
-
-    def states(self) -> tuple[State, ...] | None:
-        """The spool states this filter keeps; ``None`` keeps every state."""
-        return None if self is StateFilter.ALL else (State(self.value),)
 
 
 APPROVABLE = frozenset({State.HELD})
@@ -110,10 +83,9 @@ def _utc_from_ms(value: object) -> str | None:
     if not isinstance(value, int | float) or isinstance(value, bool):
         return None
     try:
-        moment = dt.datetime.fromtimestamp(value / 1000, dt.UTC)
+        return utc_stamp(value / 1000)
     except (OverflowError, OSError, ValueError):
         return None
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _number(value: object) -> float | None:
@@ -213,7 +185,7 @@ class ReviewItem:
         return bool(self._get("error") or self._get("error_dict"))
 
     def to_json(self) -> dict[str, Any]:
-        """The item shape of ``stats review --json`` (DESIGN §3.8)."""
+        """The item shape of ``stats review --json`` (docs/architecture.md §3.8)."""
         receipts = self.entry.receipts
         item: dict[str, Any] = {
             "session_id": self.session_id,
@@ -341,7 +313,7 @@ def _sort_key(item: ReviewItem) -> tuple[str, str]:
 
 
 def list_review(
-    state: StateFilter | str = StateFilter.ALL,
+    state: StateFilter | str = "all",
     *,
     profile: AppProfile = DEFAULT_PROFILE,
     environ: Mapping[str, str] | None = None,
@@ -350,7 +322,7 @@ def list_review(
     from consent.decision import decide
 
     env = os.environ if environ is None else environ
-    wanted = _as_filter(state).states()
+    wanted = filter_states(state)
     decision = decide(profile, env)
     spool = Spool.existing(profile, env)
     counts = {s.value: 0 for s in State}
@@ -372,19 +344,16 @@ def list_review(
         spool_exists=spool is not None,
         enabled=decision.enabled,
         review_mode=decision.review_before_upload,
-        warnings=[*decision.warnings, *(spool.warnings if spool else [])],
+        warnings=[*decision.warnings, *_spool_warnings(spool, profile, env)],
         short_ids=unique_prefixes(every_id),
     )
 
 
-def _as_filter(value: StateFilter | str) -> StateFilter:
-    try:
-        return StateFilter(value)
-    except ValueError:
-        words = ", ".join(f.value for f in StateFilter)
-        raise InvalidValueError(
-            f"{value!r} is not a state to review: use one of {words}."
-        ) from None
+def _spool_warnings(spool: Spool | None, profile: AppProfile, env: Mapping[str, str]) -> list[str]:
+    if spool is not None:
+        return list(spool.warnings)
+    refusal = Spool.refusal(profile, env)  # a refused root lists as empty: say why
+    return [refusal] if refusal else []
 
 
 def _spool_or_unknown(profile: AppProfile, env: Mapping[str, str], wanted: str) -> Spool:
@@ -564,10 +533,8 @@ def send_approved(
     spool = Spool.existing(profile, env)
     if spool is None:
         return False
-    try:
-        from consent.upload import start_background_flush
-    except ImportError:
-        return False
+    from consent.upload.spawn import start_background_flush
+
     start_background_flush(spool, profile=profile, environ=env)
     return True
 
@@ -614,215 +581,3 @@ def discard(
 def _discard_one(spool: Spool, entry: Entry) -> Change:
     spool.delete(entry)
     return Change(entry.session_id, entry.client_id, entry.state, None)
-
-
-# -- forget --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class DeletionEmail:
-    """The e-mail that asks the maintainers to delete the data of some client ids."""
-
-    to: str
-    subject: str
-    body: str
-
-    def text(self) -> str:
-        return f"To: {self.to}\nSubject: {self.subject}\n\n{self.body}"
-
-
-def deletion_email(
-    client_ids: Sequence[str], contact: str, *, tool: str, on: dt.date | None = None
-) -> DeletionEmail:
-    day = (on or dt.datetime.now(dt.UTC).date()).isoformat()
-    ids = "\n".join(f"    {cid}" for cid in client_ids)
-    body = (
-        "Hello,\n\n"
-        f"Please delete all {tool} usage statistics stored for these client ids:\n\n"
-        f"{ids}\n\n"
-        f"On {day} I deleted my local copy of this data and replaced the client id,\n"
-        "so no new data will arrive under these ids.\n\n"
-        "Thank you.\n"
-    )
-    return DeletionEmail(contact, f"Please delete my {tool} usage statistics", body)
-
-
-def _wipe_roots(profile: AppProfile, env: Mapping[str, str]) -> list[Spool]:
-    """The spools that may hold this user's payloads: the one in use, and the fallback.
-
-    The per-user fallback is looked at only when the spool root is not overridden:
-    with an override the user said where their data lives, and if that place is
-    refused ``Spool.existing`` already answers with the fallback.
-    """
-    spools: list[Spool] = []
-    main = Spool.existing(profile, env)
-    if main is not None:
-        spools.append(main)
-    if not env.get(profile.spool_dir_env):
-        fallback = Spool.existing_fallback(profile)
-        if fallback is not None and all(fallback.root != s.root for s in spools):
-            spools.append(fallback)
-    return spools
-
-
-def _client_ids(entries: Iterable[Entry]) -> list[str]:
-    return _unique(entry.client_id for entry in entries if _is_personal_id(entry.client_id))
-
-
-def _is_personal_id(client_id: str) -> bool:
-    """A uuid, with or without dashes (Skyplane 0.3 wrote bare hex).
-
-    Skyplane 0.3 filed payloads without an id under ``unknown``; asking the server to
-    delete "unknown" would delete other people's data, so such names are left out.
-    """
-    try:
-        uuid.UUID(client_id)
-    except ValueError:
-        return False
-    return True
-
-
-@dataclass(frozen=True)
-class ForgetPlan:
-    """What :func:`forget` would delete, for the confirmation question."""
-
-    payloads: int
-    spool_dirs: tuple[str, ...]
-    client_ids: tuple[str, ...]
-    """Every id the deletion request would name."""
-    current_client_id: str | None
-    """The id the consent record holds now, which is replaced; ``None`` without one."""
-
-
-def plan_forget(
-    *, profile: AppProfile = DEFAULT_PROFILE, environ: Mapping[str, str] | None = None
-) -> ForgetPlan:
-    env = os.environ if environ is None else environ
-    spools = _wipe_roots(profile, env)
-    record_path = profile.record_path(env)
-    record, _ = read_record(record_path)
-    entries = [entry for spool in spools for entry in spool.entries()]
-    ids = _unique([record.client_id] if record else [], _client_ids(entries))
-    return ForgetPlan(
-        payloads=len(entries),
-        spool_dirs=tuple(str(s.root) for s in spools),
-        client_ids=tuple(ids),
-        current_client_id=record.client_id if record else None,
-    )
-
-
-@dataclass(frozen=True)
-class ForgetResult:
-    removed: int
-    """Payloads deleted, in every state."""
-    spool_dirs: tuple[str, ...]
-    old_client_ids: tuple[str, ...]
-    new_client_id: str | None
-    """``None`` when there was no consent record: an id is made when one is needed."""
-    accepted_by: tuple[str, ...]
-    """Endpoints that accepted the deletion request; empty when it was not sent."""
-    send_problem: str | None
-    email: DeletionEmail | None
-    """The e-mail to send when the request was not accepted; ``None`` otherwise."""
-    rotation_problem: str | None = None
-    """Why the client id could not be replaced (say, a full disk); ``None`` when it was."""
-
-
-def _unique(*groups: Iterable[str]) -> list[str]:
-    seen: dict[str, None] = {}
-    for group in groups:
-        for value in group:
-            seen.setdefault(value, None)
-    return list(seen)
-
-
-def _rotate_client_id(record_path: Path) -> tuple[str | None, str | None]:
-    """Give the record a fresh client id; (old id, new id), both ``None`` without a record."""
-    if not os.path.lexists(record_path):
-        return None, None  # nothing to rotate; creating a record here would be a new trace
-    old: list[str] = []
-
-    def rotate(current: ConsentRecord) -> ConsentRecord:
-        old.append(current.client_id)
-        return replace(current, client_id=new_client_id())
-
-    new = update_record(record_path, rotate)
-    # a damaged record was set aside by update_record: its id is unknown, not "old"
-    return (old[-1] if old and old[-1] != new.client_id else None), new.client_id
-
-
-def _contact(profile: AppProfile, env: Mapping[str, str]) -> str:
-    from consent.policy import load_policy
-
-    try:
-        return load_policy(profile=profile, environ=env).contact
-    except ConsentError:
-        # the policy in force is broken; the shipped one still names who to write to
-        return load_policy(profile.policy_file).contact
-
-
-def _request_deletion(
-    client_ids: Sequence[str], profile: AppProfile, env: Mapping[str, str]
-) -> tuple[tuple[str, ...], str | None]:
-    """(endpoints that accepted, problem); the upload module may not exist yet."""
-    try:
-        from consent import upload  # type: ignore[attr-defined,unused-ignore]
-
-        send = upload.send_deletion_request
-    except (ImportError, AttributeError):
-        return (), "This version cannot send deletion requests."
-    try:
-        accepted = send(list(client_ids), profile=profile, environ=env)
-    except ConsentError as exc:
-        return (), str(exc)
-    except Exception as exc:  # a sender bug must not cost the user the e-mail fallback
-        return (), f"The deletion request failed ({type(exc).__name__}: {exc})."
-    endpoints = tuple(str(e) for e in accepted)
-    if not endpoints:
-        return (), "No endpoint accepted the deletion request."
-    return endpoints, None
-
-
-def forget(
-    *, profile: AppProfile = DEFAULT_PROFILE, environ: Mapping[str, str] | None = None
-) -> ForgetResult:
-    """Delete every local payload, rotate the client id, and ask the server to delete.
-
-    Local deletion happens first and does not depend on the network. The deletion
-    request names every client id this user had (the record's and every client
-    directory in the spool). When it cannot be sent, :attr:`ForgetResult.email`
-    holds the exact e-mail to send to the policy's contact instead.
-    """
-    env = os.environ if environ is None else environ
-    spools = _wipe_roots(profile, env)
-    record_path = profile.record_path(env)
-    record, _ = read_record(record_path)
-    spool_ids = _client_ids(entry for spool in spools for entry in spool.entries())
-    removed = sum(spool.wipe() for spool in spools)
-    from consent.upload import forget_history
-
-    for spool in spools:
-        forget_history(spool)  # send times and errors are local data too
-    rotation_problem = None
-    try:
-        old_record_id, new_id = _rotate_client_id(record_path)
-    except ConsentError as exc:
-        # the local data is gone already; the server must still be asked to delete
-        old_record_id, new_id, rotation_problem = None, None, str(exc)
-    old_ids = _unique(
-        [record.client_id] if record else [], [old_record_id] if old_record_id else [], spool_ids
-    )
-    old_ids = [cid for cid in old_ids if cid != new_id]
-    if not old_ids:
-        return ForgetResult(removed, _roots(spools), (), new_id, (), None, None, rotation_problem)
-    accepted, problem = _request_deletion(old_ids, profile, env)
-    email = None
-    if not accepted:
-        email = deletion_email(old_ids, _contact(profile, env), tool=profile.display_name)
-    return ForgetResult(
-        removed, _roots(spools), tuple(old_ids), new_id, accepted, problem, email, rotation_problem
-    )
-
-
-def _roots(spools: Sequence[Spool]) -> tuple[str, ...]:
-    return tuple(str(s.root) for s in spools)

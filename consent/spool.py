@@ -12,8 +12,15 @@ session is always "state without payload", which listings skip and
 :meth:`Spool.cleanup_incomplete` removes later. A torn session can therefore never
 look like a legacy payload, nor like a payload waiting to be sent.
 
-Locking rule: writing a *new* session takes no lock (the host must never wait).
-Every change to an *existing* session (:meth:`Spool.set_state`,
+The spool owns every file under its root: besides the sessions, the dot-files of
+the sender (its log, the flush stamp, the backoff state), the list of client ids
+``stats forget`` retired, and the lock files. Other modules reach them only
+through :class:`Spool` methods.
+
+Locking rule: writing a *new* session takes only a shared lock, which waits just
+while ``stats forget`` clears the spool (:meth:`Spool.forgetting`); writers then
+see the retired ids and drop a payload under one of them. Every change to an
+*existing* session (:meth:`Spool.set_state`,
 :meth:`Spool.add_receipt`, :meth:`Spool.delete` and the bulk removals) runs under
 the spool's ``send`` lock. The methods take it themselves; it is re-entrant per
 :class:`Spool` object, so a sender that holds ``with spool.lock():`` for a whole
@@ -39,12 +46,30 @@ from typing import Any, TypeVar
 
 from consent._exceptions import InvalidValueError, StorageError, UnknownSessionError
 from consent._fileio import PRIVATE_DIR_MODE, atomic_write, file_lock, read_bytes_nofollow
+from consent._time import utc_stamp
 from consent.profile import DEFAULT_PROFILE, AppProfile
 
-__all__ = ["PAYLOAD_FILE", "STATE_FILE", "Entry", "Receipt", "Spool", "State"]
+__all__ = [
+    "PAYLOAD_FILE",
+    "SEND_LOG",
+    "STATE_FILE",
+    "Entry",
+    "Receipt",
+    "Spool",
+    "State",
+    "StateFilter",
+    "filter_states",
+]
 
 PAYLOAD_FILE = "usage_stats.json"
 STATE_FILE = "state.json"
+# Dot-files in the root: listings and wipes only touch id-named entries.
+SEND_LOG = ".send.log"
+FLUSH_STAMP = ".flush.stamp"
+BACKOFF_FILE = ".flush.json"
+RETIRED_FILE = ".retired"
+_FORGET_LOCK = "forget"
+_SEND_LOG_MAX_BYTES = 64 * 1024
 
 # Uuids for new sessions; the wider set admits Skyplane 0.3.x ids such as
 # "20230322_171911-1a2b3c4d" and "unknown". A leading alphanumeric keeps ".", ".."
@@ -58,11 +83,32 @@ _DIR_OPEN_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 
 
 class State(enum.StrEnum):
+    """Where a session stands; the one list of states (filters and screens derive theirs)."""
+
     PENDING = "pending"
     HELD = "held"
     SENT = "sent"
     FAILED = "failed"
     LEGACY = "legacy"
+
+
+# The ``--state`` choices: every state, or ``all``. Built from State so that a new
+# state reaches the CLI, the review library and the screens without a second list.
+StateFilter = enum.StrEnum(  # type: ignore[misc]
+    "StateFilter", [*((s.name, s.value) for s in State), ("ALL", "all")]
+)
+
+
+def filter_states(value: StateFilter | str) -> tuple[State, ...] | None:
+    """The states a filter keeps (``None``: every state); ``InvalidValueError`` if unknown."""
+    try:
+        chosen = StateFilter(value)
+    except ValueError:
+        words = ", ".join(f.value for f in StateFilter)
+        raise InvalidValueError(
+            f"{value!r} is not a state to review: use one of {words}."
+        ) from None
+    return None if chosen.value == "all" else (State(chosen.value),)
 
 
 # SENT is reached only through add_receipt, so a sent session always has its receipts.
@@ -71,14 +117,6 @@ _TRANSITIONS: Mapping[State, frozenset[State]] = {
     State.HELD: frozenset({State.PENDING}),
 }
 _RECEIPT_STATES = frozenset({State.PENDING, State.SENT, State.FAILED})
-
-
-def _utc_now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-
-
-def _utc_from_epoch(seconds: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
 
 
 def _sha256_hex(data: bytes) -> str:
@@ -105,7 +143,7 @@ class Receipt:
         cls, endpoint: str, status: int, payload: bytes, *, at: str | None = None
     ) -> Receipt:
         """A receipt for ``payload`` (the spooled bytes), stamped now unless ``at`` is given."""
-        return cls(endpoint, _utc_now() if at is None else at, status, _sha256_hex(payload))
+        return cls(endpoint, utc_stamp() if at is None else at, status, _sha256_hex(payload))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -242,6 +280,15 @@ def _prepare_root(root: Path, shared: Path, *, whole_chain: bool, create: bool) 
         except OSError as exc:
             return _Refusal(root.parent, f"cannot be created ({exc.strerror})")
     return _check_chain(root.parent, (root.name,), create=create)
+
+
+def _override_refused(refusal: _Refusal, env_name: str) -> str:
+    # An explicit choice is never swapped for the shared fallback: the user said
+    # where their data lives, and the fallback may hold other people's sessions.
+    return (
+        f"No safe directory for usage statistics: {refusal}; {env_name} names it, so "
+        "nothing is recorded until it names a private directory of yours (or is unset)."
+    )
 
 
 def _fallback_warning(candidate: Path, refusal: _Refusal, fallback: Path) -> str:
@@ -461,7 +508,8 @@ class Spool:
         """Create (0700, one level at a time) and vet the spool root, falling back once.
 
         Raises :class:`StorageError` when neither the configured root nor the
-        per-user fallback is a private directory of ours.
+        per-user fallback is a private directory of ours, and when the root named
+        by the spool-directory variable is refused: that one never falls back.
         """
         env = os.environ if environ is None else environ
         candidate = Path(os.path.abspath(profile.spool_root(env)))
@@ -470,6 +518,8 @@ class Spool:
         refusal = _prepare_root(candidate, shared, whole_chain=not overridden, create=True)
         if refusal is None:
             return cls(candidate, durable=not candidate.is_relative_to(shared))
+        if overridden:
+            raise StorageError(_override_refused(refusal, profile.spool_dir_env))
         fallback = Path(os.path.abspath(profile.fallback_spool_root()))
         second = _prepare_root(fallback, shared, whole_chain=True, create=True)
         if second is None:
@@ -486,8 +536,9 @@ class Spool:
     ) -> Spool | None:
         """The spool :meth:`open` would use, if it already exists; creates nothing.
 
-        A hostile root leads to the fallback when that exists (with a warning);
-        otherwise the answer is ``None``, meaning "nothing spooled".
+        A hostile default root leads to the fallback when that exists (with a
+        warning); otherwise, and always for a refused explicit root (see
+        :meth:`refusal`), the answer is ``None``, meaning "nothing spooled".
         """
         env = os.environ if environ is None else environ
         candidate = Path(os.path.abspath(profile.spool_root(env)))
@@ -496,7 +547,7 @@ class Spool:
         refusal = _prepare_root(candidate, shared, whole_chain=not overridden, create=False)
         if refusal is None:
             return cls(candidate)
-        if refusal.missing:
+        if refusal.missing or overridden:
             return None
         fallback = cls.existing_fallback(profile)
         if fallback is not None:
@@ -519,6 +570,8 @@ class Spool:
         refused = _prepare_root(candidate, shared, whole_chain=not overridden, create=False)
         if refused is None or refused.missing:
             return None
+        if overridden:
+            return _override_refused(refused, profile.spool_dir_env)
         fallback = profile.fallback_spool_root()
         return f"{refused}; usage statistics will be kept in {fallback} instead."
 
@@ -545,10 +598,15 @@ class Spool:
         *,
         withheld: Collection[str] = (),
     ) -> Entry:
-        """Spool a new session's payload as ``pending`` or ``held``. Takes no lock.
+        """Spool a new session's payload as ``pending`` or ``held``.
 
         The payload bytes are final: nothing here or later rewrites them. ``withheld``
         names the fields kept out of it (shown by review, kept in the state file).
+
+        Takes the shared side of the ``forget`` lock, so it waits only while
+        ``stats forget`` clears this spool. A payload under a client id that forget
+        retired is dropped, not written: the recorder read that id before forget
+        replaced it, and its deletion request promised no new data under it.
         """
         state = _as_state(state)
         if state not in (State.PENDING, State.HELD):
@@ -557,16 +615,21 @@ class Spool:
             raise InvalidValueError("withheld must be a collection of field names.")
         directory = self.session_dir(client_id, session_id)
         entry = Entry(
-            client_id, session_id, state, directory, (), None, _utc_now(), tuple(withheld)
+            client_id, session_id, state, directory, (), None, utc_stamp(), tuple(withheld)
         )
         try:
-            self._make_session_dir(directory)
-            # one directory fsync, after the second rename, makes both durable
-            state_bytes = _state_bytes(entry)
-            atomic_write(
-                directory / STATE_FILE, state_bytes, durable=self.durable, sync_directory=False
-            )
-            atomic_write(directory / PAYLOAD_FILE, payload, durable=self.durable)
+            with contextlib.ExitStack() as stack:
+                if not self._held_locks.get(_FORGET_LOCK):
+                    stack.enter_context(file_lock(self._lock_path(_FORGET_LOCK), shared=True))
+                if client_id in self.retired_ids():
+                    return entry
+                self._make_session_dir(directory)
+                # one directory fsync, after the second rename, makes both durable
+                state_bytes = _state_bytes(entry)
+                atomic_write(
+                    directory / STATE_FILE, state_bytes, durable=self.durable, sync_directory=False
+                )
+                atomic_write(directory / PAYLOAD_FILE, payload, durable=self.durable)
         except OSError as exc:
             raise StorageError(
                 f"Could not write usage statistics to {directory}: {exc.strerror or exc}."
@@ -629,7 +692,7 @@ class Spool:
             raw = read_bytes_nofollow(os.path.join(directory, STATE_FILE))
         except FileNotFoundError:
             entry = Entry(client_id, session_id, State.LEGACY, path)
-            return entry, _utc_from_epoch(payload_st.st_mtime)
+            return entry, utc_stamp(payload_st.st_mtime)
         except OSError:
             raw = None
         if raw is not None:
@@ -640,7 +703,7 @@ class Spool:
             else:
                 return entry, entry.updated_at or ""
         entry = Entry(client_id, session_id, State.FAILED, path, reason=_UNREADABLE)
-        return entry, _utc_from_epoch(payload_st.st_mtime)
+        return entry, utc_stamp(payload_st.st_mtime)
 
     def entries(self, states: Collection[State] | None = None) -> list[Entry]:
         """Complete sessions, oldest change first (ties by session id), optionally filtered."""
@@ -788,7 +851,7 @@ class Spool:
 
     @staticmethod
     def _rewrite(changed: Entry, *, durable: bool = True) -> Entry:
-        changed = replace(changed, updated_at=_utc_now())
+        changed = replace(changed, updated_at=utc_stamp())
         try:
             atomic_write(changed.directory / STATE_FILE, _state_bytes(changed), durable=durable)
         except OSError as exc:
@@ -871,7 +934,7 @@ class Spool:
             return
         with contextlib.ExitStack() as stack:
             try:
-                got = stack.enter_context(file_lock(self.root / f".{name}.lock", blocking=blocking))
+                got = stack.enter_context(file_lock(self._lock_path(name), blocking=blocking))
             except OSError as exc:
                 raise StorageError(
                     f"Could not lock the usage spool at {self.root}: {exc.strerror}."
@@ -884,3 +947,171 @@ class Spool:
                 yield True
             finally:
                 del self._held_locks[name]
+
+    def _lock_path(self, name: str) -> Path:
+        return self.root / f".{name}.lock"
+
+    # -- forgetting -----------------------------------------------------------------------
+    @contextlib.contextmanager
+    def forgetting(self) -> Iterator[None]:
+        """Hold off every writer and sender while ``stats forget`` clears client ids.
+
+        A writer already past the lock finishes first; one that arrives later waits,
+        then sees the ids retired inside this block. Hold it across the wipe, the
+        :meth:`retire` and the replacement of the client id.
+        """
+        with self.lock(_FORGET_LOCK), self.lock("send"):
+            yield
+
+    def retired_ids(self) -> frozenset[str]:
+        """Client ids ``stats forget`` retired here: nothing is written or sent under them."""
+        try:
+            raw = read_bytes_nofollow(self.root / RETIRED_FILE)
+        except FileNotFoundError:
+            return frozenset()
+        except OSError as exc:
+            # fail closed: a writer that cannot tell whether its id was retired must not
+            # write, and the caller reports the storage problem
+            raise OSError(exc.errno, f"cannot read {RETIRED_FILE}: {exc.strerror}") from exc
+        return frozenset(raw.decode("utf-8", "replace").split())
+
+    def retire(self, client_ids: Collection[str]) -> None:
+        """Record ``client_ids`` as retired; only inside :meth:`forgetting`."""
+        if not self._held_locks.get(_FORGET_LOCK):
+            raise InvalidValueError("retire needs the forget lock held.")
+        ids = sorted(self.retired_ids() | {_check_id("client id", c) for c in client_ids})
+        try:
+            atomic_write(self.root / RETIRED_FILE, "".join(f"{c}\n" for c in ids).encode())
+        except OSError as exc:
+            raise StorageError(
+                f"Could not record the retired client ids in {self.root}: {exc.strerror or exc}."
+            ) from exc
+
+    def remove_clients(self, client_ids: Collection[str], *, legacy: bool = False) -> int:
+        """Remove every session of ``client_ids`` (any state, complete or not), and with
+        ``legacy`` every Skyplane 0.3 payload; other client ids are left alone.
+
+        Returns the number of sessions that held a payload.
+        """
+        wanted = frozenset(client_ids)
+        removed = 0
+        with self.lock():
+            for client in _list_dir(str(self.root)):
+                if not _ID_RE.fullmatch(client.name) or not client.is_dir(follow_symlinks=False):
+                    continue
+                mine = client.name in wanted
+                for session in _list_dir(client.path):
+                    if not mine and not (legacy and self._is_legacy_dir(session.path)):
+                        continue
+                    if session.is_dir(follow_symlinks=False):
+                        removed += _storage_guard(_remove_session_dir, session.path, False)
+                    else:
+                        _storage_guard(os.unlink, session.path, None)
+                with contextlib.suppress(OSError):
+                    os.rmdir(client.path)  # kept while it holds someone else's sessions
+        return removed
+
+    @staticmethod
+    def _is_legacy_dir(directory: str) -> bool:
+        payload = _lstat_or_none(os.path.join(directory, PAYLOAD_FILE))
+        return (
+            payload is not None
+            and stat.S_ISREG(payload.st_mode)
+            and _lstat_or_none(os.path.join(directory, STATE_FILE)) is None
+        )
+
+    # -- the sender's files ----------------------------------------------------------------
+    def log_send(self, fields: Mapping[str, Any]) -> None:
+        """Append one line, stamped now, to the send log; never raises (the log only informs).
+
+        One older generation is kept once the log passes 64 KiB.
+        """
+        path = self.root / SEND_LOG
+        line = json.dumps({"at": utc_stamp(), **fields}) + "\n"
+        with contextlib.suppress(OSError):
+            if os.lstat(path).st_size > _SEND_LOG_MAX_BYTES:
+                os.replace(path, self.root / (SEND_LOG + ".1"))
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+        with contextlib.suppress(OSError):
+            fd = os.open(path, flags, 0o600)
+            try:
+                os.write(fd, line.encode())
+            finally:
+                os.close(fd)
+
+    def _send_log_lines(self, *, older: bool = False) -> list[dict[str, Any]]:
+        """The log's lines, newest last; unreadable lines are skipped."""
+        names = (SEND_LOG + ".1", SEND_LOG) if older else (SEND_LOG,)
+        lines: list[dict[str, Any]] = []
+        for name in names:
+            try:
+                raw = read_bytes_nofollow(self.root / name)
+            except OSError:
+                continue
+            for text in raw.splitlines():
+                with contextlib.suppress(ValueError, RecursionError):
+                    doc = json.loads(text)
+                    if isinstance(doc, dict):
+                        lines.append(doc)
+        return lines
+
+    def last_send_error(self) -> str | None:
+        """The error of the last send run, or ``None`` if it went well (or none ran)."""
+        try:
+            raw = read_bytes_nofollow(self.root / SEND_LOG)
+        except OSError:
+            return None
+        for line in reversed(raw[-8192:].splitlines()):
+            if not line.strip():
+                continue
+            try:
+                error = json.loads(line).get("error")
+            except (ValueError, AttributeError, RecursionError):
+                return None
+            return error if isinstance(error, str) else None
+        return None
+
+    def logged_client_ids(self) -> frozenset[str]:
+        """Client ids the send log names as having reached an endpoint."""
+        found: set[str] = set()
+        for line in self._send_log_lines(older=True):
+            ids = line.get("delivered_client_ids")
+            if isinstance(ids, list):
+                found.update(i for i in ids if isinstance(i, str))
+        return frozenset(found)
+
+    def flush_started_at(self) -> float | None:
+        """When a background flush was last started here (epoch seconds), if ever."""
+        st = _lstat_or_none(str(self.root / FLUSH_STAMP))
+        return None if st is None else st.st_mtime
+
+    def stamp_flush(self) -> None:
+        """Note that a background flush starts now; raises ``OSError`` if it cannot."""
+        flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+        fd = os.open(self.root / FLUSH_STAMP, flags, 0o600)
+        try:
+            os.utime(fd)
+        finally:
+            os.close(fd)
+
+    def read_backoff(self) -> tuple[int, float] | None:
+        """(failed runs in a row, epoch time before which no flush starts), if recorded."""
+        try:
+            data = json.loads(read_bytes_nofollow(self.root / BACKOFF_FILE))
+            return int(data["failures"]), float(data["retry_at"])
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, TypeError, KeyError, RecursionError):
+            return 0, 0.0
+
+    def write_backoff(self, failures: int, retry_at: float) -> None:
+        """Record the background backoff; never raises (a lost backoff only retries sooner)."""
+        doc = {"failures": failures, "retry_at": retry_at}
+        with contextlib.suppress(OSError):
+            atomic_write(self.root / BACKOFF_FILE, json.dumps(doc).encode())
+
+    def forget_history(self) -> None:
+        """Delete the send log and the flush and backoff state; the locks stay."""
+        for name in (SEND_LOG, SEND_LOG + ".1", FLUSH_STAMP, BACKOFF_FILE):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.root / name)

@@ -14,10 +14,11 @@ from consent.notices import PolicyStatus, endpoints_in_force, plural, policy_sta
 from consent.policy import Policy, load_policy
 from consent.profile import DEFAULT_PROFILE, AppProfile
 from consent.record import ConsentRecord, read_record
+from consent.spool import State
 
 __all__ = ["STATES", "Snapshot", "snapshot", "status_json", "timeout_words"]
 
-STATES = ("pending", "held", "sent", "failed", "legacy")
+STATES = tuple(state.value for state in State)
 # the sender's log counts what was pending at its run, in whichever words it uses
 _STALE_COUNT = re.compile(r";?\s*\d[\d,]* payloads?(?:\(s\))? stays? pending")
 
@@ -79,9 +80,7 @@ def snapshot(
             spool_dir = str(spool.root)
             counts.update(spool.counts())
             warnings.extend(spool.warnings)
-            from consent.upload import last_error
-
-            last_send_error = last_error(spool)
+            last_send_error = spool.last_send_error()
     except ConsentError as exc:
         warnings.append(str(exc))
     if last_send_error:

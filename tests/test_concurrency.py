@@ -1,4 +1,4 @@
-"""Many transfers finishing at once (DESIGN §3.6, §5): none lost, none torn.
+"""Many transfers finishing at once (docs/architecture.md §3.6, §5): none lost, none torn.
 
 Real processes record through the public API. Review mode holds every payload, so
 no background sender starts and the spool only ever sees writers.

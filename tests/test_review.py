@@ -22,6 +22,7 @@ from typing import Any
 
 import pexpect
 import pytest
+from pytest_httpserver import HTTPServer
 
 from consent._exceptions import InvalidValueError, UnknownSessionError
 from consent.actions import apply_choice
@@ -38,6 +39,7 @@ OTHER_ENDPOINT = "https://mirror.example/ingest"
 STATES = ("pending", "held", "sent", "failed", "legacy")
 # Skyplane 0.3 derived its client id from the MAC address, as bare hex
 LEGACY_CLIENT = uuid.UUID(int=0x0242AC110002).hex
+LEGACY_SENT = uuid.UUID(int=0x0242AC110003).hex
 DOWN = "\x1b[B"
 _ESCAPES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07]*\x07|\x1b[=>]")
 
@@ -96,7 +98,9 @@ def spool_payload(
     return entry
 
 
-def legacy_payload(sandbox: Sandbox, client_id: str = LEGACY_CLIENT) -> Path:
+def legacy_payload(
+    sandbox: Sandbox, client_id: str = LEGACY_CLIENT, *, sent_ms: int | None = None
+) -> Path:
     """A Skyplane 0.3.x payload as it wrote them: plain mkdir and open, no state file."""
     session_id = "20230322_171911-1a2b3c4d"
     directory = sandbox.spool / client_id / session_id
@@ -116,7 +120,7 @@ def legacy_payload(sandbox: Sandbox, client_id: str = LEGACY_CLIENT) -> Path:
         "arguments_dict": {"recursive": True, "src": "s3://bucket/path"},
         "transfer_stats": {"total_runtime_s": 12.5, "throughput_gbits": 3.2},
         "error_dict": None,
-        "sent_time_ms": None,
+        "sent_time_ms": sent_ms,
     }
     path = directory / PAYLOAD_FILE
     path.write_text(json.dumps(doc))
@@ -492,11 +496,19 @@ def test_unknown_id_in_an_empty_spool_exits_2(sandbox: Sandbox) -> None:
     bad_input("stats", "review", "--approve", "abcdef")
 
 
-def test_the_state_words_of_the_cli_and_the_library_agree() -> None:
+def test_every_state_word_comes_from_the_one_list_of_states() -> None:
     from consent.cli._review import StateOption
     from consent.review import StateFilter
+    from consent.status import STATES as STATUS_STATES
 
-    assert [s.value for s in StateOption] == [s.value for s in StateFilter]
+    words = [s.value for s in State]
+    assert [s.value for s in StateOption] == [*words, "all"]
+    assert [s.value for s in StateFilter] == [*words, "all"]
+    assert list(STATUS_STATES) == words
+    assert list(ok("stats", "status", "--json").json()["counts"]) == words
+    assert "--state <pending|held|sent|failed|legacy|all>" in " ".join(
+        ok("stats", "review", "--help", env={"COLUMNS": "200"}).stdout.split()
+    )
 
 
 # -- the checkbox on a real terminal --------------------------------------------------------
@@ -629,17 +641,21 @@ def read_record(sandbox: Sandbox) -> dict[str, Any]:
     return tomllib.loads(sandbox.record.read_text())
 
 
-def test_forget_wipes_everything_rotates_the_id_and_prints_the_email(sandbox: Sandbox) -> None:
-    one_of_each(sandbox)
+def test_forget_wipes_this_users_payloads_rotates_the_id_and_prints_the_email(
+    sandbox: Sandbox,
+) -> None:
+    one_of_each(sandbox)  # its sent payload has a 2xx receipt: the old id reached a server
+    legacy_payload(sandbox, client_id=LEGACY_SENT, sent_ms=1679505560000)
+    # another home of this account recording into the same spool root: not this user's
     other_client = str(uuid.uuid4())
-    Spool.open().write(other_client, str(uuid.uuid4()), b"{}", State.PENDING)
+    other = Spool.open().write(other_client, str(uuid.uuid4()), b"{}", State.PENDING)
     before = read_record(sandbox)
     old_id = before["client_id"]
 
     result = ok("stats", "forget", "--yes")
 
-    assert states_on_disk() == {}
-    assert [p.name for p in sandbox.spool.iterdir() if not p.name.startswith(".")] == []
+    assert states_on_disk() == {other.session_id: "pending"}
+    assert [p.name for p in sandbox.spool.iterdir() if not p.name.startswith(".")] == [other_client]
     after = read_record(sandbox)
     assert after["client_id"] != old_id
     uuid.UUID(after["client_id"])
@@ -647,14 +663,84 @@ def test_forget_wipes_everything_rotates_the_id_and_prints_the_email(sandbox: Sa
     out = result.stdout
     assert re.search(r"Deleted\s+6 payloads?", out)
     assert f"{after['client_id']} (new)" in out
-    # the endpoint is a closed port: the e-mail to send, naming every old id
+    # the endpoint is a closed port: the e-mail to send, naming the ids that ever sent
     assert "To: admin@skyplane.org" in out
     assert "Subject: Please delete my Skyplane usage statistics" in out
-    for client_id in (old_id, other_client, LEGACY_CLIENT):
-        assert f"    {client_id}\n" in out
-    assert after["client_id"] not in out.split("Subject:")[1]
+    email = out.split("Subject:")[1]
+    for client_id in (old_id, LEGACY_SENT):
+        assert f"    {client_id}\n" in email
+    assert LEGACY_CLIENT not in email  # Skyplane 0.3 never sent that one
+    assert other_client not in out
+    assert after["client_id"] not in email
     assert dt.datetime.now(dt.UTC).date().isoformat() in out
     assert "deletion request" in result.stderr.lower()
+
+
+def test_forget_prints_no_email_when_nothing_was_ever_sent(sandbox: Sandbox) -> None:
+    share()
+    spool_payload("pending")
+    spool_payload("held", minute=1)
+    old_id = read_record(sandbox)["client_id"]
+
+    result = ok("stats", "forget", "--yes")
+
+    assert states_on_disk() == {}
+    assert read_record(sandbox)["client_id"] != old_id
+    assert re.search(r"Deleted\s+2 payload\(s\)", result.stdout)
+    assert "To: " not in result.stdout
+    assert "Subject:" not in result.stdout
+    assert old_id not in result.stdout.split("Deleted")[1].split("Client id")[0]
+    assert "nothing was ever sent" in " ".join(result.stdout.split())
+
+
+def test_forget_prints_the_email_when_the_send_log_says_an_id_was_delivered(
+    sandbox: Sandbox,
+) -> None:
+    # the receipt of a delivery can be lost (a sender killed after the 2xx): the log
+    # line the run wrote still says the id reached the endpoint
+    share()
+    spool_payload("pending")
+    old_id = read_record(sandbox)["client_id"]
+    spool = Spool.existing()
+    assert spool is not None
+    spool.log_send({"mode": "manual", "error": None, "delivered_client_ids": [old_id]})
+
+    out = ok("stats", "forget", "--yes").stdout
+
+    assert "To: admin@skyplane.org" in out
+    assert f"    {old_id}\n" in out.split("Subject:")[1]
+    assert not (sandbox.spool / ".send.log").exists()  # the log is local data too
+
+
+def test_forget_in_a_shared_fallback_touches_only_this_users_client_id(
+    sandbox: Sandbox, shared: Path
+) -> None:
+    from consent.forget import forget
+    from consent.profile import AppProfile
+
+    profile = AppProfile(shared_temp_root=shared)
+    env = {k: v for k, v in sandbox.env.items() if k != "SKYPLANE_USAGE_STATS_DIR"}
+    (shared / "skyplane").mkdir(mode=0o777)  # a hostile default root: the fallback is used
+    (shared / "skyplane").chmod(0o777)
+    share()
+    own_id = read_record(sandbox)["client_id"]
+    spool = Spool.open(profile, env)
+    assert spool.root == profile.fallback_spool_root()
+    mine = spool.write(own_id, str(uuid.uuid4()), b"{}", State.PENDING)
+    spool.add_receipt(
+        mine, Receipt.for_payload(CLOSED_ENDPOINT, 204, b"{}"), required_endpoints=[CLOSED_ENDPOINT]
+    )
+    other_id = str(uuid.uuid4())
+    theirs = spool.write(other_id, str(uuid.uuid4()), b"{}", State.PENDING)
+
+    result = forget(profile=profile, environ=env)
+
+    assert result.removed == 1
+    assert result.old_client_ids == (own_id,)
+    assert result.email is not None
+    assert own_id in result.email.body
+    assert other_id not in result.email.body
+    assert [e.session_id for e in spool.entries()] == [theirs.session_id]
 
 
 def test_forget_never_asks_to_delete_the_shared_unknown_id(sandbox: Sandbox) -> None:
@@ -704,33 +790,25 @@ def test_forget_asks_on_a_terminal(sandbox: Sandbox) -> None:
     assert states_on_disk() == {}
 
 
-def test_forget_sends_the_deletion_request_to_a_live_endpoint(sandbox: Sandbox) -> None:
-    pytest.importorskip("consent.upload")
-    from consent import upload
-
-    if not hasattr(upload, "send_deletion_request"):
-        pytest.skip("consent.upload cannot send deletion requests yet")
-    httpserver = pytest.importorskip("pytest_httpserver").HTTPServer()
-    httpserver.start()
-    try:
-        httpserver.expect_oneshot_request("/loki/api/v1/push", method="POST").respond_with_data(
-            "", status=204
-        )
-        one_of_each(sandbox)
-        old_id = read_record(sandbox)["client_id"]
-        endpoint = httpserver.url_for("/loki/api/v1/push")
-        result = ok("stats", "forget", "--yes", env={"SKYPLANE_USAGE_STATS_ENDPOINT": endpoint})
-        assert f"deletion request sent to {endpoint}" in result.stdout
-        assert "To: admin@skyplane.org" not in result.stdout
-        [(request, _)] = httpserver.log
-        body = request.get_data(as_text=True)
-        assert old_id in body
-        assert LEGACY_CLIENT in body  # Skyplane 0.3's id is an old id too
-        assert read_record(sandbox)["client_id"] not in body
-        httpserver.check_assertions()
-    finally:
-        httpserver.clear()
-        httpserver.stop()
+def test_forget_sends_the_deletion_request_to_a_live_endpoint(
+    sandbox: Sandbox, httpserver: HTTPServer
+) -> None:
+    httpserver.expect_oneshot_request("/loki/api/v1/push", method="POST").respond_with_data(
+        "", status=204
+    )
+    one_of_each(sandbox)
+    old_id = read_record(sandbox)["client_id"]
+    endpoint = httpserver.url_for("/loki/api/v1/push")
+    result = ok("stats", "forget", "--yes", env={"SKYPLANE_USAGE_STATS_ENDPOINT": endpoint})
+    assert f"deletion request sent to {endpoint}" in " ".join(result.stdout.split())
+    assert "To: admin@skyplane.org" not in result.stdout
+    [(request, _)] = httpserver.log
+    body = request.get_data(as_text=True)
+    assert json.loads(body)["streams"][0]["stream"] == {"type": "deletion_request"}
+    assert old_id in body
+    assert LEGACY_CLIENT in body  # Skyplane 0.3's id is an old id too
+    assert read_record(sandbox)["client_id"] not in body
+    httpserver.check_assertions()
 
 
 # -- legacy payloads are read-only --------------------------------------------------------
@@ -797,7 +875,7 @@ def test_markers_are_found_anywhere_in_a_value() -> None:
 
 
 def test_the_deletion_email_names_every_id_and_the_day() -> None:
-    from consent.review import deletion_email
+    from consent.forget import deletion_email
 
     email = deletion_email(
         ["id-1", "id-2"], "admin@example.org", tool="Skyplane", on=dt.date(2026, 1, 2)
@@ -820,7 +898,7 @@ def test_json_text_holds_the_exact_payload_bytes(sandbox: Sandbox) -> None:
 
 
 def test_forget_plan_counts_what_would_go(sandbox: Sandbox) -> None:
-    from consent.review import plan_forget
+    from consent.forget import plan_forget
 
     one_of_each(sandbox)
     plan = plan_forget()

@@ -459,20 +459,19 @@ def test_spool_root_is_a_file_and_fallback_is_blocked(
     assert sandbox.spool.read_text() == "not a directory"
 
 
-def test_spool_root_is_a_file_falls_back_once(
+def test_spool_root_set_to_a_file_is_refused_once_never_replaced(
     sandbox: Sandbox, capsys: pytest.CaptureFixture[str], shared: Path
 ) -> None:
     acknowledge()
     sandbox.spool.write_text("not a directory")
     profile = AppProfile(shared_temp_root=shared)
-    outcome, s = run_block(False, profile)
+    outcome, _ = run_block(False, profile)
     run_block(False, profile)
     assert outcome == "the host's result"
     message = assert_one_message(capsys.readouterr().err)
-    fallback = shared / f"skyplane-{os.getuid()}" / "usage"
-    assert str(fallback) in message
-    assert len(payload_files(fallback)) == 2
-    assert s.session_id in {p.parent.name for p in payload_files(fallback)}
+    assert "SKYPLANE_USAGE_STATS_DIR" in message  # an explicit root never falls back
+    assert payload_files(shared) == []
+    assert sandbox.spool.read_text() == "not a directory"
 
 
 @pytest.mark.parametrize("raises", [False, True])

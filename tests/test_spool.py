@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from consent._exceptions import InvalidValueError, StorageError, UnknownSessionError
-from consent._fileio import atomic_write
+from consent._fileio import atomic_write, file_lock
 from consent.profile import AppProfile
 from consent.spool import PAYLOAD_FILE, STATE_FILE, Entry, Receipt, Spool, State
 
@@ -655,7 +655,7 @@ def test_wipe_removes_everything_but_the_root(spool: Spool, tmp_path: Path) -> N
     with spool.lock():
         assert spool.wipe() == 5  # re-entrant: wipe inside the caller's lock
     assert spool.root.is_dir()
-    assert [p.name for p in spool.root.iterdir()] == [".send.lock"]
+    assert sorted(p.name for p in spool.root.iterdir()) == [".forget.lock", ".send.lock"]
     assert (outside / "keep.txt").read_text() == "keep"
     assert spool.counts() == dict.fromkeys(("pending", "held", "sent", "failed", "legacy"), 0)
     assert spool.wipe() == 0
@@ -859,7 +859,7 @@ def test_env_override_root_is_created_and_checked(tmp_path: Path, profile: AppPr
 
 
 @pytest.mark.parametrize("hostility", ["world-writable", "symlink", "foreign"])
-def test_hostile_env_override_falls_back(
+def test_hostile_env_override_is_refused_never_replaced_by_the_fallback(
     tmp_path: Path, profile: AppProfile, shared: Path, hostility: str
 ) -> None:
     root = tmp_path / "custom"
@@ -872,10 +872,25 @@ def test_hostile_env_override_falls_back(
             os.chown(root, FOREIGN_UID, FOREIGN_UID)
         else:
             root.chmod(0o777)
-    spool = Spool.open(profile, environ={"SKYPLANE_USAGE_STATS_DIR": str(root)})
-    assert spool.root == fallback_of(shared)
-    assert len(spool.warnings) == 1
-    assert str(root) in spool.warnings[0]
+    env = {"SKYPLANE_USAGE_STATS_DIR": str(root)}
+    # the shared fallback exists and holds another home's session: it must stay unused
+    other_root = fallback_of(shared)
+    other_root.parent.mkdir(mode=0o700)
+    other_root.mkdir(mode=0o700)
+    Spool(other_root).write("c" * 8, "s" * 8, b"{}", State.PENDING)
+    with pytest.raises(StorageError) as info:
+        Spool.open(profile, environ=env)
+    message = str(info.value)
+    assert str(root) in message
+    assert "SKYPLANE_USAGE_STATS_DIR" in message
+    assert str(other_root) not in message
+    assert message.count(". ") <= 1  # one or two sentences
+    assert Spool.existing(profile, env) is None
+    refusal = Spool.refusal(profile, env)
+    assert refusal is not None
+    assert "SKYPLANE_USAGE_STATS_DIR" in refusal
+    assert str(other_root) not in refusal
+    assert {e.session_id for e in Spool(other_root).entries()} == {"s" * 8}
 
 
 def test_direct_constructor_does_no_checks(tmp_path: Path) -> None:
@@ -1055,3 +1070,48 @@ def test_a_spool_in_the_shared_temp_dir_is_not_fsynced_elsewhere_it_is(
     assert synced == []
     elsewhere.write(CLIENT, new_id(), payload_bytes(), State.PENDING)
     assert len(synced) == 3  # both files, then the directory once
+
+
+# -- the shared file helpers the record and the config use ---------------------------------
+
+
+def test_locked_yields_the_symlink_target_and_serialises(tmp_path: Path) -> None:
+    from consent._fileio import locked
+
+    real = tmp_path / "dotfiles" / "consent.toml"
+    real.parent.mkdir()
+    real.write_text("x")
+    link = tmp_path / "elsewhere" / "consent.toml"
+    link.parent.mkdir()
+    link.symlink_to(real)
+    with locked(link) as target:
+        assert target == str(real)
+        # a second holder is refused while the first holds it
+        with file_lock(str(real) + ".lock", blocking=False) as got:
+            assert got is False
+    with file_lock(str(real) + ".lock", blocking=False) as got:
+        assert got is True
+
+
+def test_locked_and_save_file_fail_with_one_sentence(tmp_path: Path) -> None:
+    from consent._fileio import locked, save_file
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with (
+        pytest.raises(StorageError, match=r"^Cannot write in .*a-file"),
+        locked(blocker / "consent.toml"),
+    ):
+        pass
+    with pytest.raises(StorageError, match=r"The file is unchanged\.$"):
+        save_file(blocker / "consent.toml", b"x")
+
+
+def test_file_lock_shared_holders_exclude_an_exclusive_one(tmp_path: Path) -> None:
+    lock = tmp_path / ".x.lock"
+    with file_lock(lock, shared=True) as one, file_lock(lock, shared=True, blocking=False) as two:
+        assert one and two
+        with file_lock(lock, blocking=False) as exclusive:
+            assert exclusive is False
+    with file_lock(lock, blocking=False) as exclusive:
+        assert exclusive is True

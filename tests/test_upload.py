@@ -1,4 +1,5 @@
-"""Upload (DESIGN §3.7, §3.8, §4): bodies, retries, refusals, endpoints, what is never sent.
+"""Upload (docs/architecture.md §3.7, §3.8, §4): bodies, retries, refusals, endpoints,
+what is never sent.
 
 Every test talks to a real HTTP server on loopback. In-process sends use short
 timeouts and backoff so the suite stays quick; the CLI cases run the real command
@@ -8,6 +9,7 @@ with the real limits, which is how the time bounds are checked.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
@@ -21,7 +23,8 @@ import pytest
 from pytest_httpserver import HTTPServer
 
 from consent._exceptions import InsecureEndpointError, UploadError
-from consent.profile import AppProfile
+from consent.profile import DEFAULT_PROFILE, AppProfile
+from consent.record import load_record
 from consent.spool import Entry, Spool, State
 from consent.upload import (
     SEND_LOG,
@@ -220,6 +223,43 @@ def test_429_honours_retry_after(httpserver: HTTPServer) -> None:
 
     assert send_pending(endpoint=httpserver.url_for(PUSH_PATH), limits=FAST).sent == 1
     assert len(httpserver.log) == 2
+
+
+def test_429_honours_retry_after_given_as_an_http_date(httpserver: HTTPServer) -> None:
+    acknowledge()
+    make_payloads(1)
+    # our own backoff (at least 50 s) would not fit the 3 s retry window: only the
+    # receiver's date, already past, lets the retry start in this run
+    patient = dataclasses.replace(FAST, backoff_base_s=100.0, backoff_cap_s=100.0)
+    httpserver.expect_ordered_request(PUSH_PATH).respond_with_data(
+        "slow down", status=429, headers={"Retry-After": "Sun, 06 Nov 1994 08:49:37 GMT"}
+    )
+    httpserver.expect_ordered_request(PUSH_PATH).respond_with_data("", status=204)
+
+    assert send_pending(endpoint=httpserver.url_for(PUSH_PATH), limits=patient).sent == 1
+    assert len(httpserver.log) == 2
+
+
+@pytest.mark.parametrize(
+    ("header", "seconds"),
+    [
+        ("120", 120.0),
+        (" 0 ", 0.0),
+        ("Thu, 01 Jan 2026 00:02:00 GMT", 120.0),  # IMF-fixdate
+        ("Thursday, 01-Jan-26 00:02:00 GMT", 120.0),  # RFC 850
+        ("Thu Jan  1 00:02:00 2026", 120.0),  # asctime, which is GMT
+        ("Wed, 31 Dec 2025 23:00:00 GMT", 0.0),  # already past: now
+        ("Fri, 02 Jan 2026 00:00:00 GMT", None),  # a day or more: our own backoff
+        ("-5", None),
+        ("soon", None),
+        ("", None),
+    ],
+)
+def test_retry_after_reads_seconds_and_http_dates(header: str, seconds: float | None) -> None:
+    from consent.upload.transport import _retry_after
+
+    now = 1767225600.0  # 2026-01-01T00:00:00Z
+    assert _retry_after(header, now) == seconds
 
 
 def test_400_is_failed_with_the_reason_and_never_retried(httpserver: HTTPServer) -> None:
@@ -691,7 +731,7 @@ def test_a_good_run_clears_the_last_error_and_the_backoff(
     receiver: Receiver, sandbox: Sandbox
 ) -> None:
     acknowledge()
-    make_payloads(1)
+    made = make_payloads(1)
     spool = Spool.open()
     (sandbox.spool / ".flush.json").write_text('{"failures": 3, "retry_at": 9e99}')
     (sandbox.spool / SEND_LOG).write_text('{"error": "earlier trouble"}\n')
@@ -700,6 +740,9 @@ def test_a_good_run_clears_the_last_error_and_the_backoff(
     assert send_pending(limits=FAST).sent == 1, "a manual send ignores the backoff"
 
     assert last_error(spool) is None
+    # the log keeps which client ids reached an endpoint: `stats forget` asks by e-mail
+    # only for those, even if a receipt was lost
+    assert spool.logged_client_ids() == {made[0][0].client_id}
     assert json.loads((sandbox.spool / ".flush.json").read_text())["failures"] == 0
 
 
@@ -715,13 +758,45 @@ def test_the_send_log_stays_small(receiver: Receiver, sandbox: Sandbox) -> None:
     assert last_error(spool) is None
 
 
-def test_a_custom_profile_reaches_the_detached_sender() -> None:
-    from consent.upload import _profile_from_json, _profile_json
+def test_a_custom_profile_reaches_the_detached_sender(
+    receiver: Receiver, sandbox: Sandbox, shared: Path
+) -> None:
+    """A host's own profile (its env prefix, home dir) rules the detached child too.
+
+    Everything the child needs is only under the custom profile: its consent record
+    in ~/.acme, its endpoint in ACME_STATS_ENDPOINT. A child that fell back to the
+    default profile would find no acknowledgement and the closed default endpoint,
+    and would deliver nothing.
+    """
+    from consent.actions import apply_choice
+    from consent.upload import _children, _profile_from_json, _profile_json
 
     profile = AppProfile(
-        name="acme", env_prefix="ACME_STATS", shared_temp_root="/var/tmp", cli_name="acme"
+        name="acme",
+        env_prefix="ACME_STATS",
+        home_dir_name=".acme",
+        shared_temp_root=shared,
+        policy_file=DEFAULT_PROFILE.policy_file,
+        cli_name="acme",
     )
     assert _profile_from_json(_profile_json(profile)) == profile
+    env = {**sandbox.env, "ACME_STATS_ENDPOINT": receiver.url}
+    apply_choice("share", "init-flag", profile=profile, environ=env)
+    spool = Spool.open(profile, env)
+    assert spool.root != sandbox.spool
+    record = load_record(profile.record_path(env))
+    assert record is not None
+    session_id = str(uuid.uuid4())
+    payload = {"client_id": record.client_id, "session_id": session_id}
+    spool.write(record.client_id, session_id, json.dumps(payload).encode(), State.PENDING)
+
+    before = len(_children)
+    start_background_flush(spool, profile=profile, environ=env)
+
+    assert len(_children) == before + 1, "a detached sender was started"
+    assert _children[-1].wait(timeout=60) == 0
+    assert receiver.session_ids() == [session_id]
+    assert {e.session_id: e.state for e in spool.entries()} == {session_id: State.SENT}
 
 
 def test_session_path_does_not_import_httpx(sandbox: Sandbox) -> None:

@@ -6,7 +6,6 @@ are imported inside the commands, so `consent --help` and `stats status` stay fa
 
 from __future__ import annotations
 
-import enum
 import shutil
 from typing import TYPE_CHECKING, Annotated
 
@@ -26,24 +25,18 @@ from consent.cli._terminal import (
     print_out,
     reports_errors,
 )
+from consent.spool import StateFilter
 
 if TYPE_CHECKING:
+    from consent.forget import ForgetPlan, ForgetResult
     from consent.render import Situation
-    from consent.review import Change, ForgetPlan, ForgetResult, ReviewItem, ReviewListing
+    from consent.review import Change, ReviewItem, ReviewListing
 
 __all__ = ["forget", "review"]
 
 
-class StateOption(enum.StrEnum):
-    """The --state words. Mirrors ``consent.review.StateFilter`` (a test keeps them equal)
-    so that registering the command does not import the library."""
-
-    PENDING = "pending"
-    HELD = "held"
-    SENT = "sent"
-    FAILED = "failed"
-    LEGACY = "legacy"
-    ALL = "all"
+# The --state words, derived from the spool's states (consent.spool is stdlib-only).
+StateOption = StateFilter
 
 
 DEFAULT_LIMIT = 50
@@ -453,8 +446,8 @@ def forget(
 
     Without a working connection it prints the e-mail to send instead.
     """
-    from consent.review import forget as forget_all
-    from consent.review import plan_forget
+    from consent.forget import forget as forget_all
+    from consent.forget import plan_forget
 
     if not yes:
         if not is_interactive():

@@ -174,10 +174,15 @@ def test_unwritable_tmp(sandbox: Sandbox, readonly_tmp: None, tmp_path: Path, wh
     assert data_files(snapshot_files(sandbox.home)) == home_before
 
 
-def test_fallback_spool_is_used_and_announced(
-    sandbox: Sandbox, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+def test_unusable_override_is_refused_not_replaced_by_the_fallback(
+    sandbox: Sandbox,
+    tmp_path: Path,
+    capfd: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The override is unusable but the shared temp dir is fine: the per-user fallback."""
+    """The override is unusable but the shared temp dir is fine: still refused, with a
+    warning; the shared per-user fallback may hold other homes' sessions (issue 12)."""
+    monkeypatch.setattr("consent._session._reported", set())  # "once per process": ours
     shared = tmp_path / "shared"
     shared.mkdir(mode=0o1777)
     profile = AppProfile(shared_temp_root=shared)
@@ -188,15 +193,14 @@ def test_fallback_spool_is_used_and_announced(
     sid = record_session(
         src="local", dst=["aws:us-east-1"], runtime_s=1.0, profile=profile, environ=env
     )
-    assert sid is not None
+    assert sid is None
     err = capfd.readouterr().err
-    fallback = shared / f"skyplane-{os.getuid()}" / "usage"
-    assert [line for line in err.splitlines() if str(fallback) in line], err
-    assert scan_spool(fallback).ids("held") == {sid}
-    # not lost: the listing finds it in the fallback, and says where
+    assert [line for line in err.splitlines() if "SKYPLANE_USAGE_STATS_DIR" in line], err
+    assert not (shared / f"skyplane-{os.getuid()}").exists()
+    # the listing says why it is empty
     listing = list_review(profile=profile, environ=env)
-    assert [item.session_id for item in listing.items] == [sid]
-    assert any(str(fallback) in w for w in listing.warnings), listing.warnings
+    assert listing.items == []
+    assert any("SKYPLANE_USAGE_STATS_DIR" in w for w in listing.warnings), listing.warnings
 
 
 def test_no_safe_spool_in_process(

@@ -16,7 +16,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from consent._exceptions import InsecureEndpointError
-from consent._urls import check_endpoint, is_loopback_host
+from consent._urls import check_endpoint, idna_host, is_loopback_host
 from tests.fuzz._toml import FUZZ
 
 _schemes = st.sampled_from(
@@ -55,6 +55,10 @@ _hosts = st.sampled_from(
         "\uff4c\uff4f\uff43\uff41\uff4c\uff48\uff4f\uff53\uff54",
         "127.0.0.1\u3002evil.example",
         "xn--localhost",
+        "faß.example",
+        "☃.example",
+        "bücher.example",
+        "\uff2c\uff2f\uff23\uff21\uff2c\uff28\uff2f\uff33\uff34",  # LOCALHOST, full width
     ]
 )
 _ports = st.sampled_from(["", ":80", ":3100", ":0", ":65535", ":65536", ":-1", ":x", ":", ": 80"])
@@ -109,13 +113,9 @@ def test_accepted_endpoints_are_safe_as_httpx_reads_them(url: str) -> None:
         return
     assert accepted == url  # returned unchanged: what is checked is what is sent
     view = _httpx_view(url)
-    if view is None or view.scheme not in ("http", "https"):
-        # httpx refuses it (a tab or a leading space that urllib drops but httpx does
-        # not), so nothing can be sent anywhere: fail closed. The regression
-        # test_accepted_endpoint_is_a_url_httpx_can_use covers the error it causes.
-        with httpx.Client() as client, pytest.raises((httpx.HTTPError, httpx.InvalidURL)):
-            client.post(url, content=b"{}")
-        return
+    # what we accept, httpx can send: a URL it then refuses would fail every send
+    assert view is not None, url
+    assert view.scheme in ("http", "https"), url
     assert view.host, url
     assert not view.userinfo.strip(b":"), url
     if view.scheme == "http":
@@ -123,7 +123,8 @@ def test_accepted_endpoints_are_safe_as_httpx_reads_them(url: str) -> None:
     from urllib.parse import urlsplit
 
     assert urlsplit(url).scheme.lower() == view.scheme
-    assert (urlsplit(url).hostname or "").lower() == view.host.lower(), url
+    host = urlsplit(url).hostname or ""
+    assert (idna_host(host) or "") == view.raw_host.decode("ascii").strip("[]"), url
 
 
 @pytest.mark.parametrize(
@@ -137,3 +138,29 @@ def test_accepted_endpoints_are_safe_as_httpx_reads_them(url: str) -> None:
 )
 def test_ordinary_endpoints_are_accepted(url: str) -> None:
     assert check_endpoint(url) == url
+
+
+@pytest.mark.parametrize(
+    ("host", "sent_as"),
+    [
+        ("bücher.example", "xn--bcher-kva.example"),
+        ("BÜCHER.example", "xn--bcher-kva.example"),
+        # IDNA 2003 maps ß to "ss", another domain; httpx (IDNA 2008) keeps it
+        ("faß.example", "xn--fa-hia.example"),
+        ("例え.jp", "xn--r8jz45g.jp"),
+    ],
+)
+def test_international_hosts_are_checked_as_httpx_encodes_them(host: str, sent_as: str) -> None:
+    url = f"https://{host}/ingest"
+    assert check_endpoint(url) == url
+    assert idna_host(host) == sent_as
+    assert httpx.URL(url).raw_host.decode() == sent_as
+
+
+@pytest.mark.parametrize("host", ["☃.example", "ⅷ.example"])
+def test_hosts_only_idna_2003_accepts_are_refused(host: str) -> None:
+    # Python's "idna" codec (IDNA 2003) encodes these; httpx refuses them
+    with pytest.raises(InsecureEndpointError, match="valid host"):
+        check_endpoint(f"https://{host}/ingest")
+    with pytest.raises(httpx.InvalidURL):
+        httpx.URL(f"https://{host}/ingest")
