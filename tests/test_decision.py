@@ -1,4 +1,4 @@
-"""The decision matrix of DESIGN §3.2, in-process and through the real CLI.
+"""The decision matrix of docs/architecture.md §3.2, in-process and through the real CLI.
 
 Every case writes real files under the sandbox HOME; nothing is mocked.
 """
@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import consent
+from consent.config import parse_switch
 from consent.decision import Decision, decide
 from tests.conftest import Sandbox, run_cli
 
@@ -277,10 +278,42 @@ _env_text = st.text(
 )
 
 
+# The only white space a switch word may carry: str.strip() would also drop control
+# characters (\x1c-\x1f, \x0b, \x0c, \x85) and Unicode spaces, which a value typed
+# or pasted by a person never holds and an injected one may.
+SWITCH_SPACE = " \t\r\n"
+_OTHER_SPACE = "\x0b\x0c\x1c\x1d\x1e\x1f\x85\xa0\u1680\u2000\u2028\u2029\u3000"
+
+
+@pytest.mark.parametrize(
+    "value", ["\x1ftrue", "\u3000on", "1\x0c", "\x0bon", "yes\x85", "\xa0off", "0\u2028"]
+)
+def test_parse_switch_refuses_words_in_other_white_space(value: str) -> None:
+    assert value.strip() in TRUE_WORDS + FALSE_WORDS  # what str.strip() would accept
+    assert parse_switch(value) is None
+
+
+@pytest.mark.parametrize("pad", [" ", "\t", "\r\n", " \t \n"])
+def test_parse_switch_allows_ordinary_white_space(pad: str) -> None:
+    assert parse_switch(pad + "On" + pad) is True
+    assert parse_switch(pad + "oFF" + pad) is False
+
+
+@pytest.mark.parametrize("value", ["\x1ftrue", "\u3000on"])
+def test_env_word_in_other_white_space_fails_closed(sandbox: Sandbox, value: str) -> None:
+    decision = decide(environ=_env(sandbox, **{ENV: value}))
+    assert (decision.enabled, decision.source) == (False, "env")
+    assert decision.warnings
+
+
+_padding = st.text(alphabet=SWITCH_SPACE + _OTHER_SPACE, max_size=3)
+
+
 @_FIXED
 @given(
     value=st.one_of(
         _env_text,
+        st.builds(lambda w, p, s: p + w + s, st.sampled_from(TRUE_WORDS), _padding, _padding),
         st.sampled_from(TRUE_WORDS + FALSE_WORDS),
         st.builds(lambda w, p, s: p + w + s, st.sampled_from(TRUE_WORDS), _env_text, _env_text),
     )
@@ -288,7 +321,7 @@ _env_text = st.text(
 def test_env_text_never_raises_and_fails_closed(sandbox: Sandbox, value: str) -> None:
     decision = decide(environ=_env(sandbox, **{ENV: value}))
     assert decision.source == "env"
-    word = value.strip().lower()
+    word = value.strip(SWITCH_SPACE).lower()
     if decision.enabled:
         assert word in {"1", "true", "yes", "on"}
     if word in {"1", "true", "yes", "on", "0", "false", "no", "off"}:
