@@ -266,11 +266,9 @@ def test_is_enabled_with_empty_environ_does_not_raise() -> None:
 
 # -- property tests --------------------------------------------------------------------------
 
-_FIXED = settings(
-    max_examples=150,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture],
-)
+# No deadline and no too-slow check: a loaded machine makes examples slow, not wrong.
+_HEALTH = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+_FIXED = settings(max_examples=150, deadline=None, suppress_health_check=_HEALTH)
 
 _env_text = st.text(
     alphabet=st.characters(codec="utf-8", exclude_characters="\x00"),
@@ -507,7 +505,7 @@ def _parse_outcome(raw: bytes) -> tuple[str, object]:
         return ("error", None)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, suppress_health_check=_HEALTH)
 @given(
     value=_json_values, indent=st.sampled_from([None, 0, 2]), pad=st.sampled_from(["", " \n", "\t"])
 )
@@ -520,7 +518,7 @@ def test_parse_json_agrees_with_json_on_documents(
     assert _parse_outcome(raw) == _json_outcome(raw)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, suppress_health_check=_HEALTH)
 @given(
     raw=st.binary(max_size=64) | st.text(max_size=64).map(lambda t: t.encode("utf-8", "replace"))
 )
