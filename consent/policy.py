@@ -140,12 +140,7 @@ def load_policy(
         raise PolicyError(f"Policy file {path} holds a number too large to read.") from None
     except RecursionError:
         raise PolicyError(f"Policy file {path} is nested too deeply to be a policy.") from None
-    try:
-        return _validate(data, path)
-    except PolicyError:
-        raise
-    except ConsentError as exc:  # pragma: no cover - every problem above is a PolicyError
-        raise PolicyError(str(exc)) from None
+    return _validate(data, path)
 
 
 def _validate(data: dict[str, Any], path: Path) -> Policy:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping
@@ -21,7 +22,23 @@ from consent.profile import AppProfile
 from consent.spool import Spool
 
 REPO = Path(__file__).resolve().parent.parent
-CLOSED_ENDPOINT = "http://127.0.0.1:9/loki/api/v1/push"
+
+
+def _reserve_dead_port() -> tuple[socket.socket, int]:
+    """A loopback port bound but never listened on, held for the whole session.
+
+    Connections to it are refused at once, and while this process lives nothing else
+    can listen there, so no test (nor a detached sender one starts) can reach a real
+    collector by default.
+    """
+    holder = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    holder.bind(("127.0.0.1", 0))
+    return holder, holder.getsockname()[1]
+
+
+_DEAD_PORT_HOLDER, DEAD_PORT = _reserve_dead_port()
+CLOSED_ENDPOINT = f"http://127.0.0.1:{DEAD_PORT}/loki/api/v1/push"
+"""The endpoint every test gets unless it sets its own: a dead loopback port."""
 
 _CLEARED = ("DO_NOT_TRACK", "CI", "XDG_CONFIG_HOME", "CONSENT_DEBUG", "TMPDIR")
 
@@ -46,18 +63,51 @@ class Sandbox:
         self.config.write_text(text)
 
 
-def _real_spool_contents() -> set[str]:
-    root = Path("/tmp/skyplane")
-    return {str(p) for p in root.rglob("*")} if root.is_dir() else set()
+# The machine's real shared spool roots: the default and the per-user fallback.
+REAL_SPOOL_ROOTS = (Path("/tmp/skyplane"), Path(f"/tmp/skyplane-{os.getuid()}"))
+
+
+def _real_spool_state() -> dict[str, tuple[int, int, int]]:
+    """Every entry under the real roots (the roots too): path -> (mode, size, mtime_ns).
+
+    Roots that already exist on the machine are fine; any change below them is not.
+    A directory's mtime moves when an entry is added or removed in it, even one gone
+    again by the time of the next look.
+    """
+    found: dict[str, tuple[int, int, int]] = {}
+    for root in REAL_SPOOL_ROOTS:
+        paths = [root, *root.rglob("*")] if root.is_dir() else [root]
+        for path in paths:
+            try:
+                st = path.lstat()
+            except OSError:
+                continue
+            found[str(path)] = (st.st_mode, st.st_size, st.st_mtime_ns)
+    return found
+
+
+def _spool_changes(
+    before: dict[str, tuple[int, int, int]], after: dict[str, tuple[int, int, int]]
+) -> list[str]:
+    return sorted(p for p in before.keys() | after.keys() if before.get(p) != after.get(p))
 
 
 @pytest.fixture(autouse=True, scope="session")
 def real_spool_untouched() -> Iterator[None]:
     """No test, and no process a test starts, may write to the real shared spool."""
-    before = _real_spool_contents()
+    before = _real_spool_state()
     yield
-    leaked = sorted(_real_spool_contents() - before)
-    assert not leaked, f"tests wrote to the real /tmp/skyplane: {leaked[:5]}"
+    changed = _spool_changes(before, _real_spool_state())
+    assert not changed, f"the test session changed the real shared spool: {changed[:5]}"
+
+
+@pytest.fixture(autouse=True)
+def real_spool_untouched_by_test() -> Iterator[None]:
+    """The same, after each test: names the test that did it."""
+    before = _real_spool_state()
+    yield
+    changed = _spool_changes(before, _real_spool_state())
+    assert not changed, f"this test changed the real shared spool: {changed[:5]}"
 
 
 @pytest.fixture(autouse=True)

@@ -1,4 +1,4 @@
-"""The decision matrix of DESIGN §3.2, in-process and through the real CLI.
+"""The decision matrix of docs/architecture.md §3.2, in-process and through the real CLI.
 
 Every case writes real files under the sandbox HOME; nothing is mocked.
 """
@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import consent
+from consent.config import parse_switch
 from consent.decision import Decision, decide
 from tests.conftest import Sandbox, run_cli
 
@@ -273,11 +274,9 @@ def test_is_enabled_with_empty_environ_does_not_raise() -> None:
 
 # -- property tests --------------------------------------------------------------------------
 
-_FIXED = settings(
-    max_examples=150,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture],
-)
+# No deadline and no too-slow check: a loaded machine makes examples slow, not wrong.
+_HEALTH = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+_FIXED = settings(max_examples=150, deadline=None, suppress_health_check=_HEALTH)
 
 _env_text = st.text(
     alphabet=st.characters(codec="utf-8", exclude_characters="\x00"),
@@ -285,10 +284,42 @@ _env_text = st.text(
 )
 
 
+# The only white space a switch word may carry: str.strip() would also drop control
+# characters (\x1c-\x1f, \x0b, \x0c, \x85) and Unicode spaces, which a value typed
+# or pasted by a person never holds and an injected one may.
+SWITCH_SPACE = " \t\r\n"
+_OTHER_SPACE = "\x0b\x0c\x1c\x1d\x1e\x1f\x85\xa0\u1680\u2000\u2028\u2029\u3000"
+
+
+@pytest.mark.parametrize(
+    "value", ["\x1ftrue", "\u3000on", "1\x0c", "\x0bon", "yes\x85", "\xa0off", "0\u2028"]
+)
+def test_parse_switch_refuses_words_in_other_white_space(value: str) -> None:
+    assert value.strip() in TRUE_WORDS + FALSE_WORDS  # what str.strip() would accept
+    assert parse_switch(value) is None
+
+
+@pytest.mark.parametrize("pad", [" ", "\t", "\r\n", " \t \n"])
+def test_parse_switch_allows_ordinary_white_space(pad: str) -> None:
+    assert parse_switch(pad + "On" + pad) is True
+    assert parse_switch(pad + "oFF" + pad) is False
+
+
+@pytest.mark.parametrize("value", ["\x1ftrue", "\u3000on"])
+def test_env_word_in_other_white_space_fails_closed(sandbox: Sandbox, value: str) -> None:
+    decision = decide(environ=_env(sandbox, **{ENV: value}))
+    assert (decision.enabled, decision.source) == (False, "env")
+    assert decision.warnings
+
+
+_padding = st.text(alphabet=SWITCH_SPACE + _OTHER_SPACE, max_size=3)
+
+
 @_FIXED
 @given(
     value=st.one_of(
         _env_text,
+        st.builds(lambda w, p, s: p + w + s, st.sampled_from(TRUE_WORDS), _padding, _padding),
         st.sampled_from(TRUE_WORDS + FALSE_WORDS),
         st.builds(lambda w, p, s: p + w + s, st.sampled_from(TRUE_WORDS), _env_text, _env_text),
     )
@@ -296,7 +327,7 @@ _env_text = st.text(
 def test_env_text_never_raises_and_fails_closed(sandbox: Sandbox, value: str) -> None:
     decision = decide(environ=_env(sandbox, **{ENV: value}))
     assert decision.source == "env"
-    word = value.strip().lower()
+    word = value.strip(SWITCH_SPACE).lower()
     if decision.enabled:
         assert word in {"1", "true", "yes", "on"}
     if word in {"1", "true", "yes", "on", "0", "false", "no", "off"}:
@@ -482,7 +513,7 @@ def _parse_outcome(raw: bytes) -> tuple[str, object]:
         return ("error", None)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, suppress_health_check=_HEALTH)
 @given(
     value=_json_values, indent=st.sampled_from([None, 0, 2]), pad=st.sampled_from(["", " \n", "\t"])
 )
@@ -495,7 +526,7 @@ def test_parse_json_agrees_with_json_on_documents(
     assert _parse_outcome(raw) == _json_outcome(raw)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, suppress_health_check=_HEALTH)
 @given(
     raw=st.binary(max_size=64) | st.text(max_size=64).map(lambda t: t.encode("utf-8", "replace"))
 )

@@ -1,4 +1,7 @@
-"""The policy file (DESIGN §3.3): the shipped policy, fingerprint, diff, validation, CLI."""
+"""The policy file (docs/architecture.md §3.3).
+
+The shipped policy, the fingerprint, the diff, validation, and the CLI.
+"""
 
 from __future__ import annotations
 
@@ -23,8 +26,8 @@ from tests.conftest import Sandbox, run_cli
 SHIPPED = DEFAULT_PROFILE.policy_file
 POLICY_ENV = "SKYPLANE_USAGE_STATS_POLICY"
 
-# DESIGN §3.5: name -> (type, category) where the design says which
-DESIGN_FIELDS: dict[str, tuple[str | None, str | None]] = {
+# docs/architecture.md §3.5: name -> (type, category) where the design says which
+ARCHITECTURE_FIELDS: dict[str, tuple[str | None, str | None]] = {
     "os": ("string", "system"),
     "os_version": ("string", "system"),
     "kernel_version": ("string", "system"),
@@ -106,13 +109,13 @@ def test_shipped_policy_loads() -> None:
 
 def test_shipped_policy_declares_every_design_field() -> None:
     policy = load_policy()
-    missing = set(DESIGN_FIELDS) - set(policy.fields)
+    missing = set(ARCHITECTURE_FIELDS) - set(policy.fields)
     assert not missing, f"the shipped policy lacks {sorted(missing)}"
     for name, spec in policy.fields.items():
         assert spec.type in FIELD_TYPES, name
         assert spec.category in CATEGORIES, name
         assert spec.description.strip(), name
-        expected_type, expected_category = DESIGN_FIELDS.get(name, (None, None))
+        expected_type, expected_category = ARCHITECTURE_FIELDS.get(name, (None, None))
         if expected_type is not None:
             assert spec.type == expected_type, name
         if expected_category is not None:
@@ -163,9 +166,23 @@ def test_fingerprint_of_is_deterministic_and_separates_fields() -> None:
     assert fingerprint_of({}) != fingerprint_of({"a": ("string", "system")})
 
 
-def test_shipped_fingerprint_matches_schema() -> None:
+# sha256 of "client_id\tstring\tids\nos\tstring\tsystem\nruntime_s\tnumber\tperformance\n",
+# worked out once by hand (`printf ... | sha256sum`). Records store fingerprints, so a
+# change to how they are computed must show up here, not only in the code.
+BASE_FINGERPRINT = "379f67459fed0d7d2ca6d6cc6107848a88ad83c0ee3e470aff7b7d2435391d44"
+
+
+def test_fingerprint_of_a_known_policy_is_pinned(tmp_path: Path) -> None:
+    policy = _load_text(tmp_path, _policy_text(BASE))
+    assert policy.fingerprint == BASE_FINGERPRINT
+    assert fingerprint_of({n: (k, c) for n, (k, c, _) in BASE.items()}) == BASE_FINGERPRINT
+    # sha256 of no bytes at all: an empty schema hashes nothing, not a placeholder
+    empty = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+    assert fingerprint_of({}) == empty
+
+
+def test_shipped_policy_schema_is_its_fields() -> None:
     policy = load_policy()
-    assert policy.fingerprint == fingerprint_of(policy.schema)
     assert policy.schema == {n: (s.type, s.category) for n, s in policy.fields.items()}
 
 

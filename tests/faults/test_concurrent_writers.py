@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 import tomllib
 from collections.abc import Sequence
 from pathlib import Path
@@ -48,7 +47,7 @@ class Reader(threading.Thread):
             except (OSError, ValueError) as exc:
                 self.problem = f"{type(exc).__name__}: {exc}"
             self.reads += 1
-            time.sleep(0.001)  # leave the two cores to the writers
+            self.stop.wait(0.001)  # leave the two cores to the writers; ends when stopped
 
 
 def run_together(commands: Sequence[Sequence[Arg]], sandbox: Sandbox) -> None:

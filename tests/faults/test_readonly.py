@@ -2,13 +2,15 @@
 
 Root ignores ``chmod 0555``, so a read-only HOME is a read-only bind mount where
 mounting is permitted; everywhere, ``~/.skyplane`` as a regular file makes every
-write fail with ENOTDIR. An unwritable ``/tmp`` is a private mount namespace in
-which ``/tmp`` is read-only: the real ``/tmp`` is never touched, and the spool's
-fallback (``/tmp/skyplane-{uid}``) is unwritable too.
+write fail with ENOTDIR. An unwritable ``/tmp`` is a private mount namespace whose
+``/tmp`` is an empty read-only tmpfs: the real ``/tmp`` is never touched, and
+neither ``/tmp/skyplane`` nor the spool's fallback (``/tmp/skyplane-{uid}``) exists
+or can be made there, whatever the machine's own ``/tmp`` holds.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -134,7 +136,7 @@ def test_host_session(sandbox: Sandbox, readonly_home: str) -> None:
 
 @pytest.fixture
 def readonly_tmp(sandbox: Sandbox, tmp_path: Path) -> Iterator[None]:
-    """Commands run with /tmp read-only; HOME is a tmpfs of its own so it stays writable."""
+    """Commands run with an empty read-only /tmp; HOME is a tmpfs of its own, writable."""
     if not readonly_tmp_available():
         pytest.skip("private mount namespaces are not permitted here")
     if not mount_tmpfs(sandbox.home, "1m"):
@@ -155,20 +157,21 @@ def test_unwritable_tmp(sandbox: Sandbox, readonly_tmp: None, tmp_path: Path, wh
         env = {"SKYPLANE_USAGE_STATS_DIR": str(tmp_path / "a-file" / "usage")}
     home_before = data_files(snapshot_files(sandbox.home))
 
-    record = run(readonly_tmp_argv(consent_argv(*RECORD_ARGS)), env=env)
+    wrap = functools.partial(readonly_tmp_argv, keep=tmp_path)
+    record = run(wrap(consent_argv(*RECORD_ARGS)), env=env)
     message = assert_clear_error(record, 1)
     assert "No safe directory for usage statistics" in message
     assert "SKYPLANE_USAGE_STATS_DIR" in message  # the way out
     assert record.stdout == ""
 
-    host = run_host(env=env, wrap=readonly_tmp_argv)
+    host = run_host(env=env, wrap=wrap)
     assert host.ids == [None, None, None]
     lines = consent_lines(host.run.stderr)
     assert lines, host.run.describe()
     assert all("No safe directory" in line for line in lines), lines
 
     for args in (("stats", "status", "--json"), ("stats", "review", "--json"), ("stats", "send")):
-        result = run(readonly_tmp_argv(consent_argv(*args)), env=env)
+        result = run(wrap(consent_argv(*args)), env=env)
         assert result.returncode == 0, result.describe()
         assert_no_traceback(result)
     assert data_files(snapshot_files(sandbox.home)) == home_before

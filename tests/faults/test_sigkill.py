@@ -1,13 +1,15 @@
-"""SIGKILL in the middle of every write path, in a loop with random delays.
+"""SIGKILL in the middle of every write path, in a loop.
 
-Each path is killed two ways. The real CLI command is started and killed after a
-random delay spread over its measured run time (most of which is start-up, so the
-delays lean towards the end, where the writes are). And a child that runs the same
-library call in a tight loop is killed at a random moment, which lands inside a
-write far more often. After every kill the files are checked: config.json is whole
-JSON, consent.toml whole TOML with the same client id and an undiminished history,
-every listed spool entry parses, no ``*.tmp`` is visible, and the listings agree
-with the disk. Set FAULT_SEED to replay a run's delays.
+Each path is killed two ways: the real CLI command, and a child that runs the same
+library call in a tight loop. Neither is killed after a delay: the child reports
+every file-system change it is about to make (see
+:func:`tests.faults.support.run_to_point`), and is killed at a point drawn at
+random from those of an undisturbed run, either stopped right before that change or
+let run on into it. So every kill lands in the write path, on an idle machine or a
+loaded one. After every kill the files are checked: config.json is whole JSON,
+consent.toml whole TOML with the same client id and an undiminished history, every
+listed spool entry parses, no ``*.tmp`` is visible, and the listings agree with the
+disk. Set FAULT_SEED to replay a run's kill points.
 """
 
 from __future__ import annotations
@@ -25,19 +27,20 @@ from consent.config import CONFIG_KEYS
 from consent.spool import Spool, State
 from tests.conftest import Sandbox
 from tests.faults.support import (
+    CLI_CODE,
     PUSH_PATH,
     RECORD_ARGS,
     Arg,
+    Killed,
     block_background_flush,
     check_cli_listings,
     check_home,
     check_listings,
     consent_argv,
-    kill_after,
+    count_points,
     loki_session_ids,
-    popen,
-    python_argv,
     run,
+    run_to_point,
     scan_spool,
     session_ids,
     spool_payloads,
@@ -47,33 +50,37 @@ pytestmark = pytest.mark.slow
 
 ITERATIONS = 15
 LOOP_ITERATIONS = 6
+LOOP_POINTS = 60
+"""A looping child is killed at one of its first LOOP_POINTS write points (a few rounds)."""
 HOST_KEYS: dict[str, Any] = {"host_key": "kept", "nested": {"a": [1, 2, 3]}}
 
 
-def calibrate(*args: Arg, env: dict[str, str] | None = None) -> float:
-    """One undisturbed run of the command: its wall time scales the kill delays."""
-    result = run(consent_argv(*args), env=env)
-    assert result.returncode == 0, result.describe()
-    return result.elapsed
+class Points:
+    """The write points of each CLI command, counted once from an undisturbed run."""
+
+    def __init__(self, env: dict[str, str] | None = None) -> None:
+        self.env = env
+        self.counts: dict[tuple[Arg, ...], int] = {}
+
+    def __call__(self, *args: Arg) -> int:
+        if args not in self.counts:
+            self.counts[args] = count_points(CLI_CODE, *args, env=self.env)
+        return self.counts[args]
 
 
 def kill_cli(
-    rng: random.Random,
-    seconds: float,
-    *args: Arg,
-    env: dict[str, str] | None = None,
-    low: float = 0.3,
-    high: float = 1.1,
-) -> tuple[bool, list[str]]:
-    """Start the command, SIGKILL it at a random point of its run; (killed, stdout lines).
-
-    The delay is drawn from ``[low, high]`` times the calibrated run time.
-    """
-    killed, out, err = kill_after(
-        popen(consent_argv(*args), env=env), rng.uniform(low * seconds, high * seconds)
+    rng: random.Random, points: Points, *args: Arg, env: dict[str, str] | None = None
+) -> Killed:
+    """Run the command; SIGKILL it at a random one of its write points."""
+    result = run_to_point(
+        CLI_CODE,
+        *args,
+        stop_at=rng.randint(1, points(*args)),
+        hold=rng.random() < 0.5,
+        env=env,
     )
-    assert b"Traceback" not in err, err.decode("utf-8", "replace")
-    return killed, out.decode("utf-8", "replace").split("\n")[:-1]
+    assert "Traceback" not in result.stderr, result.describe()
+    return result
 
 
 def kill_loop(
@@ -81,21 +88,21 @@ def kill_loop(
     script: str,
     check: Callable[[list[str]], None],
     *,
-    low: float = 0.1,
-    high: float = 0.5,
     args: tuple[str, ...] = (),
     env: dict[str, str] | None = None,
-) -> int:
-    """Kill a child looping over one write path LOOP_ITERATIONS times; how many died mid-run."""
-    killed = 0
+) -> None:
+    """Kill a child looping over one write path, LOOP_ITERATIONS times, checking after each."""
     for _ in range(LOOP_ITERATIONS):
-        child = popen(python_argv(script, *args), env=env)
-        died, out, err = kill_after(child, rng.uniform(low, high))
-        assert died, err.decode("utf-8", "replace")  # the loop never ends by itself
-        assert b"Traceback" not in err, err.decode("utf-8", "replace")
-        killed += died
-        check(out.decode("utf-8", "replace").split("\n")[:-1])
-    return killed
+        result = run_to_point(
+            script,
+            *args,
+            stop_at=rng.randint(1, LOOP_POINTS),
+            hold=rng.random() < 0.5,
+            env=env,
+        )
+        assert result.killed, result.describe()  # the loop never ends by itself
+        assert "Traceback" not in result.stderr, result.describe()
+        check(result.lines())
 
 
 class HomeWatch:
@@ -144,19 +151,17 @@ def test_sigkill_config_set(sandbox: Sandbox, home: HomeWatch, rng: random.Rando
     commands = [
         ("config", "set", "usage_stats", "false"),
         ("config", "set", "usage_stats", "true"),
-        ("config", "set", "usage_stats_endpoint", "https://e{}.example.org/push"),
+        ("config", "set", "usage_stats_endpoint", "https://collector.example.org/push"),
         ("config", "set", "usage_stats_review", "true"),
         ("config", "unset", "usage_stats_review"),
     ]
-    seconds = calibrate(*commands[0])
+    points = Points()
     killed = 0
     for i in range(ITERATIONS):
-        args = tuple(arg.format(i) for arg in commands[i % len(commands)])
-        died, _ = kill_cli(rng, seconds, *args)
-        killed += died
+        killed += kill_cli(rng, points, *commands[i % len(commands)]).killed
         home.check()
-    # a kill may land after the command finished; some must land mid-write
-    assert killed >= 1, "too few runs were killed mid-way to mean anything"
+    # a kill let run on may come after the command finished; the others cannot
+    assert killed >= 1, "no run was killed mid-way"
 
     def check(lines: list[str]) -> None:
         config = home.check()
@@ -182,14 +187,13 @@ for i in itertools.count():
 
 
 def test_sigkill_record_write(sandbox: Sandbox, home: HomeWatch, rng: random.Random) -> None:
-    seconds = calibrate("init", "--no")
+    points = Points()
     killed = 0
     for i in range(ITERATIONS):
-        died, _ = kill_cli(rng, seconds, "init", "--yes" if i % 2 else "--no")
-        killed += died
+        killed += kill_cli(rng, points, "init", "--yes" if i % 2 else "--no").killed
         home.check()
-    # a kill may land after the command finished; some must land mid-write
-    assert killed >= 1
+    # a kill let run on may come after the command finished; the others cannot
+    assert killed >= 1, "no run was killed mid-way"
 
     def check(lines: list[str]) -> None:
         before = home.history
@@ -229,13 +233,16 @@ def test_sigkill_session_write(sandbox: Sandbox, rng: random.Random) -> None:
         assert set(scan.states.values()) <= {"held"}
         check_listings(sandbox, scan)
 
-    kill_loop(rng, LOOP_SESSIONS, check, low=0.15, high=0.45)
+    kill_loop(rng, LOOP_SESSIONS, check)
     assert recorded, "no session was ever recorded before the kill"
 
-    seconds = calibrate(*RECORD_ARGS)
+    points = Points()
+    killed = 0
     for _ in range(ITERATIONS // 3):
-        _, lines = kill_cli(rng, seconds, *RECORD_ARGS)
-        check(lines)
+        result = kill_cli(rng, points, *RECORD_ARGS)
+        killed += result.killed
+        check(result.lines())
+    assert killed >= 1, "no run was killed mid-way"
     check_cli_listings(scan_spool(sandbox.spool))
 
 
@@ -268,16 +275,18 @@ def test_sigkill_state_transition(sandbox: Sandbox, rng: random.Random) -> None:
             for entry in spool.entries((State.PENDING,)):
                 spool.set_state(entry, State.HELD)
 
-    seconds = calibrate("stats", "review", "--approve-all")
+    points = Points()
+    approve_all = ("stats", "review", "--approve-all")
+    hold_all()
+    points(*approve_all)  # counted with all 40 held, as every kill below starts
     killed = 0
     for _ in range(ITERATIONS):
         hold_all()
-        died, _ = kill_cli(rng, seconds, "stats", "review", "--approve-all")
-        killed += died
+        killed += kill_cli(rng, points, *approve_all).killed
         check()
-    # a kill may land after the command finished; some must land mid-write
-    assert killed >= 1
-    kill_loop(rng, LOOP_TRANSITIONS, check, low=0.15, high=0.6)
+    # a kill let run on may come after the command finished; the others cannot
+    assert killed >= 1, "no run was killed mid-way"
+    kill_loop(rng, LOOP_TRANSITIONS, check)
     check_cli_listings(scan_spool(sandbox.spool))
 
 
@@ -301,7 +310,10 @@ def test_sigkill_receipt_write(
     block_background_flush(spool)
     httpserver.expect_request(PUSH_PATH, method="POST").respond_with_data("", status=204)
     url = httpserver.url_for(PUSH_PATH)
-    env = {"SKYPLANE_USAGE_STATS_ENDPOINT": url}
+    # Only the test's own sends reach the server: it names it with --endpoint, while the
+    # environment keeps the sandbox's dead endpoint, so a detached sender that starts
+    # once a send has cleared the backoff delivers nothing and marks nothing sent.
+    send = ("stats", "send", "--endpoint", url)
     created: set[str] = set()
 
     def received() -> set[str]:
@@ -319,19 +331,19 @@ def test_sigkill_receipt_write(
         assert scan.ids("sent") <= received(), "a receipt for something never delivered"
         check_listings(sandbox, scan)
 
+    points = Points()
     created |= {entry.session_id for entry, _ in spool_payloads(25, spool=spool)}
-    seconds = calibrate("stats", "send", env=env)
+    points(*send)  # counted on a send of 25, as every kill below starts with 25 or more
     killed = 0
     for _ in range(ITERATIONS):
         created |= {entry.session_id for entry, _ in spool_payloads(25, spool=spool)}
-        died, _ = kill_cli(rng, seconds, "stats", "send", env=env, low=0.5, high=1.3)
-        killed += died
+        killed += kill_cli(rng, points, *send).killed
         check()
-    # a kill may land after the command finished; some must land mid-write
-    assert killed >= 1
-    kill_loop(rng, LOOP_SEND, check, low=0.3, high=0.8, args=(url,), env=env)
+    # a kill let run on may come after the command finished; the others cannot
+    assert killed >= 1, "no run was killed mid-way"
+    kill_loop(rng, LOOP_SEND, check, args=(url,))
 
-    final = run(consent_argv("stats", "send", "--json"), env=env)
+    final = run(consent_argv(*send, "--json"))
     assert final.returncode == 0, final.describe()
     assert json.loads(final.stdout)["pending"] == 0
     check()

@@ -1,1 +1,1 @@
-"""Fuzzers: Hypothesis properties over every parser and the scrubber (DESIGN §4)."""
+"""Fuzzers: Hypothesis properties over every parser and the scrubber (docs/architecture.md §4)."""

@@ -2,9 +2,10 @@
 
 Two kinds of input. Structured documents start from the shipped policy and mutate
 it (drop, retype or add keys and fields, odd endpoints), are written with a tiny
-TOML emitter, and are checked against an independent model of DESIGN §3.3: the
-loader must accept exactly what the model accepts. Raw input (any bytes, any text,
-byte-level edits of the shipped file) must never raise anything but PolicyError.
+TOML emitter, and are checked against an independent model of docs/architecture.md
+§3.3: the loader must accept exactly what the model accepts. Raw input (any bytes,
+any text, byte-level edits of the shipped file) must never raise anything but
+PolicyError.
 """
 
 from __future__ import annotations
@@ -219,7 +220,7 @@ def _endpoint_ok(url: str) -> bool:
 
 
 def model_accepts(doc: dict[str, Any]) -> bool:
-    """DESIGN §3.3, written independently of the loader."""
+    """docs/architecture.md §3.3, written independently of the loader."""
     if set(doc) != set(_TOP):
         return False
     for key, kind in _TOP.items():

@@ -1,5 +1,5 @@
 """Fuzz the allow-list: a field the policy does not declare, or the user did not
-acknowledge, can never be sent (DESIGN §1 "No PII", §4 "Never").
+acknowledge, can never be sent (docs/architecture.md §1 "No PII", §4 "Never").
 
 Two gates keep it. ``project`` builds a payload only from fields that the policy
 declares *and* the acknowledged schema names with the same type and category.
@@ -73,7 +73,7 @@ def _policies(draw: st.DrawFn) -> Policy:
 
 
 def _type_ok(kind: str, value: object) -> bool:
-    """DESIGN §3.3's types, written out again."""
+    """docs/architecture.md §3.3's types, written out again."""
     if kind == "string":
         return isinstance(value, str)
     if kind == "integer":
