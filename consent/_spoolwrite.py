@@ -6,8 +6,9 @@ A host that records one transfer per process pays for every module it imports
 module does the two things that path needs, on plain string paths and ``os``
 calls only: choose and vet the spool root (:func:`open_root`, the same rules as
 :meth:`consent.spool.Spool.open`) and write a new session (:func:`write_new`, the
-same files and order as :meth:`consent.spool.Spool.write`). ``tests/test_spool_light.py``
-checks that both agree with :mod:`consent.spool`, which owns the layout.
+same files and order as :meth:`consent.spool.Spool.write`). A refused root is left
+to :meth:`Spool.open`. ``tests/test_spool_light.py`` checks that both agree with
+:mod:`consent.spool`, which owns the layout.
 """
 
 from __future__ import annotations
@@ -137,12 +138,6 @@ def _prepare_root(root: str, shared: str, *, whole_chain: bool) -> _Refusal | No
     return _check_chain(parent, (os.path.basename(root),))
 
 
-def _fallback_warning(candidate: str, refusal: _Refusal, fallback: str) -> str:
-    if refusal.path == candidate:
-        return f"{refusal}; using {fallback} instead."
-    return f"{candidate} is not safe to use because {refusal}; using {fallback} instead."
-
-
 def _shared_root(profile: AppProfile) -> str:
     # the string the profile holds; its public property wraps it in pathlib
     raw = getattr(profile, "_shared_temp_root", None)
@@ -152,28 +147,24 @@ def _shared_root(profile: AppProfile) -> str:
 def open_root(
     profile: AppProfile, environ: Mapping[str, str] | None
 ) -> tuple[str, list[str], bool]:
-    """Create and vet the spool root as :meth:`Spool.open` does: ``(root, warnings, durable)``.
+    """The spool root :meth:`Spool.open` would choose: ``(root, warnings, durable)``.
 
-    Raises :class:`StorageError` when neither the configured root nor the per-user
-    fallback is a private directory of ours.
+    The common case, a root that passes the checks, is decided here. A refused root
+    is rare, and what follows (a fallback with a warning, or a clear error) is the
+    spool's rule: :meth:`Spool.open` decides it, so its rules and words stay in one
+    place. Raises :class:`StorageError` as it does.
     """
     env = os.environ if environ is None else environ
     shared_raw = _shared_root(profile)
     override = env.get(profile.spool_dir_env)
     candidate = os.path.abspath(override or os.path.join(shared_raw, profile.name, "usage"))
     shared = os.path.abspath(shared_raw)
-    refusal = _prepare_root(candidate, shared, whole_chain=not override)
-    if refusal is None:
+    if _prepare_root(candidate, shared, whole_chain=not override) is None:
         return candidate, [], not _inside(candidate, shared)
-    fallback = os.path.abspath(os.path.join(shared_raw, f"{profile.name}-{os.getuid()}", "usage"))
-    second = _prepare_root(fallback, shared, whole_chain=True)
-    if second is None:
-        warning = _fallback_warning(candidate, refusal, fallback)
-        return fallback, [warning], not _inside(fallback, shared)
-    raise StorageError(
-        f"No safe directory for usage statistics: {refusal}, and {second}. "
-        f"Set {profile.spool_dir_env} to a private directory of yours."
-    )
+    from consent.spool import Spool
+
+    spool = Spool.open(profile, environ)
+    return str(spool.root), list(spool.warnings), spool.durable
 
 
 def _check_id(kind: str, value: str) -> str:
