@@ -15,7 +15,8 @@ Two stages, so that CI can check the shipped file without the sources installed:
       ``botocore.exceptions``; ``google.api_core.exceptions`` and the gRPC status
       names; ``azure.core.exceptions`` and azure-storage-blob's
       ``StorageErrorCode``; ``paramiko``; ``urllib3`` and ``requests``; Python's
-      builtins and ``errno``;
+      builtins and ``errno``; Skyplane 0.3.2's exception classes; botocore's
+      operation names (every ``ClientError`` names one);
     - module names of those packages and of the standard library;
     - words of HTTP reason phrases (``http.HTTPStatus``) and of the C library's
       ``strerror`` texts.
@@ -28,7 +29,8 @@ Two stages, so that CI can check the shipped file without the sources installed:
 
 Run ``python scripts/gen_vocabulary.py`` for both stages (needs the dev-time
 packages: wordfreq, names, botocore, google-api-core, azure-core,
-azure-storage-blob, paramiko, requests); ``--build-only`` for the second.
+azure-storage-blob, paramiko, requests, and skyplane 0.3.2 installed with
+``--no-deps``: its sources are read, never imported); ``--build-only`` for the second.
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ FLAG_OUTPUT = REPO / "consent" / "scrub" / "flagwords.txt"
 
 # The size of the English part, chosen on the corpus (docs/security.md, "The
 # vocabulary"): leaks of planted names grow with it, kept facts barely do past it.
-ENGLISH_WORDS = 25_000
+ENGLISH_WORDS = 10_000
 # Flag names are checked against the most common words only, in a separate small
 # file, so that scrubbing argv never loads the vocabulary.
 FLAG_WORDS = 10_000
@@ -127,7 +129,10 @@ def _botocore_codes() -> Iterator[str]:
         raw = model.read_bytes()
         if model.suffix == ".gz":
             raw = gzip.decompress(raw)
-        shapes = json.loads(raw).get("shapes", {})
+        service = json.loads(raw)
+        # operation names appear in every ClientError ("when calling the X operation")
+        yield from service.get("operations", {})
+        shapes = service.get("shapes", {})
         for shape_name, shape in shapes.items():
             if shape.get("exception"):
                 yield shape_name
@@ -161,6 +166,20 @@ def _python_codes() -> Iterator[str]:
         yield status.name
 
 
+def _skyplane_codes() -> Iterator[str]:
+    # read, not imported: importing skyplane pulls in every cloud SDK it supports
+    import ast
+    import importlib.util
+
+    spec = importlib.util.find_spec("skyplane")
+    assert spec is not None and spec.submodule_search_locations
+    root = Path(next(iter(spec.submodule_search_locations)))
+    for source in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(source.read_bytes())):
+            if isinstance(node, ast.ClassDef) and node.name.endswith(("Exception", "Error")):
+                yield node.name
+
+
 def _codes() -> Iterator[tuple[str, str, str]]:
     sources = (
         ("botocore", _botocore_codes),
@@ -170,6 +189,7 @@ def _codes() -> Iterator[tuple[str, str, str]]:
         ("urllib3", lambda: _exception_names("urllib3.exceptions")),
         ("requests", lambda: _exception_names("requests.exceptions")),
         ("python", _python_codes),
+        ("skyplane", _skyplane_codes),
     )
     for source, collect in sources:
         for code in collect():
@@ -192,6 +212,15 @@ def _modules() -> Iterator[tuple[str, str, str]]:
             for part in name.split("."):
                 if _MODULE_RE.fullmatch(part) and not part.startswith("_"):
                     yield "module", part, root.split(".")[0]
+    import importlib.util
+
+    spec = importlib.util.find_spec("skyplane")
+    assert spec is not None and spec.submodule_search_locations
+    root = Path(next(iter(spec.submodule_search_locations)))
+    for source in sorted(root.rglob("*.py")):
+        for part in ("skyplane", *source.relative_to(root).with_suffix("").parts):
+            if _MODULE_RE.fullmatch(part) and not part.startswith("_"):
+                yield "module", part, "skyplane"
     for name in sys.stdlib_module_names:
         if _MODULE_RE.fullmatch(name) and not name.startswith("_"):
             yield "module", name, "python"
@@ -285,6 +314,9 @@ def build(rows: Iterable[tuple[str, str, str]], size: int = ENGLISH_WORDS) -> tu
                 if _ALPHA_RE.fullmatch(lowered) and not is_name(lowered):
                     words.add(lowered)
     modules = {module for module in modules if not is_name(module)}
+    # A code whose parts are all words or acronyms is kept by the scrubber's
+    # identifier rule; listing it too would only make the file slower to load.
+    codes = {code for code in codes if not _derivable(code, words, acronyms)}
 
     digest = hashlib.sha256(
         "".join("\t".join(row) + "\n" for row in sorted(rows)).encode("ascii")
@@ -309,6 +341,32 @@ def build(rows: Iterable[tuple[str, str, str]], size: int = ENGLISH_WORDS) -> tu
         *_fill(flag_words),
     ]
     return "\n".join(vocabulary) + "\n", "\n".join(flags) + "\n"
+
+
+def _derivable(code: str, words: set[str], acronyms: set[str]) -> bool:
+    """Whether ``consent.scrub.text`` keeps ``code`` from its parts alone (kept in step)."""
+    if not code.isalnum() or not code[:1].isupper():
+        return False
+    parts = _PART_RE.findall(code)
+    if sum(len(part) for part in parts) != len(code):
+        return False
+    for index, part in enumerate(parts):
+        letters = part.rstrip("0123456789")
+        digits = len(part) - len(letters)
+        if part.isdigit():
+            if index == 0 or len(part) > 3:
+                return False
+        elif not (
+            part in acronyms
+            or (letters in acronyms and digits <= 2)
+            or (
+                (letters.istitle() or letters.islower() or letters.isupper())
+                and letters.lower() in words
+                and (digits == 0 or digits <= 2)
+            )
+        ):
+            return False
+    return True
 
 
 def _fill(items: Iterable[str], width: int = 100) -> list[str]:

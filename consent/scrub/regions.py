@@ -23,10 +23,11 @@ REGION_PROVIDERS = frozenset({"aws", "gcp", "azure", "ibmcloud", "cloudflare"})
 _INFER = "infer"
 
 _DIRECTIONS = "north|south|east|west|central|northeast|northwest|southeast|southwest"
-# AWS: partition area, direction, number; GovCloud and the isolated partitions too
+# AWS: partition area, direction, number, an optional zone letter; GovCloud and the
+# isolated partitions too
 _AWS_RE = re.compile(
     rf"(?:us|eu|ap|sa|ca|me|af|il|mx|cn|us-gov|us-iso|us-isob|us-isof|eu-isoe)"
-    rf"-(?:{_DIRECTIONS})-[1-9][0-9]?"
+    rf"-(?:{_DIRECTIONS})-[1-9][0-9]?[a-z]?"
 )
 # GCP: continent, direction and number, optionally a zone letter
 _GCP_RE = re.compile(

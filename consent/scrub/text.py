@@ -127,6 +127,9 @@ _SECRET_WORD_HINTS = (
     "cred",
     "key",
 )
+_XML_PART_RE = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+")
+_XML_DATA_PARTS = _words("key resource argument value prefix marker name object blob path")
+_TYPE_SUFFIXES = ("Error", "Exception", "Exceeded", "Denied", "Found", "Invalid", "Failed")
 _LONG_TOKEN_RE = re.compile(r"(?<![\w+/=-])[\w+/=-]{20,}(?![\w+/=-])")
 _CONTEXT_WORDS = _words(
     "bucket buckets container containers project projects account accounts user users"
@@ -166,7 +169,7 @@ _SLASH_WORDS = _words(
 )
 _HARMLESS_SLASH_RE = re.compile(
     r"[0-9]+(?:[/.:-][0-9]+)*"
-    r"|[A-Za-z]{1,6}/(?:s|sec|h|hr|min|ms|day)"
+    r"|[0-9.]*[A-Za-z]{1,6}/(?:s|sec|h|hr|min|ms|day)"
     r"|HTTPS?/[0-9.]+"
     r"|(?:text|application|image|audio|video|multipart|font)/[\w.+-]+",
     re.I,
@@ -237,7 +240,7 @@ def _azure_sub(match: re.Match[str]) -> str:
 def _kv_sub(match: re.Match[str]) -> str:
     key, quote, sep, value = match.group("key", "q", "sep", "val")
     head = f"{key}{quote}{sep}"
-    if _KV_HINT_RE.search(key.lower()) is None:
+    if _KV_HINT_RE.search(key.lower()) is None or _is_type_name(key):
         secret = identifying = False
     else:
         secret, identifying = _name_kind(key)
@@ -252,7 +255,7 @@ def _kv_sub(match: re.Match[str]) -> str:
         inner = value[1:-1] if value[:1] in "'\"" and len(value) >= 2 else value
         if _only_sentinels(inner) or not inner.strip():
             return match.group()
-        marker = _classify(inner)
+        marker = _text_marker(inner)
     else:
         # the value may itself hold ``password=...``; it was consumed by this match
         if ":" in value or "=" in value:
@@ -276,6 +279,8 @@ def _bearer_sub(match: re.Match[str]) -> str:
 
 
 def _aws_secret_sub(match: re.Match[str]) -> str:
+    if _is_type_name(match.group()):
+        return match.group()  # forty letters of CamelCase words: an operation name
     return SENTINEL[SECRET] if _aws_secret_like(match.group()) else match.group()
 
 
@@ -317,9 +322,15 @@ def _ipv4_sub(match: re.Match[str]) -> str:
 def _quoted_sub(match: re.Match[str], safe: Collection[str]) -> str:
     body = next(group for group in match.group("a", "b", "c", "d", "e") if group is not None)
     text = match.group()
-    if not body.strip() or _only_sentinels(body) or _PLAIN_WORD_RE.fullmatch(body):
+    if not body.strip() or _only_sentinels(body) or " " in body.strip():
+        # a quoted phrase: its words are judged one by one by the later passes
         return text
-    marker = REDACTED if any(c in SENTINEL_CHARS for c in body) else _classify(body)
+    # A single quoted token is data ("for user 'keenan'", "bucket 'payslips'"): kept
+    # only when it is wholly an identifier, a code, a number or a region, never
+    # because it happens to be an English word.
+    if _kept_quoted(body.strip(), safe):
+        return text
+    marker = REDACTED if any(c in SENTINEL_CHARS for c in body) else _text_marker(body)
     return f"{text[0]}{SENTINEL[marker]}{text[-1]}"
 
 
@@ -338,7 +349,7 @@ def _context_value(token: str) -> str:
         or (value.isdigit() and len(value) <= 4)
     ):
         return token
-    return SENTINEL[_classify(value)] + tail + token[end:]
+    return SENTINEL[_text_marker(value)] + tail + token[end:]
 
 
 def _path_sub(match: re.Match[str]) -> str:
@@ -369,6 +380,8 @@ def _dotted_sub(match: re.Match[str]) -> str:
 
 
 def _long_token_sub(match: re.Match[str]) -> str:
+    if _is_type_name(match.group()):
+        return match.group()  # BucketAlreadyOwnedByYou is long and mixed-case, not random
     return SENTINEL[SECRET] if _looks_random(match.group()) else match.group()
 
 
@@ -405,7 +418,7 @@ def _scrub_token(token: str) -> str:
     if len(token) >= 20:
         token = _LONG_TOKEN_RE.sub(_long_token_sub, token)
     if len(token) >= 10 and _DIGITS_HINT_RE.search(token):
-        token = _LONG_NUMBER_RE.sub(SENTINEL[REDACTED], token)
+        token = _LONG_NUMBER_RE.sub(SENTINEL[ID], token)
     return token
 
 
@@ -414,6 +427,9 @@ def _names_a_secret(part: str) -> bool:
     name = part.lstrip("-").rstrip(":=")
     lowered = name.lower()
     if not name or not any(hint in lowered for hint in _SECRET_WORD_HINTS):
+        return False
+    if name[-1] in ".,;!?)" or _is_type_name(name):
+        # "the signature." ends a sentence; NoCredentialsError names an error
         return False
     return _CREDENTIAL_NAME_RE.fullmatch(name) is not None and _is_secret_name(name)
 
@@ -447,10 +463,33 @@ def _unwrap(match: re.Match[str]) -> str:
 
 
 def _xml_sub(match: re.Match[str]) -> str:
-    if not _is_secret_name(match.group("tag")):
-        return match.group(0)
     tag = match.group("tag")
-    return f"<{tag}>{SENTINEL[SECRET]}</{tag}>"
+    if _is_secret_name(tag):
+        return f"<{tag}>{SENTINEL[SECRET]}</{tag}>"
+    value = match.group("val")
+    # <BucketName>, <Key>, <Resource>: an S3 error body names the object in question;
+    # whatever the value, even an English word, it is data
+    if _xml_names_data(tag) and not _only_sentinels(value) and not value.isdigit():
+        return f"<{tag}>{SENTINEL[_text_marker(value)]}</{tag}>"
+    return match.group(0)
+
+
+def _xml_names_data(tag: str) -> bool:
+    _, identifying = _name_kind(tag)
+    parts = {part.lower() for part in _XML_PART_RE.findall(tag)}
+    return identifying or not parts.isdisjoint(_XML_DATA_PARTS)
+
+
+def _is_type_name(name: str) -> bool:
+    """An exception or error-code name: the SDK's own, or CamelCase ending like one."""
+    vocab = vocabulary()
+    if name in vocab.codes:
+        return True
+    if not (name[:1].isupper() and name.isalnum() and not name.isupper()):
+        return False
+    return name.endswith(_TYPE_SUFFIXES) or (
+        len(_PART_RE.findall(name)) >= 2 and _camel_ok(name, vocab)
+    )
 
 
 def _hide_context_value(parts: list[str], index: int) -> None:
@@ -571,8 +610,18 @@ _DASHED_ID_RE = re.compile(r"[0-9]{3,6}(?:-[0-9]{3,6}){1,4}")
 # CamelCase parts: an upper run before a capitalised word, a capitalised word, digits.
 # Kept in step with scripts/gen_vocabulary.py, which splits SDK names the same way.
 _PART_RE = re.compile(r"[A-Z]+[0-9]*(?=[A-Z][a-z]|[^A-Za-z0-9]|$)|[A-Z]?[a-z]+[0-9]*|[0-9]+")
+# units of size, rate and time, which no word list holds in these short forms
+_UNITS = _words(
+    "b kb mb gb tb pb kib mib gib tib pib bps kbps mbps gbps tbps ms us ns sec secs min"
+    " mins hr hrs kbit mbit gbit"
+)
 _CONTRACTIONS = frozenset({"t", "s", "re", "ve", "ll", "d", "m"})
 _NAME_RUN_RE = re.compile(f"{SENTINEL[NAME]}(?:[ \\-_.]+{SENTINEL[NAME]})+")
+_CODE = r"([A-Z][a-z][A-Za-z0-9]{1,62}(?:\.[A-Z][A-Za-z0-9]{1,62})?)"
+_CODE_PLACE_RE = re.compile(
+    rf"An error occurred \({_CODE}\)|ErrorCode: ?{_CODE}|<Code>{_CODE}</Code>"
+    rf"|\bCode: {_CODE}|^\({_CODE}\) "
+)
 _MARKER_TEXT_RE = re.compile("|".join(re.escape(marker) for marker in MARKERS))
 
 
@@ -626,7 +675,11 @@ def _kept(token: str, vocab: Vocabulary, safe: Collection[str]) -> bool:
     """Whether one token (no spaces, no edge punctuation) is in the allow-list."""
     if token in safe or token in vocab.codes:
         return True
+    if token[:1].islower() and token[-1:].isalnum() and bare_region(token):
+        return True  # eastus2, us-east-1, europe-west4-a
     if token.isalpha():
+        if token.lower() in _UNITS:
+            return True
         return _word_ok(token, vocab) or (token[:1].isupper() and _camel_ok(token, vocab))
     if _NUMBER_RE.fullmatch(token):
         return True
@@ -638,12 +691,12 @@ def _kept(token: str, vocab: Vocabulary, safe: Collection[str]) -> bool:
     if token.isalnum():
         unit = _UNIT_RE.fullmatch(token)
         if unit is not None:  # 10MB, 1.5Gbps, 500ms
-            return _word_ok(unit.group(2), vocab)
+            return unit.group(2).lower() in _UNITS or _word_ok(unit.group(2), vocab)
         return token[:1].isalpha() and _camel_ok(token, vocab)
     if "." in token:
         unit = _UNIT_RE.fullmatch(token)
         if unit is not None:
-            return _word_ok(unit.group(2), vocab)
+            return unit.group(2).lower() in _UNITS or _word_ok(unit.group(2), vocab)
         return _dotted_ok(token, vocab)
     if strict_region(token) is not None or bare_region(token):
         return True
@@ -705,6 +758,13 @@ def _unknown(core: str) -> str:
 
 def _allow_pass(text: str, safe: Collection[str]) -> str:
     vocab = vocabulary()
+    if "ode" in text or "error occurred" in text:
+        # In these places the SDKs print the service's error code and nothing else
+        # ("An error occurred (RequestTimeTooSkewed)", "ErrorCode:ContainerNotFound"):
+        # codes that no SDK model lists are still kept there, and only there.
+        found = {code for groups in _CODE_PLACE_RE.findall(text) for code in groups if code}
+        if found:
+            safe = {*safe, *found}
     text = _TOKEN_RE.sub(lambda match: _judge(match.group(), vocab, safe), text)
     if SENTINEL[NAME] in text:
         text = _NAME_RUN_RE.sub(SENTINEL[NAME], text)
