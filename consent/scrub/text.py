@@ -200,7 +200,7 @@ _STOPWORDS = _words(
 )
 
 
-# -- free text -------------------------------------------------------------------------
+# -- structured passes -----------------------------------------------------------------
 
 
 def _split_trailing(text: str) -> tuple[str, str]:
@@ -550,18 +550,6 @@ def _run_passes(text: str, safe: Collection[str]) -> str:
             continue
         parts[index] = _scrub_token(part)
     return " ".join(parts)
-
-
-def _truncate(text: str, max_length: int, force: bool) -> str:
-    if not force and len(text) <= max_length:
-        return text
-    cut = text[: max_length - 1]
-    opening = cut.rfind("<")
-    if opening != -1 and ">" not in cut[opening:]:
-        fragment = cut[opening:]
-        if any(marker.startswith(fragment) for marker in MARKERS):
-            cut = cut[:opening]
-    return cut + "\u2026"
 
 
 # -- the allow-list --------------------------------------------------------------------
