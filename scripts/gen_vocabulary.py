@@ -19,7 +19,9 @@ Two stages, so that CI can check the shipped file without the sources installed:
       operation names (every ``ClientError`` names one);
     - module names of those packages and of the standard library;
     - words of HTTP reason phrases (``http.HTTPStatus``) and of the C library's
-      ``strerror`` texts.
+      ``strerror`` texts;
+    - the English words of the string literals in those SDKs' exception modules and
+      in Skyplane's source: the words their error messages are written with.
 
 ``build``
     A pure function of the recorded inputs (no third-party import): writes
@@ -231,6 +233,41 @@ def _modules() -> Iterator[tuple[str, str, str]]:
             yield "module", name, "python"
 
 
+def _string_words(source: Path) -> Iterator[str]:
+    import ast
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SyntaxWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        tree = ast.parse(source.read_bytes())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            for word in re.findall(r"[A-Za-z]+", node.value):
+                yield word.lower()
+
+
+def _message_words() -> Iterator[tuple[str, str, str]]:
+    """Words of the string literals in the SDKs' exception modules and in Skyplane:
+    the words their error messages are written with."""
+    files: list[tuple[str, Path]] = []
+    for module_name in (
+        "botocore.exceptions",
+        "google.api_core.exceptions",
+        "google.auth.exceptions",
+        "azure.core.exceptions",
+        "paramiko.ssh_exception",
+        "urllib3.exceptions",
+        "requests.exceptions",
+    ):
+        spec = importlib.util.find_spec(module_name)
+        assert spec is not None and spec.origin is not None
+        files.append((module_name.split(".")[0], Path(spec.origin)))
+    files += [("skyplane", path) for path in sorted(_skyplane_root().rglob("*.py"))]
+    for source, path in files:
+        for word in _string_words(path):
+            yield "phrase", word, source
+
+
 def _phrases() -> Iterator[tuple[str, str, str]]:
     for status in http.HTTPStatus:
         for word in re.findall(r"[A-Za-z]+", status.phrase):
@@ -250,6 +287,8 @@ def collect() -> list[tuple[str, str, str]]:
     rows.update(_codes())
     rows.update(_modules())
     rows.update(_phrases())
+    # only message words that are English words: the literals also hold format codes
+    rows.update(row for row in _message_words() if row[1] in candidates)
     return sorted(rows)
 
 

@@ -240,7 +240,8 @@ def _azure_sub(match: re.Match[str]) -> str:
 def _kv_sub(match: re.Match[str]) -> str:
     key, quote, sep, value = match.group("key", "q", "sep", "val")
     head = f"{key}{quote}{sep}"
-    if _KV_HINT_RE.search(key.lower()) is None or _is_type_name(key):
+    if _KV_HINT_RE.search(key.lower()) is None or key.endswith(_TYPE_SUFFIXES):
+        # "NoCredentialsError: Unable to..." names an error, not a credential
         secret = identifying = False
     else:
         secret, identifying = _name_kind(key)
@@ -253,8 +254,8 @@ def _kv_sub(match: re.Match[str]) -> str:
         marker = SECRET
     elif identifying:
         inner = value[1:-1] if value[:1] in "'\"" and len(value) >= 2 else value
-        if _only_sentinels(inner) or not inner.strip():
-            return match.group()
+        if _only_sentinels(inner) or not inner.strip() or inner.lower() in _STOPWORDS:
+            return match.group()  # "NoSuchBucket: The specified bucket..." goes on
         marker = _text_marker(inner)
     else:
         # the value may itself hold ``password=...``; it was consumed by this match
@@ -325,6 +326,8 @@ def _quoted_sub(match: re.Match[str], safe: Collection[str]) -> str:
     if not body.strip() or _only_sentinels(body) or " " in body.strip():
         # a quoted phrase: its words are judged one by one by the later passes
         return text
+    if match.string[match.end() : match.end() + 3].lstrip().startswith(":"):
+        return text  # a JSON or dict key ("retries": 3): its word is judged later
     # A single quoted token is data ("for user 'keenan'", "bucket 'payslips'"): kept
     # only when it is wholly an identifier, a code, a number or a region, never
     # because it happens to be an English word.
@@ -666,7 +669,7 @@ def _kept(token: str, vocab: Vocabulary, safe: Collection[str]) -> bool:
     if token[:1].islower() and token[-1:].isalnum() and bare_region(token):
         return True  # eastus2, us-east-1, europe-west4-a
     if token.isalpha():
-        if token.lower() in _UNITS:
+        if token.lower() in _UNITS or token.lower() in vocab.modules:
             return True
         return _word_ok(token, vocab) or (token[:1].isupper() and _camel_ok(token, vocab))
     if _NUMBER_RE.fullmatch(token):
@@ -688,8 +691,13 @@ def _kept(token: str, vocab: Vocabulary, safe: Collection[str]) -> bool:
         return _dotted_ok(token, vocab)
     if strict_region(token) is not None or bare_region(token):
         return True
-    if token.isupper() and "_" in token:  # NOT_FOUND, PERMISSION_DENIED
-        return all(_word_ok(piece, vocab) for piece in token.split("_") if piece)
+    if "_" in token and "-" not in token and token.replace("_", "").isalnum():
+        # NOT_FOUND, aws_secret_access_key, max_instances: code, not a bucket name
+        pieces = [piece for piece in token.split("_") if piece]
+        return bool(pieces) and all(
+            _word_ok(piece, vocab) or piece in vocab.modules or _part_ok(piece, vocab, False)
+            for piece in pieces
+        )
     if "-" in token and "_" not in token and token.replace("-", "").isalpha():
         # Content-Type and Retry-After read as headers; lowercase-hyphenated text is
         # how buckets, hosts and projects are named, so it is kept only as a code
@@ -707,6 +715,8 @@ def _kept_quoted(body: str, safe: Collection[str]) -> bool:
         return body in vocab.acronyms or (not body.isupper() and _camel_ok(body, vocab))
     if "." in body:
         return _dotted_ok(body, vocab)
+    if "_" in body and not body.isupper():
+        return _kept(body, vocab, safe)  # 'max_instances': an identifier
     return strict_region(body) is not None or bare_region(body)
 
 
