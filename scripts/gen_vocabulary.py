@@ -21,7 +21,7 @@ Two stages, so that CI can check the shipped file without the sources installed:
     - words of HTTP reason phrases (``http.HTTPStatus``) and of the C library's
       ``strerror`` texts;
     - the English words of the string literals in those SDKs' exception modules and
-      in Skyplane's source: the words their error messages are written with.
+      of the messages Skyplane raises: the words their error messages are written with.
 
 ``build``
     A pure function of the recorded inputs (no third-party import): writes
@@ -233,23 +233,29 @@ def _modules() -> Iterator[tuple[str, str, str]]:
             yield "module", name, "python"
 
 
-def _string_words(source: Path) -> Iterator[str]:
+def _string_words(source: Path, raised_only: bool) -> Iterator[str]:
     import ast
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SyntaxWarning)
         warnings.simplefilter("ignore", DeprecationWarning)
         tree = ast.parse(source.read_bytes())
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Constant) and isinstance(node.value, str):
-            for word in re.findall(r"[A-Za-z]+", node.value):
-                yield word.lower()
+    # In Skyplane only the messages it raises count: its help texts and examples
+    # name made-up buckets ("acme-bucket") that must not become vocabulary.
+    roots = (
+        [node for node in ast.walk(tree) if isinstance(node, ast.Raise)] if raised_only else [tree]
+    )
+    for root in roots:
+        for node in ast.walk(root):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                for word in re.findall(r"[A-Za-z]+", node.value):
+                    yield word.lower()
 
 
 def _message_words() -> Iterator[tuple[str, str, str]]:
-    """Words of the string literals in the SDKs' exception modules and in Skyplane:
-    the words their error messages are written with."""
-    files: list[tuple[str, Path]] = []
+    """Words of the string literals in the SDKs' exception modules and of the
+    messages Skyplane raises: the words their error messages are written with."""
+    files: list[tuple[str, Path, bool]] = []
     for module_name in (
         "botocore.exceptions",
         "google.api_core.exceptions",
@@ -261,10 +267,10 @@ def _message_words() -> Iterator[tuple[str, str, str]]:
     ):
         spec = importlib.util.find_spec(module_name)
         assert spec is not None and spec.origin is not None
-        files.append((module_name.split(".")[0], Path(spec.origin)))
-    files += [("skyplane", path) for path in sorted(_skyplane_root().rglob("*.py"))]
-    for source, path in files:
-        for word in _string_words(path):
+        files.append((module_name.split(".")[0], Path(spec.origin), False))
+    files += [("skyplane", path, True) for path in sorted(_skyplane_root().rglob("*.py"))]
+    for source, path, raised_only in files:
+        for word in _string_words(path, raised_only):
             yield "phrase", word, source
 
 
@@ -352,11 +358,9 @@ def build(rows: Iterable[tuple[str, str, str]], size: int = ENGLISH_WORDS) -> tu
             if part.isupper() or (part[:1].isupper() and part[1:].isdigit()) or part.isdigit():
                 if not part.isdigit() and len(part) <= MAX_ACRONYM:
                     acronyms.add(part)
-            elif part[:1].isupper() or part.islower():
-                lowered = part.lower()
-                # a word of an SDK's own names ("presigned", "throttling"), not a person
-                if _ALPHA_RE.fullmatch(lowered) and not is_name(lowered):
-                    words.add(lowered)
+            # The other parts do not become words: SDK names hold product and
+            # protocol names ("CreateAcmeEndpoint") that are also how customers
+            # name things. A code with such a part is listed whole instead.
     modules = {module for module in modules if not is_name(module)}
     # A code whose parts are all words or acronyms is kept by the scrubber's
     # identifier rule; listing it too would only make the file slower to load.

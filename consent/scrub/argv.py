@@ -119,10 +119,10 @@ def _takes_value(name: str, following: str) -> bool:
 
 def _parse_number(value: str) -> int | float | str | None:
     """The number, :data:`ID` for a number too long to be a setting, or None."""
+    digits = value[1:] if value[:1] in "+-" else value
+    if digits.isascii() and digits.isdigit() and len(digits) > _MAX_NUMBER_DIGITS:
+        return ID
     if _INT_RE.fullmatch(value):
-        digits = value.lstrip("+-")
-        if len(digits) > _MAX_NUMBER_DIGITS:
-            return ID
         return int(value)
     if _FLOAT_RE.fullmatch(value):
         number = float(value)

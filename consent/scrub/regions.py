@@ -24,10 +24,10 @@ _INFER = "infer"
 
 _DIRECTIONS = "north|south|east|west|central|northeast|northwest|southeast|southwest"
 # AWS: partition area, direction, number, an optional zone letter; GovCloud and the
-# isolated partitions too
+# isolated partitions too; a Local Zone adds its city (us-west-2-lax-1a)
 _AWS_RE = re.compile(
     rf"(?:us|eu|ap|sa|ca|me|af|il|mx|cn|us-gov|us-iso|us-isob|us-isof|eu-isoe)"
-    rf"-(?:{_DIRECTIONS})-[1-9][0-9]?[a-z]?"
+    rf"-(?:{_DIRECTIONS})-[1-9][0-9]?[a-z]?(?:-[a-z]{{3}}-[1-9][a-z]?)?"
 )
 # GCP: continent, direction and number, optionally a zone letter
 _GCP_RE = re.compile(
