@@ -355,9 +355,9 @@ def build(rows: Iterable[tuple[str, str, str]], size: int = ENGLISH_WORDS) -> tu
     acronyms: set[str] = set()
     for code in codes:
         for part in split_identifier(code):
-            if part.isupper() or (part[:1].isupper() and part[1:].isdigit()) or part.isdigit():
-                if not part.isdigit() and len(part) <= MAX_ACRONYM:
-                    acronyms.add(part)
+            upper = part.isupper() or (part[:1].isupper() and part[1:].isdigit())
+            if upper and not part.isdigit() and len(part) <= MAX_ACRONYM:
+                acronyms.add(part)
             # The other parts do not become words: SDK names hold product and
             # protocol names ("CreateAcmeEndpoint") that are also how customers
             # name things. A code with such a part is listed whole instead.

@@ -34,15 +34,20 @@ _GCP_RE = re.compile(
     rf"(?:us|europe|asia|australia|northamerica|southamerica|me|africa)"
     rf"-(?:{_DIRECTIONS})[1-9][0-9]?(?:-[a-z])?"
 )
-# Azure: geographic words run together ("germanywestcentral", "eastus2euap")
-_AZURE_WORDS = (
-    "east|west|north|south|central|us|usgov|usdod|asia|europe|australia|brazil|canada|"
-    "france|germany|india|jioindia|japan|korea|norway|switzerland|uae|uk|southafrica|qatar|"
-    "sweden|poland|italy|israel|spain|mexico|newzealand|taiwan|indonesia|malaysia|chile|"
-    "austria|belgium|denmark|finland|greece|saudiarabia|singapore|china|arizona|texas|"
-    "virginia|iowa|tennessee|nevada"
+# Azure: two to five geographic words and directions run together, at least one of
+# them a place ("germanywestcentral", "eastus2euap"; not "west", not "europe")
+_AZURE_DIRECTIONS = "east|west|north|south|central"
+_AZURE_PLACES = (
+    "us|usgov|usdod|asia|europe|australia|brazil|canada|france|germany|india|jioindia|"
+    "japan|korea|norway|switzerland|uae|uk|southafrica|qatar|sweden|poland|italy|israel|"
+    "spain|mexico|newzealand|taiwan|indonesia|malaysia|chile|austria|belgium|denmark|"
+    "finland|greece|saudiarabia|singapore|china|arizona|texas|virginia|iowa"
 )
-_AZURE_RE = re.compile(rf"(?:{_AZURE_WORDS}){{1,4}}[1-9]?(?:euap|stage)?")
+_AZURE_WORD = f"(?:{_AZURE_DIRECTIONS}|{_AZURE_PLACES})"
+_AZURE_RE = re.compile(
+    rf"(?=(?:{_AZURE_WORD}){{2}})(?:{_AZURE_DIRECTIONS})*(?:{_AZURE_PLACES})"
+    rf"{_AZURE_WORD}{{0,3}}[1-9]?(?:euap|stage)?"
+)
 # IBM Cloud: area and city code
 _IBM_RE = re.compile(
     r"(?:us-(?:south|east)|eu-(?:gb|de|es|fr2)|jp-(?:tok|osa)|au-syd|ca-(?:tor|mon)"

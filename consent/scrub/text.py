@@ -73,7 +73,7 @@ _ARN_RE = re.compile(r"(?<![\w-])arn:aws[\w-]*:[^\s'\"<>`,;]*")
 _KV_RE = re.compile(
     r"(?<![\w.])(?P<key>[A-Za-z][\w.-]{0,63}+)(?P<q>[\"']?)(?P<sep>[ \t]*+[:=][ \t]*+)"
     r"(?P<val>\"[^\"]{0,512}\"|'[^']{0,512}'"
-    r"|(?:(?i:bearer|basic|token|digest)[ \t]+)?[^\s\"',;&)}\]]+)"
+    r"|(?:(?i:bearer|basic|token|digest|negotiate|ntlm)[ \t]+)?[^\s\"',;&)}\]]+)"
 )
 _BEARER_RE = re.compile(r"(?<![\w-])(Bearer|Basic|bearer|basic)([ \t]+)([A-Za-z0-9._~+/=-]{8,})")
 _EMAIL_TEXT_RE = re.compile(r"(?<![\w.+%-])[\w.+%-]+@[\w-]+(?:\.[\w-]+)*")
@@ -453,7 +453,7 @@ def _hide_secret_value(parts: list[str], index: int) -> None:
     word = parts[following]
     if (
         "=" in word
-        or word.lower() in ("bearer", "basic", "digest")
+        or word.lower() in ("bearer", "basic", "digest", "negotiate", "ntlm")
         or any(ch in SENTINEL_CHARS for ch in word)
     ):
         return  # a key=value of its own, an auth scheme, or already hidden by a rule
@@ -602,10 +602,11 @@ _DASHED_ID_RE = re.compile(r"[0-9]{3,6}(?:-[0-9]{3,6}){1,4}")
 # CamelCase parts: an upper run before a capitalised word, a capitalised word, digits.
 # Kept in step with scripts/gen_vocabulary.py, which splits SDK names the same way.
 _PART_RE = re.compile(r"[A-Z]+[0-9]*(?=[A-Z][a-z]|[^A-Za-z0-9]|$)|[A-Z]?[a-z]+[0-9]*|[0-9]+")
-# units of size, rate and time, which no word list holds in these short forms
+# units of size, rate and time, which no word list holds in these short forms, and the
+# HTTP authentication schemes the credential passes keep in front of a <secret>
 _UNITS = _words(
     "b kb mb gb tb pb kib mib gib tib pib bps kbps mbps gbps tbps ms us ns sec secs min"
-    " mins hr hrs kbit mbit gbit"
+    " mins hr hrs kbit mbit gbit bearer basic digest negotiate ntlm"
 )
 _CONTRACTIONS = frozenset({"t", "s", "re", "ve", "ll", "d", "m"})
 _NAME_RUN_RE = re.compile(f"{SENTINEL[NAME]}(?:[ \\-_.]+{SENTINEL[NAME]})+")
