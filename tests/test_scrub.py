@@ -1219,3 +1219,31 @@ def test_import_loads_only_the_standard_library() -> None:
         if name.split(".")[0] not in sys.stdlib_module_names and name.split(".")[0] != "consent"
     ]
     assert foreign == []
+
+
+def test_argv_path_loads_neither_text_rules_nor_vocabulary() -> None:
+    code = (
+        "import json, sys\n"
+        "import consent.scrub as scrub\n"
+        "scrub.scrub_arguments(['cp', '--max-instances', '8', '--acme-x', 'y'],"
+        " known_flags=['max-instances'])\n"
+        "before = 'consent.scrub.text' in sys.modules\n"
+        "scrub.scrub_text('NoSuchBucket: zorvak')\n"
+        "from consent.scrub.text import vocabulary\n"
+        "print(json.dumps([before, vocabulary.cache_info().currsize]))\n"
+    )
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO)
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    # the text rules were not imported for argv; the first text scrub loaded the vocabulary
+    assert json.loads(proc.stdout) == [False, 1]
