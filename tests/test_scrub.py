@@ -433,6 +433,46 @@ def test_flag_names_are_normalised() -> None:
     }
 
 
+def test_undeclared_flag_names_are_hidden() -> None:
+    # a flag name made of a customer's words leaks unless the host declared it
+    assert scrub_arguments(["--acme-payroll-prod", "8"]) == {"<flag>": 8}
+    assert scrub_arguments(["--acme-payroll-prod", "8"], known_flags=["--acme-payroll-prod"]) == {
+        "acme_payroll_prod": 8
+    }
+    # declared with or without dashes, in either spelling
+    assert scrub_arguments(["--src_region=aws:us-east-1"], known_flags=["src-region"]) == {
+        "src_region": "aws:us-east-1"
+    }
+    # common English words need no declaration; several unknown flags share the key
+    assert scrub_arguments(["--max-instances", "8", "--zorvak", "--quibnet=x"]) == {
+        "max_instances": 8,
+        "<flag>": [True, "<redacted>"],
+    }
+    # a credential-named undeclared flag still hides its value
+    assert scrub_arguments(["--zorvak-password", "hunter2"]) == {"<flag>": "<secret>"}
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--account", "42"],
+        ["--project-number", "123"],
+        ["--subscription", "1234-5678-9012"],
+        ["--value", "1234-5678-9012"],
+        ["--value", "123456789"],
+        ["--value", "+1234567"],
+    ],
+)
+def test_account_ids_of_any_length_are_hidden(argv: list[str]) -> None:
+    assert list(scrub(argv).values()) == ["<id>"]
+
+
+def test_region_flags_keep_only_real_regions() -> None:
+    assert scrub_arguments(["--region", "us-east-1"]) == {"region": "us-east-1"}
+    assert scrub_arguments(["--region", "acme"]) == {"region": "<region>"}
+    assert scrub(["--src", "aws:acmeland"]) == {"src": "<region>"}
+
+
 def test_key_cap_keeps_command_and_positionals() -> None:
     argv = ["cp", "s3://b/k"] + [f"--flag{i}" for i in range(100)]
     result = scrub_arguments(argv, known_flags=[f"flag{i}" for i in range(100)])

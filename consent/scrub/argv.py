@@ -182,9 +182,8 @@ def _declared_names(known_flags: Collection[str]) -> frozenset[str]:
     names = set()
     for flag in known_flags:
         if isinstance(flag, str):
-            name = flag.lstrip("-").partition("=")[0]
-            names.add(name)
-            names.add(name.replace("_", "-"))
+            # one spelling for both: --src-region and --src_region are one flag
+            names.add(flag.lstrip("-").partition("=")[0].replace("_", "-"))
     return frozenset(names)
 
 
@@ -221,7 +220,7 @@ def _scrub_arguments(
                 if len(positional) < _MAX_LIST:
                     positional.append(_classify(body))
                 continue
-            info = _flag_info(name, name in declared)
+            info = _flag_info(name, name.replace("_", "-") in declared)
             secret_named, identifying = _name_kind(name.replace("-", "_"))
             key = FLAG if info is None else info[0]
             if not has_value and index < len(args):
