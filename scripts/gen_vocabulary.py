@@ -18,6 +18,7 @@ Two stages, so that CI can check the shipped file without the sources installed:
       builtins and ``errno``; Skyplane 0.3.2's exception classes; botocore's
       operation names (every ``ClientError`` names one);
     - module names of those packages and of the standard library;
+    - the option names Skyplane 0.3.2's commands declare (for flag names only);
     - words of HTTP reason phrases (``http.HTTPStatus``) and of the C library's
       ``strerror`` texts;
     - the English words of the string literals in those SDKs' exception modules and
@@ -274,6 +275,29 @@ def _message_words() -> Iterator[tuple[str, str, str]]:
             yield "phrase", word, source
 
 
+def _skyplane_flags() -> Iterator[tuple[str, str, str]]:
+    """The option names Skyplane's commands declare: ``"--max-instances"`` literals and
+    the parameters Typer turns into options (``solver: str = typer.Option(...)``)."""
+    import ast
+
+    for path in sorted((_skyplane_root() / "cli").rglob("*.py")):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SyntaxWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            tree = ast.parse(path.read_bytes())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                if re.fullmatch(r"--[a-z][a-z0-9-]{1,40}", node.value):
+                    yield "flag", node.value[2:], "skyplane"
+            elif isinstance(node, ast.FunctionDef):
+                args = node.args.args[len(node.args.args) - len(node.args.defaults) :]
+                for arg, default in zip(args, node.args.defaults, strict=True):
+                    if isinstance(default, ast.Call) and ast.unparse(default.func).endswith(
+                        "Option"
+                    ):
+                        yield "flag", arg.arg.replace("_", "-"), "skyplane"
+
+
 def _phrases() -> Iterator[tuple[str, str, str]]:
     for status in http.HTTPStatus:
         for word in re.findall(r"[A-Za-z]+", status.phrase):
@@ -293,6 +317,7 @@ def collect() -> list[tuple[str, str, str]]:
     rows.update(_codes())
     rows.update(_modules())
     rows.update(_phrases())
+    rows.update(_skyplane_flags())
     # only message words that are English words: the literals also hold format codes
     rows.update(row for row in _message_words() if row[1] in candidates)
     return sorted(rows)
@@ -331,6 +356,7 @@ def build(rows: Iterable[tuple[str, str, str]], size: int = ENGLISH_WORDS) -> tu
     codes: set[str] = set()
     modules: set[str] = set()
     phrase_words: set[str] = set()
+    flag_names: set[str] = set()
     for kind, value, extra in rows:
         if kind == "word":
             english.append((float(extra), value))
@@ -342,6 +368,8 @@ def build(rows: Iterable[tuple[str, str, str]], size: int = ENGLISH_WORDS) -> tu
             modules.add(value)
         elif kind == "phrase":
             phrase_words.add(value)
+        elif kind == "flag":
+            flag_names.add(value)
     frequency = {word: share for share, word in english}
 
     def is_name(word: str) -> bool:
@@ -370,6 +398,8 @@ def build(rows: Iterable[tuple[str, str, str]], size: int = ENGLISH_WORDS) -> tu
         "".join("\t".join(row) + "\n" for row in sorted(rows)).encode("ascii")
     ).hexdigest()
     flag_words |= {acronym.lower() for acronym in acronyms if acronym.isalnum()}
+    # the host's own option names are declared by the host: their parts are safe
+    flag_words |= {part for name in flag_names for part in name.split("-") if part}
     head = f"# inputs sha256 {digest}; english words {size}; word/name ratio {WORD_TO_NAME_RATIO}"
     vocabulary = [
         "# consent.scrub error-text vocabulary: made by scripts/gen_vocabulary.py; do not edit.",

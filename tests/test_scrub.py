@@ -1,4 +1,4 @@
-"""Redaction of argv, error text and region tags (DESIGN §3.5, §4 "Write PII").
+"""Redaction of argv, error text and region tags (docs/architecture.md §3.5, §4 "Write PII").
 
 Example tables pin the behaviour on realistic Skyplane, boto and Google errors; the
 property tests plant secrets of every kind among filler words and check that none
