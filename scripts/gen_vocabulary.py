@@ -18,7 +18,8 @@ Two stages, so that CI can check the shipped file without the sources installed:
       builtins and ``errno``; Skyplane 0.3.2's exception classes; botocore's
       operation names (every ``ClientError`` names one);
     - module names of those packages and of the standard library;
-    - the option names Skyplane 0.3.2's commands declare (for flag names only);
+    - the option, parameter and setting names Skyplane 0.3.2 declares (for flag
+      names only);
     - words of HTTP reason phrases (``http.HTTPStatus``) and of the C library's
       ``strerror`` texts;
     - the English words of the string literals in those SDKs' exception modules and
@@ -276,8 +277,8 @@ def _message_words() -> Iterator[tuple[str, str, str]]:
 
 
 def _skyplane_flags() -> Iterator[tuple[str, str, str]]:
-    """The option names Skyplane's commands declare: ``"--max-instances"`` literals and
-    the parameters Typer turns into options (``solver: str = typer.Option(...)``)."""
+    """The option names Skyplane's commands declare: ``"--max-instances"`` literals,
+    the parameters of its Typer commands, and the settings of ``skyplane config``."""
     import ast
 
     for path in sorted((_skyplane_root() / "cli").rglob("*.py")):
@@ -289,13 +290,25 @@ def _skyplane_flags() -> Iterator[tuple[str, str, str]]:
             if isinstance(node, ast.Constant) and isinstance(node.value, str):
                 if re.fullmatch(r"--[a-z][a-z0-9-]{1,40}", node.value):
                     yield "flag", node.value[2:], "skyplane"
-            elif isinstance(node, ast.FunctionDef):
-                args = node.args.args[len(node.args.args) - len(node.args.defaults) :]
-                for arg, default in zip(args, node.args.defaults, strict=True):
-                    if isinstance(default, ast.Call) and ast.unparse(default.func).endswith(
-                        "Option"
-                    ):
-                        yield "flag", arg.arg.replace("_", "-"), "skyplane"
+            elif isinstance(node, ast.FunctionDef) and any(
+                isinstance(default, ast.Call)
+                and ast.unparse(default.func).endswith(("Option", "Argument"))
+                for default in node.args.defaults
+            ):
+                # a command: every parameter is an option or argument Typer declares
+                for arg in node.args.args:
+                    yield "flag", arg.arg.replace("_", "-"), "skyplane"
+    # the settings `skyplane config set` accepts, which hosts pass as flags too
+    config = ast.parse((_skyplane_root() / "config.py").read_bytes())
+    for node in ast.walk(config):
+        if (
+            isinstance(node, ast.Assign)
+            and any(isinstance(t, ast.Name) and t.id == "_FLAG_TYPES" for t in node.targets)
+            and isinstance(node.value, ast.Dict)
+        ):
+            for key in node.value.keys:
+                if isinstance(key, ast.Constant) and isinstance(key.value, str):
+                    yield "flag", key.value.replace("_", "-"), "skyplane"
 
 
 def _phrases() -> Iterator[tuple[str, str, str]]:
