@@ -148,8 +148,46 @@ def test_every_sdk_code_survives_in_text() -> None:
     assert lost == []
 
 
-@given(first=unknown_words(), template=st.sampled_from(TEMPLATES))
-@settings(max_examples=50, deadline=None, suppress_health_check=_HEALTH)
-def test_scrub_error_is_idempotent_on_its_message(first: str, template: Template) -> None:
-    once = scrub_text(template.plant(first))
-    assert scrub_text(once) == once
+_PIECES = st.sampled_from(
+    [
+        "error",
+        "bucket",
+        "zorvak",
+        "'x'",
+        '"a b"',
+        "s3://a/b",
+        "10.0.0.1",
+        "--",
+        "<name>",
+        "<secret>",
+        "NoSuchKey",
+        "us-east-1",
+        "acme-prod",
+        "key=val",
+        "password=x",
+        ":",
+        "a.b",
+        "Bob",
+        "x_y",
+        "123456789",
+        "\u00e9",
+        "%2F",
+        "(",
+        "<Key>v</Key>",
+    ]
+)
+
+
+@given(
+    first=unknown_words(),
+    template=st.sampled_from(TEMPLATES),
+    pieces=st.lists(_PIECES, max_size=12),
+    separator=st.sampled_from([" ", "\n", ", "]),
+)
+@settings(max_examples=300, deadline=None, suppress_health_check=_HEALTH)
+def test_scrubbing_a_scrubbed_text_changes_nothing(
+    first: str, template: Template, pieces: list[str], separator: str
+) -> None:
+    for text in (template.plant(first), separator.join(pieces)):
+        once = scrub_text(text, max_length=10_000)
+        assert scrub_text(once, max_length=10_000) == once, text

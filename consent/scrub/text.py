@@ -82,7 +82,7 @@ _EMAIL_TEXT_RE = re.compile(r"(?<![\w.+%-])[\w.+%-]+@[\w-]+(?:\.[\w-]+)*")
 # hosts and IPv4 may follow a label ("error:addr") or a lone dot (".example.com"),
 # but never start inside a longer dotted or hex name.
 _IPV6_TEXT_RE = re.compile(
-    r"(?<![\w%])(?<!\w\.)(?:[0-9A-Fa-f]{0,4}:){2,8}[0-9A-Fa-f.]{0,15}(?:%[\w.-]+)?"
+    r"(?<![\w%\ue000-\uf8ff])(?<!\w\.)(?:[0-9A-Fa-f]{0,4}:){2,8}[0-9A-Fa-f.]{0,15}(?:%[\w.-]+)?"
 )
 _IPV4_TEXT_RE = re.compile(
     r"(?<!\w)(?<!\w\.)(?:[0-9]{1,3}\.){3}[0-9]{1,3}(?:/[0-9]{1,2})?(?![\w]|\.[0-9]|/[0-9])"
@@ -90,10 +90,10 @@ _IPV4_TEXT_RE = re.compile(
 # Starts at the quote so the engine can skip ahead to one; the look-behinds then ask
 # that the quote opens a string (not "don't"), allowing a b/r/u prefix (b'...').
 _QUOTED_RE = re.compile(
-    r"['\"\u2018\u201c`](?:(?<!\w.)|(?<=(?<!\w)[bBrRuU].))"
+    r"['\"\u2018\u201c`](?:(?<![\w\ue000-\uf8ff].)|(?<=(?<!\w)[bBrRuU].))"
     r"(?:(?<=')(?P<a>[^']{0,256})'|(?<=\")(?P<b>[^\"]{0,256})\""
     r"|(?<=\u2018)(?P<c>[^\u2019]{0,256})\u2019|(?<=\u201c)(?P<d>[^\u201d]{0,256})\u201d"
-    r"|(?<=`)(?P<e>[^`']{0,256})[`'])(?!\w)"
+    r"|(?<=`)(?P<e>[^`']{0,256})[`'])(?![\w\ue000-\uf8ff])"
 )
 _PLAIN_WORD_RE = re.compile(r"[A-Za-z][a-z]{0,15}|[A-Z]{2,8}")
 _WIN_PATH_RE = re.compile(r"(?<![^\s'\"(\[{=:,<>`])[^\s'\"<>`|]*\\[^\s'\"<>`|]*")
