@@ -617,6 +617,10 @@ TEXT_TABLE = [
     ),
     ("-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA7\nabc", "<secret>"),
     ("console id 1234-5678-9012 closed", "console id <id> closed"),
+    # an account id of any length; a short number after "file" is a count
+    ("account 42 is closed", "account <id> is closed"),
+    ("project: 7 was deleted", "project: <id> was deleted"),
+    ("file 2 of 3 failed", "file 2 of 3 failed"),
     (
         "ProvisionedThroughputExceededException: rate exceeded",
         "ProvisionedThroughputExceededException: rate exceeded",

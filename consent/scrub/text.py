@@ -137,6 +137,11 @@ _CONTEXT_WORDS = _words(
     " dataset datasets table tables host hosts hostname hostnames database databases"
     " namespace namespaces tenant tenants subscription subscriptions owner owners"
 )
+# what these name is numbered by an id, never by a count
+_NUMBERED_CONTEXT = _words(
+    "account accounts project projects subscription subscriptions tenant tenants owner"
+    " owners user users"
+)
 _CONTEXT_FORMS = (
     _CONTEXT_WORDS
     | {word.capitalize() for word in _CONTEXT_WORDS}
@@ -337,8 +342,12 @@ def _quoted_sub(match: re.Match[str], safe: Collection[str]) -> str:
     return f"{text[0]}{SENTINEL[marker]}{text[-1]}"
 
 
-def _context_value(token: str) -> str:
-    """Hide the name that follows "bucket", "key", "file"... unless it is a plain word."""
+def _context_value(token: str, numbered: bool) -> str:
+    """Hide the name that follows "bucket", "key", "file"... unless it is a plain word.
+
+    After "account", "project", "user"... (``numbered``) a number is an id, of any
+    length; after "file" or "key" a short one is a count or an index.
+    """
     if not token or token[0] in _CONTEXT_VALUE_STOP:
         return token
     end = 0
@@ -349,7 +358,7 @@ def _context_value(token: str) -> str:
         not value
         or _only_sentinels(value)
         or value.lower() in _STOPWORDS
-        or (value.isdigit() and len(value) <= 4)
+        or (value.isdigit() and len(value) <= 4 and not numbered)
     ):
         return token
     return SENTINEL[_text_marker(value)] + tail + token[end:]
@@ -502,7 +511,8 @@ def _hide_context_value(parts: list[str], index: int) -> None:
     if following < len(parts) and parts[following].lower() in ("named", "called"):
         following = _next_word(parts, following + 1)
     if following < len(parts):
-        parts[following] = _context_value(parts[following])
+        numbered = parts[index].lower().strip(":=") in _NUMBERED_CONTEXT
+        parts[following] = _context_value(parts[following], numbered)
 
 
 def _next_word(parts: list[str], index: int) -> int:
