@@ -73,6 +73,10 @@ RECORDED_WORDS = 60_000
 # many times as often as a person bears it ("will", "key", "white" stay; "john",
 # "smith", "jane" go). Both are shares: of English tokens, and of the US population.
 WORD_TO_NAME_RATIO = 0.05
+# Given names are what user names are made of, so for them the bar is higher: used as
+# a word at least as often as borne ("will", "may", "hope"), or a word of the SDKs'
+# own messages ("max"). "alex", "bob", "mike", "boris" go.
+GIVEN_NAME_RATIO = 1.0
 # Identifier parts longer than this are not acronyms (``SSL``, ``EC2``, ``KMS``).
 MAX_ACRONYM = 8
 
@@ -104,6 +108,7 @@ def _names() -> Iterator[tuple[str, str, str]]:
 
     folder = Path(names.__file__).parent
     share: dict[str, float] = {}
+    given: set[str] = set()
     # the given-name lists give shares of one sex: halve them to compare with surnames
     for file, scale in (
         ("dist.all.last", 1.0),
@@ -115,6 +120,10 @@ def _names() -> Iterator[tuple[str, str, str]]:
             if len(fields) >= 2:
                 name, percent = fields[0].lower(), float(fields[1]) / 100 * scale
                 share[name] = max(share.get(name, 0.0), percent)
+                if file.endswith(".first"):
+                    given.add(name)
+    for name in given:
+        yield "given", name, "census"
     for name, value in share.items():
         yield "name", name, f"{value:.3e}"
 
@@ -370,11 +379,14 @@ def build(rows: Iterable[tuple[str, str, str]], size: int = ENGLISH_WORDS) -> tu
     modules: set[str] = set()
     phrase_words: set[str] = set()
     flag_names: set[str] = set()
+    given: set[str] = set()
     for kind, value, extra in rows:
         if kind == "word":
             english.append((float(extra), value))
         elif kind == "name":
             name_share[value] = float(extra)
+        elif kind == "given":
+            given.add(value)
         elif kind == "code":
             codes.add(value)
         elif kind == "module":
@@ -387,7 +399,11 @@ def build(rows: Iterable[tuple[str, str, str]], size: int = ENGLISH_WORDS) -> tu
 
     def is_name(word: str) -> bool:
         share = name_share.get(word)
-        return share is not None and frequency.get(word, 0.0) < WORD_TO_NAME_RATIO * share
+        if share is None:
+            return False
+        if word in given and word not in phrase_words:
+            return frequency.get(word, 0.0) < GIVEN_NAME_RATIO * share
+        return frequency.get(word, 0.0) < WORD_TO_NAME_RATIO * share
 
     english.sort(key=lambda item: (-item[0], item[1]))
     words = {word for _, word in english[:size] if not is_name(word)}
@@ -413,7 +429,10 @@ def build(rows: Iterable[tuple[str, str, str]], size: int = ENGLISH_WORDS) -> tu
     flag_words |= {acronym.lower() for acronym in acronyms if acronym.isalnum()}
     # the host's own option names are declared by the host: their parts are safe
     flag_words |= {part for name in flag_names for part in name.split("-") if part}
-    head = f"# inputs sha256 {digest}; english words {size}; word/name ratio {WORD_TO_NAME_RATIO}"
+    head = (
+        f"# inputs sha256 {digest}; english words {size}; word/name ratio "
+        f"{WORD_TO_NAME_RATIO}, given names {GIVEN_NAME_RATIO}"
+    )
     vocabulary = [
         "# consent.scrub error-text vocabulary: made by scripts/gen_vocabulary.py; do not edit.",
         head,
@@ -423,6 +442,9 @@ def build(rows: Iterable[tuple[str, str, str]], size: int = ENGLISH_WORDS) -> tu
         ("acronyms", acronyms),
         ("codes", codes),
         ("modules", modules),
+        # given names that are also kept as words ("will", "may", "bob"): written
+        # with a capital in the middle of a sentence they are taken for a name
+        ("given", given & words),
     ):
         vocabulary.append(f"[{title}]")
         vocabulary.extend(_fill(items))

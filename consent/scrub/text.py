@@ -571,13 +571,14 @@ def _run_passes(text: str, safe: Collection[str]) -> str:
 class Vocabulary:
     """The shipped vocabulary: words, acronyms, provider error codes, module names."""
 
-    __slots__ = ("acronyms", "codes", "modules", "words")
+    __slots__ = ("acronyms", "codes", "given", "modules", "words")
 
     def __init__(self, sections: dict[str, frozenset[str]]) -> None:
         self.words = sections.get("words", frozenset())
         self.acronyms = sections.get("acronyms", frozenset())
         self.codes = sections.get("codes", frozenset())
         self.modules = sections.get("modules", frozenset())
+        self.given = sections.get("given", frozenset())
 
 
 VOCABULARY_FILE = os.path.join(os.path.dirname(__file__), "vocabulary.txt")
@@ -618,6 +619,8 @@ _UNITS = _words(
     "b kb mb gb tb pb kib mib gib tib pib bps kbps mbps gbps tbps ms us ns sec secs min"
     " mins hr hrs kbit mbit gbit bearer basic digest negotiate ntlm"
 )
+# after these a capitalised word starts something: "Error: Will retry", "(Max ...)"
+_OPENERS = frozenset(".:;!?([{<>\"'\n\u2018\u201c`-=,") | SENTINEL_CHARS
 _CONTRACTIONS = frozenset({"t", "s", "re", "ve", "ll", "d", "m"})
 _NAME_RUN_RE = re.compile(f"{SENTINEL[NAME]}(?:[ \\-_.]+{SENTINEL[NAME]})+")
 _CODE = r"([A-Z][a-z][A-Za-z0-9]{1,62}(?:\.[A-Z][A-Za-z0-9]{1,62})?)"
@@ -743,8 +746,17 @@ def _text_marker(value: str) -> str:
     return NAME
 
 
-def _judge(token: str, vocab: Vocabulary, safe: Collection[str]) -> str:
+def _judge(token: str, vocab: Vocabulary, safe: Collection[str], opens: bool) -> str:
     core = token.strip(_EDGE)
+    if (
+        core.istitle()
+        and core.isalpha()
+        and not opens
+        and core.lower() in vocab.given
+        and core not in safe
+    ):
+        # "for user Bob", "Mark White": a given name with a capital inside a sentence
+        return token.replace(core, SENTINEL[NAME], 1)
     if not core or _kept(core, vocab, safe) or _kept(token, vocab, safe):
         return token
     start = token.find(core)
@@ -758,6 +770,12 @@ def _judge(token: str, vocab: Vocabulary, safe: Collection[str]) -> str:
         ]
         return lead + "".join(judged) + tail
     return lead + _unknown(core) + tail
+
+
+def _opens(text: str, start: int) -> bool:
+    """Whether a word at ``start`` begins a sentence, a clause or a quotation."""
+    before = text[:start].rstrip(" \t")
+    return not before or before[-1] in _OPENERS
 
 
 def _unknown(core: str) -> str:
@@ -775,7 +793,10 @@ def _allow_pass(text: str, safe: Collection[str]) -> str:
         found = {code for groups in _CODE_PLACE_RE.findall(text) for code in groups if code}
         if found:
             safe = {*safe, *found}
-    text = _TOKEN_RE.sub(lambda match: _judge(match.group(), vocab, safe), text)
+    text = _TOKEN_RE.sub(
+        lambda match: _judge(match.group(), vocab, safe, _opens(match.string, match.start())),
+        text,
+    )
     if SENTINEL[NAME] in text:
         text = _NAME_RUN_RE.sub(SENTINEL[NAME], text)
     return text
