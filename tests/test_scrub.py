@@ -621,6 +621,10 @@ TEXT_TABLE = [
     ("account 42 is closed", "account <id> is closed"),
     ("project: 7 was deleted", "project: <id> was deleted"),
     ("file 2 of 3 failed", "file 2 of 3 failed"),
+    # a given name kept as a word is a name with a capital inside a sentence
+    ("copy started by Will at noon", "copy started by <name> at noon"),
+    ("Will retry: 3 attempts left. May fail.", "Will retry: 3 attempts left. May fail."),
+    ("login failed for alex", "login failed for <name>"),
     (
         "ProvisionedThroughputExceededException: rate exceeded",
         "ProvisionedThroughputExceededException: rate exceeded",
