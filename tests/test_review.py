@@ -686,7 +686,7 @@ def test_forget_prints_no_email_when_nothing_was_ever_sent(sandbox: Sandbox) -> 
 
     assert states_on_disk() == {}
     assert read_record(sandbox)["client_id"] != old_id
-    assert re.search(r"Deleted\s+2 payload\(s\)", result.stdout)
+    assert re.search(r"Deleted\s+2 payloads", result.stdout)
     assert "To: " not in result.stdout
     assert "Subject:" not in result.stdout
     assert old_id not in result.stdout.split("Deleted")[1].split("Client id")[0]

@@ -15,10 +15,11 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from consent._exceptions import InvalidValueError
-from consent.scrub import REGION_PROVIDERS, is_region_tag, normalize_region
+from consent.scrub import is_region_tag, normalize_region
+from consent.scrub.regions import REGION_PROVIDERS, region_name_ok
 from tests.fuzz._toml import FUZZ
 
-GRAMMAR = re.compile(r"local|(?:aws|gcp|azure|ibmcloud|cloudflare|scp):[a-z0-9][a-z0-9-]{0,47}")
+GRAMMAR = re.compile(r"local|(?:aws|gcp|azure|ibmcloud|cloudflare):[a-z0-9][a-z0-9-]{0,47}")
 
 _tricky_chars = [
     "\u212a",  # Kelvin sign, lowers to "k"
@@ -90,6 +91,10 @@ def test_normalize_region_gives_the_grammar_or_invalid_value_error(tag: str) -> 
         return
     assert GRAMMAR.fullmatch(normalized), normalized
     assert normalized.isascii()
+    if normalized != "local":
+        # the region is one its provider could use, not any lowercase text
+        provider, _, region = normalized.partition(":")
+        assert region_name_ok(provider, region), normalized
     assert is_region_tag(tag)
     assert normalize_region(normalized) == normalized
     if normalized != "local":
