@@ -96,7 +96,7 @@ def assert_panel_fits(raw: str) -> None:
         "Skyplane anonymous usage statistics",
         "policy version 3",
         "Collected: system, IDs, regions, arguments, performance, error",
-        "Sent to:   http://127.0.0.1:9/",
+        "Sent to:   http://127.0.0.1:",
         "Every field, and why:  consent policy show",
         QUESTION,
         "Yes, share them",

@@ -127,7 +127,7 @@ def test_a_sender_killed_mid_batch_loses_nothing(
 _HELD_RECORDER = """
 import sys
 import consent
-from consent.spool import Spool
+from consent import _spoolwrite
 
 where = sys.argv[1]
 
@@ -136,24 +136,15 @@ def hold():
     sys.stdout.flush()
     sys.stdin.readline()
 
-if where == "before-open":
-    real_open = Spool.open.__func__
-    def open_(cls, *args, **kwargs):
+def held(real):
+    def wrapper(*args, **kwargs):
         hold()
-        return real_open(cls, *args, **kwargs)
-    Spool.open = classmethod(open_)
-elif where == "gap":
-    real_write = Spool.write
-    def write(self, *args, **kwargs):
-        hold()
-        return real_write(self, *args, **kwargs)
-    Spool.write = write
-else:
-    real_mkdir = Spool._make_session_dir
-    def make(directory):
-        hold()
-        return real_mkdir(directory)
-    Spool._make_session_dir = staticmethod(make)
+        return real(*args, **kwargs)
+    return wrapper
+
+# the session path writes through consent._spoolwrite, which looks these up at call time
+name = {"before-open": "open_root", "gap": "write_new"}.get(where, "_make_session_dir")
+setattr(_spoolwrite, name, held(getattr(_spoolwrite, name)))
 
 print(consent.record_session(
     argv=["cp", "a", "b"], src="aws:us-east-1", dst=["gcp:us-central1"], runtime_s=1.0

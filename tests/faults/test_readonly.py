@@ -185,7 +185,7 @@ def test_unusable_override_is_refused_not_replaced_by_the_fallback(
 ) -> None:
     """The override is unusable but the shared temp dir is fine: still refused, with a
     warning; the shared per-user fallback may hold other homes' sessions (issue 12)."""
-    monkeypatch.setattr("consent._session._reported", set())  # "once per process": ours
+    monkeypatch.setattr("consent._reported", set())  # "once per process": ours
     shared = tmp_path / "shared"
     shared.mkdir(mode=0o1777)
     profile = AppProfile(shared_temp_root=shared)
