@@ -1,4 +1,4 @@
-"""Run every budget of DESIGN §5 and print one table, each figure beside its same-run baseline.
+"""Run every budget (docs/architecture.md §5); print one table, each beside its baseline.
 
     python -m bench.run [--quick] [--write-readme]
 
@@ -17,7 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench import decision, record, review, upload
+from bench import cold, decision, record, review, scrub, skyplane_help, upload
 from bench._harness import Row, print_table, sandbox_env
 
 README = Path(__file__).resolve().parent / "README.md"
@@ -47,6 +47,8 @@ def _is_tmpfs(path: str) -> bool:
 def measure(quick: bool) -> list[Row]:
     rows: list[Row] = []
     rows += decision.measure(runs=8 if quick else 20)
+    rows += cold.measure(runs=15)
+    rows += scrub.rows(quick)
     iterations = 100 if quick else 500
     rows += record.in_process(iterations, None, tempfile.gettempdir())
     if Path("/dev/shm").is_dir():
@@ -59,6 +61,7 @@ def measure(quick: bool) -> list[Row]:
         os.environ.update(env)  # the library reads HOME and the spool dir from here
         rows.append(upload.measure_send(env, 10_000))
         rows += upload.measure_host_delay(Path(tmp), calls=10 if quick else 30)
+    rows += skyplane_help.measure(runs=8 if quick else 15)
     return rows
 
 
