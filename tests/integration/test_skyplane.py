@@ -306,3 +306,37 @@ def test_stats_send_to_a_loopback_receiver(
     assert item["session_id"] in body
     (after,) = review(venv, sandbox)
     assert after["state"] == "sent"
+
+
+def test_the_trackers_own_argument_shape_keeps_its_words(
+    venv: SkyplaneVenv, sandbox: Sandbox
+) -> None:
+    """skyplane/api/tracker.py reports job classes and one value per job, comma-joined."""
+    assert skyplane(venv, sandbox, "stats", "on").returncode == 0
+    result = python(
+        venv,
+        sandbox,
+        """
+        import time
+        from skyplane.api.usage import UsageClient
+
+        args = {"cmd": "CopyJob,SyncJob", "recursive": "True,False", "multipart": True}
+        UsageClient.log_transfer(
+            {"dst_region": "gcp:us-central1-a", "total_runtime_s": 3.2, "throughput_gbits": 1.5},
+            args,
+            "aws:us-east-1",
+            ["gcp:us-central1-a", "azure:eastus"],
+            int(time.time() * 1000),
+        )
+        """,
+    )
+    assert result.returncode == 0, result.stderr
+    (item,) = review(venv, sandbox)
+    payload = item["payload"]
+    assert payload["arguments"] == {
+        "cmd": ["CopyJob", "SyncJob"],
+        "recursive": [True, False],
+        "multipart": True,
+    }
+    assert payload["destination_regions"] == ["gcp:us-central1-a", "azure:eastus"]
+    assert payload["runtime_s"] == pytest.approx(3.2)
