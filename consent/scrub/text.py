@@ -48,6 +48,7 @@ from consent.scrub._rules import (
     _uri_marker,
     _words,
 )
+from consent.scrub.argv import _flag_words
 from consent.scrub.regions import bare_region, strict_region
 
 __all__ = ["scrub_error", "scrub_text"]
@@ -75,6 +76,10 @@ _KV_RE = re.compile(
     r"(?P<val>\"[^\"]{0,512}\"|'[^']{0,512}'"
     r"|(?:(?i:bearer|basic|token|digest|negotiate|ntlm)[ \t]+)?[^\s\"',;&)}\]]+)"
 )
+# "sv=...&se=...&sig=...": a query string (a SAS token, a presigned URL's tail) with a
+# credential among its keys is one secret, its other fields (times, permissions) too
+_QUERY_RE = re.compile(r"(?<![^\s'\"(\[{?:,])\??(?:[\w.-]{1,64}=[^\s&'\"<>]*&)+[\w.-]{1,64}=[^\s&'\"<>]*")
+_QUERY_KEY_RE = re.compile(r"(?:^|[?&])([\w.-]{1,64})=")
 _BEARER_RE = re.compile(r"(?<![\w-])(Bearer|Basic|bearer|basic)([ \t]+)([A-Za-z0-9._~+/=-]{8,})")
 _EMAIL_TEXT_RE = re.compile(r"(?<![\w.+%-])[\w.+%-]+@[\w-]+(?:\.[\w-]+)*")
 # Generous on purpose (up to nine groups, no right boundary): _ipv6_sub keeps the
@@ -156,6 +161,12 @@ _KV_KEY_HINTS = _words(
     " project bucket container host email owner tenant subscription"
 )
 _KV_HINT_RE = re.compile("|".join(sorted(_KV_KEY_HINTS)))
+# query keys that carry a credential, beyond the credential names (_is_secret_name)
+_QUERY_SECRET_KEYS = _words(
+    "sig signature x-amz-signature x-amz-credential x-amz-security-token x-goog-signature"
+    " x-goog-credential googleaccessid awsaccesskeyid code access_token id_token"
+    " refresh_token client_secret skoid sktid"
+)
 _SECRET_HINTS = _words(
     "AKIA ASIA AGPA AIDA AROA AIPA ANPA ANVA ABIA ACCA AIza eyJ ghp_ gho_ ghu_ ghs_ ghr_"
     " github_pat_ xox ya29. _live_ _test_ -----BEGIN"
@@ -277,6 +288,14 @@ def _kv_sub(match: re.Match[str]) -> str:
     return head + SENTINEL[marker] + tail
 
 
+def _query_sub(match: re.Match[str]) -> str:
+    keys = _QUERY_KEY_RE.findall(match.group())
+    if any(_is_secret_name(key) or key.lower() in _QUERY_SECRET_KEYS for key in keys):
+        core, tail = _split_trailing(match.group())
+        return SENTINEL[SECRET] + tail
+    return match.group()
+
+
 def _bearer_sub(match: re.Match[str]) -> str:
     credential = match.group(3)
     if _PLAIN_WORD_RE.fullmatch(credential) or credential.isalpha():
@@ -386,9 +405,30 @@ def _dotted_sub(match: re.Match[str]) -> str:
         return SENTINEL[PATH]
     if not last[:1].isalpha() or not all(_HOST_LABEL_RE.fullmatch(label) for label in labels):
         return text
-    if last in _TLDS or (len(labels) >= 3 and text == text.lower()):
+    if last in _TLDS:
+        return SENTINEL[HOST]
+    if len(labels) >= 3 and text == text.lower() and not _permission_like(labels):
         return SENTINEL[HOST]
     return text
+
+
+# the verbs that end a Google Cloud IAM permission (storage.buckets.get)
+_PERMISSION_VERBS = _words(
+    "get list create delete update use set patch insert read write getiampolicy"
+    " setiampolicy testiampermissions actas signblob"
+)
+
+
+def _permission_like(labels: list[str]) -> bool:
+    """``storage.objects.create``: service.resources.verb, all words, a verb last."""
+    if len(labels) not in (3, 4) or labels[-1].lower() not in _PERMISSION_VERBS:
+        return False
+    vocab = vocabulary()
+    return all(
+        label.isalpha()
+        and (label in vocab.words or label in vocab.modules or label[:-1] in vocab.words)
+        for label in (label.lower() for label in labels[:-1])
+    )
 
 
 def _long_token_sub(match: re.Match[str]) -> str:
@@ -437,6 +477,9 @@ def _scrub_token(token: str) -> str:
 def _names_a_secret(part: str) -> bool:
     """``--password``, ``aws_secret_access_key``, ``token:``: a word naming a credential."""
     name = part.lstrip("-").rstrip(":=")
+    if "." in name and not part.startswith("-"):
+        # google.auth.exceptions.RefreshError names an error, not a credential
+        name = name.rsplit(".", 1)[-1] or name
     lowered = name.lower()
     if not name or not any(hint in lowered for hint in _SECRET_WORD_HINTS):
         return False
@@ -534,6 +577,8 @@ def _run_passes(text: str, safe: Collection[str]) -> str:
     if ("=" in text or ":" in text) and any(hint in lowered for hint in _KV_KEY_HINTS):
         text = _KV_RE.sub(_kv_sub, text)
         lowered = text.lower()
+    if "&" in text and "=" in text:
+        text = _QUERY_RE.sub(_query_sub, text)
     if "bearer" in lowered or "basic" in lowered:
         text = _BEARER_RE.sub(_bearer_sub, text)
     if "</" in text:
@@ -626,7 +671,7 @@ _NAME_RUN_RE = re.compile(f"{SENTINEL[NAME]}(?:[ \\-_.]+{SENTINEL[NAME]})+")
 _CODE = r"([A-Z][a-z][A-Za-z0-9]{1,62}(?:\.[A-Z][A-Za-z0-9]{1,62})?)"
 _CODE_PLACE_RE = re.compile(
     rf"An error occurred \({_CODE}\)|ErrorCode: ?{_CODE}|<Code>{_CODE}</Code>"
-    rf"|\bCode: {_CODE}|^\({_CODE}\) "
+    rf"|\bCode: {_CODE}|^\({_CODE}\) |\b(AADSTS[0-9]{{4,6}})(?=:)"
 )
 _MARKER_TEXT_RE = re.compile("|".join(re.escape(marker) for marker in MARKERS))
 
@@ -671,6 +716,8 @@ def _identifier_part(part: str, vocab: Vocabulary) -> bool:
 def _dotted_ok(token: str, vocab: Vocabulary) -> bool:
     """``botocore.exceptions.ClientError``: code parts, at least one a module or a type."""
     parts = token.split(".")
+    if _permission_like(parts):
+        return True
     if not all(parts) or not all(_identifier_part(part, vocab) for part in parts):
         return False
     # "jane.doe" and "white.rose" are made of words; a module or a type name is code
@@ -686,7 +733,15 @@ def _kept(token: str, vocab: Vocabulary, safe: Collection[str]) -> bool:
     if token.isalpha():
         if token.lower() in _UNITS or token.lower() in vocab.modules:
             return True
-        return _word_ok(token, vocab) or (token[:1].isupper() and _camel_ok(token, vocab))
+        if _word_ok(token, vocab) or (token[:1].isupper() and _camel_ok(token, vocab)):
+            return True
+        # lowerCamel codes of JSON bodies and Google APIs: quotaExceeded, notFound
+        return (
+            token[:2].islower()
+            and not token.islower()
+            and len(_PART_RE.findall(token)) >= 2
+            and _camel_ok(token, vocab)
+        )
     if _NUMBER_RE.fullmatch(token):
         return True
     if token.isdigit():
@@ -759,6 +814,8 @@ def _judge(token: str, vocab: Vocabulary, safe: Collection[str], opens: bool) ->
         return token.replace(core, SENTINEL[NAME], 1)
     if not core or _kept(core, vocab, safe) or _kept(token, vocab, safe):
         return token
+    if token.startswith("--") and _flag_like(core):
+        return token  # --max-instances: an option the message names
     start = token.find(core)
     lead, tail = token[:start], token[start + len(core) :]
     if ":" in core or "/" in core:
@@ -770,6 +827,12 @@ def _judge(token: str, vocab: Vocabulary, safe: Collection[str], opens: bool) ->
         ]
         return lead + "".join(judged) + tail
     return lead + _unknown(core) + tail
+
+
+def _flag_like(core: str) -> bool:
+    pieces = core.split("-")
+    words = _flag_words()
+    return all(piece.isalpha() and piece.islower() and piece in words for piece in pieces)
 
 
 def _opens(text: str, start: int) -> bool:
@@ -786,7 +849,7 @@ def _unknown(core: str) -> str:
 
 def _allow_pass(text: str, safe: Collection[str]) -> str:
     vocab = vocabulary()
-    if "ode" in text or "error occurred" in text:
+    if "ode" in text or "error occurred" in text or text[:1] == "(" or "AADSTS" in text:
         # In these places the SDKs print the service's error code and nothing else
         # ("An error occurred (RequestTimeTooSkewed)", "ErrorCode:ContainerNotFound"):
         # codes that no SDK model lists are still kept there, and only there.
