@@ -1,3 +1,4 @@
+# ruff: noqa: E501 -- the corpus holds real error texts whole, one per line
 """A red-team corpus of real SDK error formats with planted names and secrets.
 
 Written from the message formats of botocore and S3 XML bodies, google-api-core and
@@ -284,7 +285,7 @@ TEMPLATES: list[tuple[str, tuple[str, ...]]] = [
         ("InvalidClientTokenId", "GetCallerIdentity"),
     ),
     (
-        "An error occurred (AccessDenied) when calling the PutBucketPolicy operation: User: arn:aws:iam::{acct}:user/{user} is not authorized to perform: s3:PutBucketPolicy on resource: \"arn:aws:s3:::{bucket}\" because no identity-based policy allows the s3:PutBucketPolicy action",
+        'An error occurred (AccessDenied) when calling the PutBucketPolicy operation: User: arn:aws:iam::{acct}:user/{user} is not authorized to perform: s3:PutBucketPolicy on resource: "arn:aws:s3:::{bucket}" because no identity-based policy allows the s3:PutBucketPolicy action',
         ("AccessDenied", "PutBucketPolicy"),
     ),
     (
@@ -300,19 +301,19 @@ TEMPLATES: list[tuple[str, tuple[str, ...]]] = [
         ("PartialCredentialsError", "AWS_SECRET_ACCESS_KEY"),
     ),
     (
-        "botocore.exceptions.EndpointConnectionError: Could not connect to the endpoint URL: \"https://{bucket}.s3.ap-southeast-2.amazonaws.com/{obj}\"",
+        'botocore.exceptions.EndpointConnectionError: Could not connect to the endpoint URL: "https://{bucket}.s3.ap-southeast-2.amazonaws.com/{obj}"',
         ("EndpointConnectionError",),
     ),
     (
-        "botocore.exceptions.EndpointConnectionError: Could not connect to the endpoint URL: \"http://{hostport}/{bucket}\"",
+        'botocore.exceptions.EndpointConnectionError: Could not connect to the endpoint URL: "http://{hostport}/{bucket}"',
         ("EndpointConnectionError",),
     ),
     (
-        "botocore.exceptions.ConnectTimeoutError: Connect timeout on endpoint URL: \"https://sts.{dotted}/\"",
+        'botocore.exceptions.ConnectTimeoutError: Connect timeout on endpoint URL: "https://sts.{dotted}/"',
         ("ConnectTimeoutError",),
     ),
     (
-        "botocore.exceptions.ParamValidationError: Parameter validation failed:\nInvalid bucket name \"{nonascii}\": Bucket name must match the regex \"^[a-zA-Z0-9.\\-_]{{1,255}}$\"",
+        'botocore.exceptions.ParamValidationError: Parameter validation failed:\nInvalid bucket name "{nonascii}": Bucket name must match the regex "^[a-zA-Z0-9.\\-_]{{1,255}}$"',
         ("ParamValidationError",),
     ),
     (
@@ -349,7 +350,7 @@ TEMPLATES: list[tuple[str, tuple[str, ...]]] = [
     ),
     # -- S3 XML bodies ------------------------------------------------------------------
     (
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>NoSuchBucket</Code><Message>The specified bucket does not exist</Message><BucketName>{bucket}</BucketName><RequestId>{reqid}</RequestId><HostId>{hostid}</HostId></Error>",
+        '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>NoSuchBucket</Code><Message>The specified bucket does not exist</Message><BucketName>{bucket}</BucketName><RequestId>{reqid}</RequestId><HostId>{hostid}</HostId></Error>',
         ("NoSuchBucket",),
     ),
     (
@@ -373,7 +374,7 @@ TEMPLATES: list[tuple[str, tuple[str, ...]]] = [
         ("InvalidAccessKeyId",),
     ),
     (
-        "<Error><Code>AuthorizationHeaderMalformed</Code><Region>eu-west-3</Region><Bucket Name=\"{bucket}\"/><Owner>{user}</Owner></Error>",
+        '<Error><Code>AuthorizationHeaderMalformed</Code><Region>eu-west-3</Region><Bucket Name="{bucket}"/><Owner>{user}</Owner></Error>',
         ("AuthorizationHeaderMalformed", "eu-west-3"),
     ),
     (
@@ -385,7 +386,7 @@ TEMPLATES: list[tuple[str, tuple[str, ...]]] = [
         ("AccountProblem",),
     ),
     (
-        "<Error Bucket=\"{bucket}\" Key=\"{key}\"><Code>SlowDown</Code></Error>",
+        '<Error Bucket="{bucket}" Key="{key}"><Code>SlowDown</Code></Error>',
         ("SlowDown",),
     ),
     # -- google-api-core / google-cloud-storage ------------------------------------------
@@ -471,7 +472,7 @@ TEMPLATES: list[tuple[str, tuple[str, ...]]] = [
         ("ResourceNotFoundError", "ContainerNotFound"),
     ),
     (
-        "azure.core.exceptions.ResourceNotFoundError: The specified blob does not exist.\nRequestId:{guid}\nTime:2024-05-01T12:34:56.7890123Z\nErrorCode:BlobNotFound\nContent: <?xml version=\"1.0\" encoding=\"utf-8\"?><Error><Code>BlobNotFound</Code><Message>The specified blob does not exist.\nRequestId:{guid}\nTime:2024-05-01T12:34:56.7890123Z</Message></Error>",
+        'azure.core.exceptions.ResourceNotFoundError: The specified blob does not exist.\nRequestId:{guid}\nTime:2024-05-01T12:34:56.7890123Z\nErrorCode:BlobNotFound\nContent: <?xml version="1.0" encoding="utf-8"?><Error><Code>BlobNotFound</Code><Message>The specified blob does not exist.\nRequestId:{guid}\nTime:2024-05-01T12:34:56.7890123Z</Message></Error>',
         ("ResourceNotFoundError", "BlobNotFound"),
     ),
     (
@@ -616,7 +617,7 @@ TEMPLATES: list[tuple[str, tuple[str, ...]]] = [
         ("22",),
     ),
     (
-        "Load key \"{path}\": bad permissions",
+        'Load key "{path}": bad permissions',
         (),
     ),
     (
@@ -629,7 +630,10 @@ TEMPLATES: list[tuple[str, tuple[str, ...]]] = [
     ),
     # -- OSError strerrors ---------------------------------------------------------------
     ("[Errno 2] No such file or directory: '{path}'", ("2",)),
-    ("FileNotFoundError: [Errno 2] No such file or directory: '{wpath}'", ("FileNotFoundError", "2")),
+    (
+        "FileNotFoundError: [Errno 2] No such file or directory: '{wpath}'",
+        ("FileNotFoundError", "2"),
+    ),
     ("PermissionError: [Errno 13] Permission denied: '{path}'", ("PermissionError", "13")),
     ("[WinError 5] Access is denied: '{unc}'", ("5",)),
     ("[WinError 3] The system cannot find the path specified: '{wpath}'", ("3",)),
@@ -642,11 +646,17 @@ TEMPLATES: list[tuple[str, tuple[str, ...]]] = [
     ("ConnectionResetError: [Errno 104] Connection reset by peer", ("ConnectionResetError", "104")),
     ("TimeoutError: [Errno 110] Connection timed out", ("TimeoutError", "110")),
     ("socket.gaierror: [Errno -2] Name or service not known", ("gaierror",)),
-    ("socket.gaierror: [Errno 8] nodename nor servname provided, or not known: '{host}'", ("gaierror", "8")),
+    (
+        "socket.gaierror: [Errno 8] nodename nor servname provided, or not known: '{host}'",
+        ("gaierror", "8"),
+    ),
     ("OSError: [Errno 30] Read-only file system: '{path}'", ("OSError", "30")),
     ("FileNotFoundError: {key}", ("FileNotFoundError",)),
     ("FileNotFoundError: {spaced}", ("FileNotFoundError",)),
-    ("FileNotFoundError: [Errno 2] No such file or directory: '{nonascii}.csv'", ("FileNotFoundError",)),
+    (
+        "FileNotFoundError: [Errno 2] No such file or directory: '{nonascii}.csv'",
+        ("FileNotFoundError",),
+    ),
     ("shutil.Error: [('{path}', '/mnt/{name}/x', \"[Errno 5] Input/output error\")]", ()),
     ("BrokenPipeError: [Errno 32] Broken pipe", ("BrokenPipeError", "32")),
     # -- urllib3 / requests -------------------------------------------------------------
@@ -826,10 +836,19 @@ TEMPLATES: list[tuple[str, tuple[str, ...]]] = [
     ("Upload failed on {nodot} for {person}", ()),
     ("Owner is {fullname} ({email})", ()),
     ("Error in project [{project}]: quota", ()),
-    ("Resource {{\"bucket\": \"{bucket}\", \"owner\": \"{fullname}\", \"project\": \"{gproj}\"}} is locked", ()),
-    ("{{\"error\": {{\"code\": 403, \"message\": \"{email} lacks access\", \"status\": \"PERMISSION_DENIED\"}}}}", ("403", "PERMISSION_DENIED")),
-    ("{{\"error\": {{\"code\": 404, \"message\": \"Not found: {urlenc}\", \"errors\": [{{\"domain\": \"global\", \"reason\": \"notFound\"}}]}}}}", ("404", "notFound")),
-    ("user \"{person}\" is not allowed", ()),
+    (
+        'Resource {{"bucket": "{bucket}", "owner": "{fullname}", "project": "{gproj}"}} is locked',
+        (),
+    ),
+    (
+        '{{"error": {{"code": 403, "message": "{email} lacks access", "status": "PERMISSION_DENIED"}}}}',
+        ("403", "PERMISSION_DENIED"),
+    ),
+    (
+        '{{"error": {{"code": 404, "message": "Not found: {urlenc}", "errors": [{{"domain": "global", "reason": "notFound"}}]}}}}',
+        ("404", "notFound"),
+    ),
+    ('user "{person}" is not allowed', ()),
     ("for user '{user}'", ()),
     ("Hello {fullname}, your transfer to {spaced} failed", ()),
     ("Transfer of {camel} by {person} failed", ()),
@@ -843,8 +862,14 @@ TEMPLATES: list[tuple[str, tuple[str, ...]]] = [
     ("AccountId {acct} lacks permission", ()),
     ("project number {acct} not found", ()),
     ("The caller's account {acct} is suspended", ()),
-    ("Signed URL https://storage.googleapis.com/{bucket}/{obj}?X-Goog-Algorithm=GOOG4-RSA-SHA256&X-Goog-Credential={user}%40{gproj}.iam.gserviceaccount.com&X-Goog-Signature={hostid} expired", ()),
-    ("presigned https://{bucket}.s3.amazonaws.com/{obj}?X-Amz-Credential={akid}%2F20240101%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Signature={reqid} expired", ()),
+    (
+        "Signed URL https://storage.googleapis.com/{bucket}/{obj}?X-Goog-Algorithm=GOOG4-RSA-SHA256&X-Goog-Credential={user}%40{gproj}.iam.gserviceaccount.com&X-Goog-Signature={hostid} expired",
+        (),
+    ),
+    (
+        "presigned https://{bucket}.s3.amazonaws.com/{obj}?X-Amz-Credential={akid}%2F20240101%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Signature={reqid} expired",
+        (),
+    ),
     ("AWS_ACCESS_KEY_ID={akid} AWS_SECRET_ACCESS_KEY={secret} failed", ()),
     ("aws_secret_access_key = {secret}", ()),
     ("credentials {akid} / {secret} rejected", ()),
@@ -860,7 +885,10 @@ TEMPLATES: list[tuple[str, tuple[str, ...]]] = [
     ("login failed: password={password}", ()),
     ("mysql://{user}:{password}@{hostport}/{snake}: connection refused", ()),
     ("Connection string: AccountName={azacct};AccountKey={secret}", ()),
-    ("-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW\nQyNTUxOQAAACDhvaVp", ()),
+    (
+        "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW\nQyNTUxOQAAACDhvaVp",
+        (),
+    ),
     ("Unknown host {ip6}", ()),
     ("peer [{ip6}]:22 closed", ("22",)),
     ("Listening on {ip4}:8080 failed", ("8080",)),
@@ -873,7 +901,7 @@ TEMPLATES: list[tuple[str, tuple[str, ...]]] = [
     ("owner={email}", ()),
     ("Hostname {dotted} not in known_hosts", ()),
     ("DNS lookup failed for {dotted}", ()),
-    ("Bucket \"{bucket}\" in region eu-central-1 is not empty", ("eu-central-1",)),
+    ('Bucket "{bucket}" in region eu-central-1 is not empty', ("eu-central-1",)),
     ("Bucket {bucket}: BucketNotEmpty", ("BucketNotEmpty",)),
     ("Storage account {azacct} in eastus: AccountIsDisabled", ("eastus", "AccountIsDisabled")),
     ("GCS bucket {bucket} in project {gproj} is requester-pays", ()),
@@ -888,8 +916,14 @@ TEMPLATES: list[tuple[str, tuple[str, ...]]] = [
     ("Got error from {nonascii}: timeout", ()),
     ("Team {name} exceeded quota of 500 GB", ("500",)),
     ("Exceeded 1000 requests per second on {host}", ("1000",)),
-    ("Transfer from aws:us-east-1 to gcp:us-central1-a failed after 3 retries (max_instances=8)", ("aws:us-east-1", "gcp:us-central1-a", "3", "max_instances", "8")),
-    ("Transfer from azure:westus2 to aws:ap-south-1 failed: HTTP 503", ("azure:westus2", "aws:ap-south-1", "503")),
+    (
+        "Transfer from aws:us-east-1 to gcp:us-central1-a failed after 3 retries (max_instances=8)",
+        ("aws:us-east-1", "gcp:us-central1-a", "3", "max_instances", "8"),
+    ),
+    (
+        "Transfer from azure:westus2 to aws:ap-south-1 failed: HTTP 503",
+        ("azure:westus2", "aws:ap-south-1", "503"),
+    ),
     ("--max-instances 4 --solver ilp failed for {bucket}", ("4", "ilp")),
 ]
 

@@ -214,6 +214,38 @@ def test_skyplane_exceptions() -> None:
         f"Source bucket s3://{world['bucket']} does not exist or is not readable."
     )
     out = scrub_error(exc)
-    assert out == "MissingBucketException: Source bucket <uri:s3> does not exist or is not readable."
+    assert (
+        out == "MissingBucketException: Source bucket <uri:s3> does not exist or is not readable."
+    )
     out = scrub_error(exceptions.NoSuchObjectException(world["key"]))
     assert out.startswith("NoSuchObjectException: ") and "hvidberg" not in out.lower()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("interface 00:1A:2B:3C:4D:5E down", "interface <id> down"),
+        ("mac 00-1a-2b-3c-4d-5e.", "mac <id>."),
+        ("password is dragon", "password is <secret>"),
+        ("the password is incorrect", "the password is incorrect"),
+        ("Bucket: Quarterly Reports 2024", "Bucket: <name> 2024"),
+        ("owner: Bob White", "owner: <name>"),
+        ("Transfer to Voltra Finance Q3 failed", "Transfer to <name> Q3 failed"),
+        ("Error: Zentrix Data is gone", "Error: <name> is gone"),
+        ("Invalid SAS sv=2021-08-06&se=2024-01-01&sp=r&sig=abc%2Bdef", "Invalid <name> <secret>"),
+        ("Permission 'storage.objects.get' denied", "Permission 'storage.objects.get' denied"),
+        ('{"reason": "quotaExceeded"}', '{"reason": "quotaExceeded"}'),
+        ("--max-instances 4 failed", "--max-instances 4 failed"),
+        ("--zentrix-raw 4 failed", "--<name> 4 failed"),
+        (
+            "(SkuNotAvailable) The requested size is not available in location 'eastus2'.",
+            "(SkuNotAvailable) The requested size is not available in location 'eastus2'.",
+        ),
+        ("AADSTS700016: Application not found", "AADSTS700016: Application not found"),
+        ("socket.gaierror: [Errno -2] Name or service not known", None),
+    ],
+)
+def test_structural_rules_found_by_the_red_team(text: str, expected: str | None) -> None:
+    from consent.scrub import scrub_text
+
+    assert scrub_text(text) == (text if expected is None else expected)

@@ -53,6 +53,12 @@ from consent.scrub.regions import bare_region, strict_region
 
 __all__ = ["scrub_error", "scrub_text"]
 
+# A proper name while the passes run (private use, stripped from input like the
+# sentinels): capitalised words next to it join it, then it becomes <name>. Every
+# rule treats it as a sentinel.
+_TITLE_NAME = "\uf8fe"
+_HELD = SENTINEL_CHARS | {_TITLE_NAME}
+
 # -- text passes -----------------------------------------------------------------------
 
 # every whitespace but the space itself, so that words split on " " and the rules that
@@ -78,7 +84,9 @@ _KV_RE = re.compile(
 )
 # "sv=...&se=...&sig=...": a query string (a SAS token, a presigned URL's tail) with a
 # credential among its keys is one secret, its other fields (times, permissions) too
-_QUERY_RE = re.compile(r"(?<![^\s'\"(\[{?:,])\??(?:[\w.-]{1,64}=[^\s&'\"<>]*&)+[\w.-]{1,64}=[^\s&'\"<>]*")
+_QUERY_RE = re.compile(
+    r"(?<![^\s'\"(\[{?:,])\??(?:[\w.-]{1,64}=[^\s&'\"<>]*&)+[\w.-]{1,64}=[^\s&'\"<>]*"
+)
 _QUERY_KEY_RE = re.compile(r"(?:^|[?&])([\w.-]{1,64})=")
 _BEARER_RE = re.compile(r"(?<![\w-])(Bearer|Basic|bearer|basic)([ \t]+)([A-Za-z0-9._~+/=-]{8,})")
 _EMAIL_TEXT_RE = re.compile(r"(?<![\w.+%-])[\w.+%-]+@[\w-]+(?:\.[\w-]+)*")
@@ -161,6 +169,12 @@ _KV_KEY_HINTS = _words(
     " project bucket container host email owner tenant subscription"
 )
 _KV_HINT_RE = re.compile("|".join(sorted(_KV_KEY_HINTS)))
+# what an error says about a credential: "the password is incorrect"
+_SECRET_STATE_WORDS = _words(
+    "wrong incorrect invalid required expired empty blank set unset correct weak short"
+    " long malformed revoked disabled needed mandatory bad stale rejected accepted ok"
+    " okay valid present absent unknown null none unsupported encrypted"
+)
 # query keys that carry a credential, beyond the credential names (_is_secret_name)
 _QUERY_SECRET_KEYS = _words(
     "sig signature x-amz-signature x-amz-credential x-amz-security-token x-goog-signature"
@@ -170,6 +184,10 @@ _QUERY_SECRET_KEYS = _words(
 _SECRET_HINTS = _words(
     "AKIA ASIA AGPA AIDA AROA AIPA ANPA ANVA ABIA ACCA AIza eyJ ghp_ gho_ ghu_ ghs_ ghr_"
     " github_pat_ xox ya29. _live_ _test_ -----BEGIN"
+)
+# a hardware (MAC) address identifies a machine
+_MAC_RE = re.compile(
+    r"(?<![\w:-])[0-9A-Fa-f]{2}([:-])[0-9A-Fa-f]{2}(?:\1[0-9A-Fa-f]{2}){4}(?![\w:-])"
 )
 _IPV4_HINT_RE = re.compile(r"[0-9]\.[0-9]")
 _DIGITS_HINT_RE = re.compile(r"[0-9]{5}")
@@ -239,7 +257,7 @@ def _split_trailing(text: str) -> tuple[str, str]:
 
 def _only_sentinels(text: str) -> bool:
     stripped = text.strip(" .,:;")
-    return bool(stripped) and all(c in SENTINEL_CHARS or c.isspace() for c in stripped)
+    return bool(stripped) and all(c in _HELD or c.isspace() for c in stripped)
 
 
 def _uri_sub(match: re.Match[str]) -> str:
@@ -285,13 +303,15 @@ def _kv_sub(match: re.Match[str]) -> str:
         # "Bearer abc": keep the scheme word, hide the credential
         scheme, _, _ = core.partition(" ") if " " in core else core.partition("\t")
         return f"{head}{scheme} {SENTINEL[marker]}{tail}"
+    if marker == NAME and core.isalpha() and core.istitle():
+        return head + _TITLE_NAME + tail  # "owner: Bob White": the name may go on
     return head + SENTINEL[marker] + tail
 
 
 def _query_sub(match: re.Match[str]) -> str:
     keys = _QUERY_KEY_RE.findall(match.group())
     if any(_is_secret_name(key) or key.lower() in _QUERY_SECRET_KEYS for key in keys):
-        core, tail = _split_trailing(match.group())
+        _, tail = _split_trailing(match.group())
         return SENTINEL[SECRET] + tail
     return match.group()
 
@@ -357,7 +377,7 @@ def _quoted_sub(match: re.Match[str], safe: Collection[str]) -> str:
     # because it happens to be an English word.
     if _kept_quoted(body.strip(), safe):
         return text
-    marker = REDACTED if any(c in SENTINEL_CHARS for c in body) else _text_marker(body)
+    marker = REDACTED if any(c in _HELD for c in body) else _text_marker(body)
     return f"{text[0]}{SENTINEL[marker]}{text[-1]}"
 
 
@@ -380,7 +400,10 @@ def _context_value(token: str, numbered: bool) -> str:
         or (value.isdigit() and len(value) <= 4 and not numbered)
     ):
         return token
-    return SENTINEL[_text_marker(value)] + tail + token[end:]
+    marker = _text_marker(value)
+    if marker == NAME and value.isalpha() and value.istitle():
+        return _TITLE_NAME + tail + token[end:]  # "bucket Quarterly Reports"
+    return SENTINEL[marker] + tail + token[end:]
 
 
 def _path_sub(match: re.Match[str]) -> str:
@@ -456,6 +479,8 @@ def _scrub_token(token: str) -> str:
         token = _SECRET_TOKEN_RE.sub(SENTINEL[SECRET], token)
     if len(token) >= 40:
         token = _AWS_SECRET_RE.sub(_aws_secret_sub, token)
+    if token.count(":") >= 5 or token.count("-") >= 5:
+        token = _MAC_RE.sub(SENTINEL[ID], token)
     if token.count(":") >= 2:
         token = _IPV6_TEXT_RE.sub(_ipv6_sub, token)
     if "." in token and _IPV4_HINT_RE.search(token):
@@ -506,11 +531,20 @@ def _hide_secret_value(parts: list[str], index: int) -> None:
     if (
         "=" in word
         or word.lower() in ("bearer", "basic", "digest", "negotiate", "ntlm")
-        or any(ch in SENTINEL_CHARS for ch in word)
+        or any(ch in _HELD for ch in word)
     ):
         return  # a key=value of its own, an auth scheme, or already hidden by a rule
     if flag or not _ENGLISH_WORD_RE.fullmatch(word):
         parts[following] = SENTINEL[SECRET]
+        return
+    if word.lower() in ("is", "was", "be"):
+        # "the password is dragon": after the copula comes the value, unless it is
+        # one of the words that say what is wrong with it
+        after = _next_word(parts, following + 1)
+        if after < len(parts):
+            value = parts[after].strip(_PLAIN_PUNCTUATION).lower()
+            if value and value not in _STOPWORDS and value not in _SECRET_STATE_WORDS:
+                parts[after] = SENTINEL[SECRET]
 
 
 def _unwrap(match: re.Match[str]) -> str:
@@ -665,8 +699,12 @@ _UNITS = _words(
     " mins hr hrs kbit mbit gbit bearer basic digest negotiate ntlm"
 )
 # after these a capitalised word starts something: "Error: Will retry", "(Max ...)"
-_OPENERS = frozenset(".:;!?([{<>\"'\n\u2018\u201c`-=,") | SENTINEL_CHARS
+_OPENERS = frozenset(".:;!?([{<>\"'\n\u2018\u201c`-=,") | _HELD
 _CONTRACTIONS = frozenset({"t", "s", "re", "ve", "ll", "d", "m"})
+_TITLE_RUN_RE = re.compile(
+    rf"(?P<before>(?:(?<![\w'.-])[A-Z][a-z]+ )*){_TITLE_NAME}"
+    rf"(?P<after>(?: [A-Z][a-z]+(?![\w'-]))*)"
+)
 _NAME_RUN_RE = re.compile(f"{SENTINEL[NAME]}(?:[ \\-_.]+{SENTINEL[NAME]})+")
 _CODE = r"([A-Z][a-z][A-Za-z0-9]{1,62}(?:\.[A-Z][A-Za-z0-9]{1,62})?)"
 _CODE_PLACE_RE = re.compile(
@@ -811,7 +849,7 @@ def _judge(token: str, vocab: Vocabulary, safe: Collection[str], opens: bool) ->
         and core not in safe
     ):
         # "for user Bob", "Mark White": a given name with a capital inside a sentence
-        return token.replace(core, SENTINEL[NAME], 1)
+        return token.replace(core, _TITLE_NAME, 1)
     if not core or _kept(core, vocab, safe) or _kept(token, vocab, safe):
         return token
     if token.startswith("--") and _flag_like(core):
@@ -826,7 +864,26 @@ def _judge(token: str, vocab: Vocabulary, safe: Collection[str], opens: bool) ->
             for piece in pieces
         ]
         return lead + "".join(judged) + tail
+    if core.isalpha() and core.istitle():
+        return lead + _TITLE_NAME + tail  # a proper name: it may go on in words
     return lead + _unknown(core) + tail
+
+
+def _extend_title_name(match: re.Match[str]) -> str:
+    """Capitalised words next to a proper name are its own ("Voltra Finance", "Bob White").
+
+    Words after the name are taken; a word before it only when it does not begin a
+    sentence or clause ("Error" in "Error: Zentrix ..." does, so it stays).
+    """
+    before, after = match.group("before"), match.group("after")
+    kept_before = ""
+    position = match.start()
+    for word in before.split(" ")[:-1]:
+        if _opens(match.string, position):
+            kept_before += word + " "
+        position += len(word) + 1
+    hidden_after = " ".join(_TITLE_NAME for _ in after.split(" ")[1:])
+    return kept_before + _TITLE_NAME + (" " + hidden_after if hidden_after else "")
 
 
 def _flag_like(core: str) -> bool:
@@ -860,6 +917,8 @@ def _allow_pass(text: str, safe: Collection[str]) -> str:
         lambda match: _judge(match.group(), vocab, safe, _opens(match.string, match.start())),
         text,
     )
+    if _TITLE_NAME in text:
+        text = _TITLE_RUN_RE.sub(_extend_title_name, text).replace(_TITLE_NAME, SENTINEL[NAME])
     if SENTINEL[NAME] in text:
         text = _NAME_RUN_RE.sub(SENTINEL[NAME], text)
     return text
