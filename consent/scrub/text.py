@@ -88,6 +88,13 @@ _QUERY_RE = re.compile(
     r"(?<![^\s'\"(\[{?:,])\??(?:[\w.-]{1,64}=[^\s&'\"<>]*&)+[\w.-]{1,64}=[^\s&'\"<>]*"
 )
 _QUERY_KEY_RE = re.compile(r"(?:^|[?&])([\w.-]{1,64})=")
+# "does not exist: logs", "No such object: data/x": what follows the colon of a
+# missing-thing phrase is the thing's name, whatever word it is
+_MISSING_RE = re.compile(
+    r"(?i:does not exist|doesn't exist|not found|no such [a-z]+(?: or directory)?"
+    r"|could not be found|cannot be found|not readable|already exists)"
+    r"[ \t]*:[ \t]+(?P<val>[^\s,;()\[\]{}<>\"'`]+)"
+)
 _BEARER_RE = re.compile(r"(?<![\w-])(Bearer|Basic|bearer|basic)([ \t]+)([A-Za-z0-9._~+/=-]{8,})")
 _EMAIL_TEXT_RE = re.compile(r"(?<![\w.+%-])[\w.+%-]+@[\w-]+(?:\.[\w-]+)*")
 # Generous on purpose (up to nine groups, no right boundary): _ipv6_sub keeps the
@@ -306,6 +313,15 @@ def _kv_sub(match: re.Match[str]) -> str:
     if marker == NAME and core.isalpha() and core.istitle():
         return head + _TITLE_NAME + tail  # "owner: Bob White": the name may go on
     return head + SENTINEL[marker] + tail
+
+
+def _missing_sub(match: re.Match[str], safe: Collection[str]) -> str:
+    value, tail = _split_trailing(match.group("val"))
+    if not value or _only_sentinels(value) or _kept_quoted(value, safe):
+        return match.group()  # already a marker, or a code, number or region
+    start = match.start("val") - match.start()
+    marker = _text_marker(value)
+    return match.group()[:start] + SENTINEL[marker] + tail
 
 
 def _query_sub(match: re.Match[str]) -> str:
@@ -615,6 +631,8 @@ def _run_passes(text: str, safe: Collection[str]) -> str:
         text = _QUERY_RE.sub(_query_sub, text)
     if "bearer" in lowered or "basic" in lowered:
         text = _BEARER_RE.sub(_bearer_sub, text)
+    if ": " in text and ("no" in lowered or "exist" in lowered or "readable" in lowered):
+        text = _MISSING_RE.sub(lambda match: _missing_sub(match, safe), text)
     if "</" in text:
         text = _XML_ELEMENT_RE.sub(_xml_sub, text)
     if any(quote in text for quote in _QUOTE_CHARS):
