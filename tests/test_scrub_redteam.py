@@ -249,6 +249,8 @@ def test_skyplane_exceptions() -> None:
         ),
         ("No such file or directory: backups", "No such file or directory: <name>"),
         ("Object not found: NoSuchKey", None),
+        ("copy to data01 failed on team42", "copy to <name> failed on <name>"),
+        ("ListObjectsV2 on ec2 with gp3 volumes", None),
         ("Bucket already exists: us-east-1", None),
     ],
 )

@@ -741,14 +741,20 @@ def _word_ok(word: str, vocab: Vocabulary) -> bool:
     return word.lower() in vocab.words
 
 
-def _part_ok(part: str, vocab: Vocabulary, first: bool) -> bool:
+def _part_ok(part: str, vocab: Vocabulary, first: bool, alone: bool = False) -> bool:
     if part.isdigit():
         return not first and len(part) <= 3  # ListObjectsV2, Ec2Instance1
     if part in vocab.acronyms or _word_ok(part, vocab):
         return True
     letters = part.rstrip("0123456789")
-    # "Http2", "V2": letters the vocabulary holds, then a short number
-    return letters != part and len(part) - len(letters) <= 2 and _part_ok(letters, vocab, first)
+    if letters == part or len(part) - len(letters) > 2:
+        return False
+    if alone and len(letters) > 3 and part.upper() not in vocab.acronyms:
+        # a word and a number on their own ("team42", "data01", "Backup2") is how
+        # machines and buckets are named; inside an identifier ("ListObjectsV2",
+        # "Ec2Instance1") or short ("ec2", "gp3", "s3") it is code
+        return False
+    return _part_ok(letters, vocab, first)
 
 
 def _camel_ok(token: str, vocab: Vocabulary) -> bool:
@@ -756,7 +762,8 @@ def _camel_ok(token: str, vocab: Vocabulary) -> bool:
     parts = _PART_RE.findall(token)
     if not parts or sum(len(part) for part in parts) != len(token):
         return False
-    return all(_part_ok(part, vocab, index == 0) for index, part in enumerate(parts))
+    alone = len(parts) == 1
+    return all(_part_ok(part, vocab, index == 0, alone) for index, part in enumerate(parts))
 
 
 def _identifier_part(part: str, vocab: Vocabulary) -> bool:
