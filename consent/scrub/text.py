@@ -729,6 +729,16 @@ _CODE_PLACE_RE = re.compile(
     rf"An error occurred \({_CODE}\)|ErrorCode: ?{_CODE}|<Code>{_CODE}</Code>"
     rf"|\bCode: {_CODE}|^\({_CODE}\) |\b(AADSTS[0-9]{{4,6}})(?=:)"
 )
+# Machine types by each provider's naming grammar (a family with a generation digit,
+# then a size): AWS m5.8xlarge, g4dn.xlarge; GCP n2-standard-32, e2-medium, a2-highgpu-1g;
+# Azure Standard_D32_v5, Standard_B2s
+_INSTANCE_TYPE_RE = re.compile(
+    r"[a-z]{1,4}[0-9]{1,2}[a-z]{0,6}(?:-flex)?\.(?:nano|micro|small|medium|large|xlarge"
+    r"|[0-9]{1,2}xlarge|metal(?:-[0-9]{1,2}xl)?)"
+    r"|[a-z][0-9][a-z]?-(?:standard|highmem|highcpu|highgpu|megagpu|ultragpu|megamem|ultramem"
+    r"|micro|small|medium|custom)(?:-[0-9]{1,3}g?){0,2}(?:-lssd)?"
+    r"|(?:Standard|Basic)_[A-Z]{1,3}[0-9]{1,3}[a-z]{0,6}(?:_[A-Za-z0-9]{1,6}){0,3}"
+)
 _MARKER_TEXT_RE = re.compile("|".join(re.escape(marker) for marker in MARKERS))
 
 
@@ -791,6 +801,8 @@ def _kept(token: str, vocab: Vocabulary, safe: Collection[str]) -> bool:
     """Whether one token (no spaces, no edge punctuation) is in the allow-list."""
     if token in safe or token in vocab.codes:
         return True
+    if ("." in token or "-" in token or "_" in token) and _INSTANCE_TYPE_RE.fullmatch(token):
+        return True  # m5.8xlarge, n2-standard-32, Standard_D32_v5: a machine type
     if token[:1].islower() and token[-1:].isalnum() and bare_region(token):
         return True  # eastus2, us-east-1, europe-west4-a
     if token.isalpha():
@@ -843,6 +855,8 @@ def _kept_quoted(body: str, safe: Collection[str]) -> bool:
     """A quoted token survives only as code: a type, an error code, a number, a region."""
     vocab = vocabulary()
     if body in safe or body in vocab.codes or _NUMBER_RE.fullmatch(body):
+        return True
+    if _INSTANCE_TYPE_RE.fullmatch(body):
         return True
     if body.isalpha() and not body.islower() and not body.istitle():
         return body in vocab.acronyms or (not body.isupper() and _camel_ok(body, vocab))
