@@ -252,6 +252,8 @@ def test_skyplane_exceptions() -> None:
         ("copy to data01 failed on team42", "copy to <name> failed on <name>"),
         ("ListObjectsV2 on ec2 with gp3 volumes", None),
         ("not enough m5.8xlarge capacity in us-east-1a", None),
+        ("Invalid value for '--solver': 'ilp' is not one of 'direct', 'ron', 'ilp'.", None),
+        ("--compress lz4 --solver ron", None),
         ("type 'n2-standard-32' in zone us-west1-b", None),
         ("size Standard_B2s or 'g4dn.xlarge'", None),
         ("near acme.large and zentrix-standard", "near <name> and <name>"),

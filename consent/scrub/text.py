@@ -48,7 +48,7 @@ from consent.scrub._rules import (
     _uri_marker,
     _words,
 )
-from consent.scrub.argv import _flag_words
+from consent.scrub.argv import _SAFE_WORDS, _flag_words
 from consent.scrub.regions import bare_region, strict_region
 
 __all__ = ["scrub_error", "scrub_text"]
@@ -803,6 +803,8 @@ def _kept(token: str, vocab: Vocabulary, safe: Collection[str]) -> bool:
         return True
     if ("." in token or "-" in token or "_" in token) and _INSTANCE_TYPE_RE.fullmatch(token):
         return True  # m5.8xlarge, n2-standard-32, Standard_D32_v5: a machine type
+    if token in _SAFE_WORDS:
+        return True  # the values of the host's options: ilp, ron, zstd, lz4
     if token[:1].islower() and token[-1:].isalnum() and bare_region(token):
         return True  # eastus2, us-east-1, europe-west4-a
     if token.isalpha():
@@ -856,8 +858,8 @@ def _kept_quoted(body: str, safe: Collection[str]) -> bool:
     vocab = vocabulary()
     if body in safe or body in vocab.codes or _NUMBER_RE.fullmatch(body):
         return True
-    if _INSTANCE_TYPE_RE.fullmatch(body):
-        return True
+    if _INSTANCE_TYPE_RE.fullmatch(body) or body in _SAFE_WORDS:
+        return True  # a machine type, or a value of one of the host's options
     if body.isalpha() and not body.islower() and not body.istitle():
         return body in vocab.acronyms or (not body.isupper() and _camel_ok(body, vocab))
     if "." in body:
