@@ -550,7 +550,7 @@ def _hide_secret_value(parts: list[str], index: int) -> None:
         or any(ch in _HELD for ch in word)
     ):
         return  # a key=value of its own, an auth scheme, or already hidden by a rule
-    if flag or not _ENGLISH_WORD_RE.fullmatch(word):
+    if flag or not _ENGLISH_WORD_RE.fullmatch(word.rstrip("'\")]}")):
         parts[following] = SENTINEL[SECRET]
         return
     if word.lower() in ("is", "was", "be"):
