@@ -176,6 +176,9 @@ def _azure_codes() -> Iterator[str]:
 def _python_codes() -> Iterator[str]:
 
     yield from _exception_names("builtins")
+    # the standard library's network errors, which urllib3, requests and botocore wrap
+    for module in ("socket", "ssl", "http.client", "urllib.error", "shutil", "subprocess"):
+        yield from _exception_names(module)
     yield from errno.errorcode.values()
     for status in http.HTTPStatus:
         yield status.name
