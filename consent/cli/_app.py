@@ -29,7 +29,7 @@ from consent.profile import DEFAULT_PROFILE, AppProfile
 if TYPE_CHECKING:
     from consent.record import Choice
 
-__all__ = ["HostApps", "app", "build", "main", "mount"]
+__all__ = ["HostApps", "app", "build", "mount"]
 
 
 @dataclass(frozen=True)
@@ -245,40 +245,3 @@ def _build_main(profile: AppProfile) -> typer.Typer:
 
 
 app = _build_main(DEFAULT_PROFILE)
-
-
-def _is_click_exception(exc: BaseException) -> bool:
-    # typer 0.27+ vendors click privately and older typer uses click itself, so the
-    # exception classes differ by version; their shape does not
-    return callable(getattr(exc, "format_message", None)) and isinstance(
-        getattr(exc, "exit_code", None), int
-    )
-
-
-def main() -> None:
-    """Entry point: click's own usage errors become one line and exit 2, like ours."""
-    import sys
-
-    from consent._exceptions import ExitCode
-    from consent.cli._terminal import display_error
-
-    try:
-        code = app(prog_name="consent", standalone_mode=False)
-    except typer.Abort:
-        code = ExitCode.INTERRUPTED
-    except Exception as exc:
-        if not _is_click_exception(exc):
-            raise
-        message: str = exc.format_message()  # type: ignore[attr-defined]
-        if type(exc).__name__ == "NoArgsIsHelpError":
-            sys.stdout.write(message + "\n")  # click 8.2+: `consent` alone shows the help
-            code = ExitCode.OK
-        else:
-            ctx = getattr(exc, "ctx", None)
-            hint = f" See `{ctx.command_path} --help`." if ctx is not None else ""
-            message = message.rstrip(".")
-            # "Did you mean 'stats'?" already ends a sentence
-            stop = "" if message.endswith(("?", "!")) else "."
-            display_error(f"{message}{stop}{hint}")
-            code = exc.exit_code  # type: ignore[attr-defined]
-    sys.exit(code if isinstance(code, int) else ExitCode.OK)
