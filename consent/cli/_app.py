@@ -19,11 +19,11 @@ import consent.cli._review  # noqa: F401  (registers stats review/forget)
 from consent.cli import _send  # noqa: F401  (registers stats send)
 from consent.cli._config import config_app, run_settings
 from consent.cli._context import bind_profile
-from consent.cli._init import init
+from consent.cli._init import init, run_init_flow
 from consent.cli._policy import policy_app
 from consent.cli._record import record
 from consent.cli._stats import stats_app
-from consent.cli._terminal import reports_errors
+from consent.cli._terminal import is_interactive, print_out, reports_errors
 from consent.profile import DEFAULT_PROFILE, AppProfile
 
 if TYPE_CHECKING:
@@ -111,14 +111,9 @@ def run_host_init(
     and how to change it) instead of the notice; before that it shows the notice as
     :func:`run_init_flow` does.
     """
-    from consent.cli._init import run_init_flow
-    from consent.cli._terminal import is_interactive
-
     if answer is None and (non_interactive or not is_interactive()):
         line = _chosen_line(profile)
         if line is not None:
-            from consent.cli._terminal import print_out
-
             print_out(line)
             return None
     return run_init_flow(answer, non_interactive=non_interactive, profile=profile)
