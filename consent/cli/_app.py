@@ -1,4 +1,4 @@
-"""The factory that builds the Typer apps for one host, the `consent` app, and its entry point.
+"""The factory that builds the Typer apps for one host, and the `consent` app.
 
 ``build(profile)`` gives a host its own copies of the ``stats``, ``policy`` and
 ``config`` apps, bound to its profile, plus the init and settings functions its own
@@ -9,8 +9,6 @@ have. The `consent` command itself is built the same way, with the default profi
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -19,6 +17,7 @@ import consent.cli._review  # noqa: F401  (registers stats review/forget)
 from consent.cli import _send  # noqa: F401  (registers stats send)
 from consent.cli._config import config_app, run_settings
 from consent.cli._context import bind_profile
+from consent.cli._hostapps import HostApps
 from consent.cli._init import init, run_init_flow
 from consent.cli._policy import policy_app
 from consent.cli._record import record
@@ -30,30 +29,6 @@ if TYPE_CHECKING:
     from consent.record import Choice
 
 __all__ = ["HostApps", "app", "build", "mount"]
-
-
-@dataclass(frozen=True)
-class HostApps:
-    """Everything a host mounts or calls, bound to its profile (see docs/host-guide.md)."""
-
-    profile: AppProfile
-    stats_app: typer.Typer
-    """status, review, send, forget, on, off."""
-    policy_app: typer.Typer
-    """show, diff, accept."""
-    config_app: typer.Typer
-    """get, set, unset, list: for a host without a ``config`` command of its own."""
-    init: Callable[..., Choice | None]
-    """``init(answer=None, *, non_interactive=False)``: the consent step of the host's init."""
-    settings: Callable[..., None]
-    """``settings(key, value=None)``: what the host's own ``config set/get`` calls for
-    the keys of :meth:`owns`; prints the outcome, raises ``typer.Exit`` on bad input."""
-
-    def owns(self, key: str) -> bool:
-        """Whether ``key`` is a usage-statistics setting (``usage_stats*``)."""
-        from consent.config import CONFIG_KEYS
-
-        return key in CONFIG_KEYS or key.startswith("usage_stats")
 
 
 def _clone(template: typer.Typer, profile: AppProfile) -> typer.Typer:
