@@ -347,3 +347,28 @@ def test_every_command_a_hint_names_exists_for_a_mounted_host(
     assert ("stats", "on") in commands or ("stats", "off") in commands, seen
     for words in commands:
         assert sky(*words, "--help").returncode == 0, (words, seen)
+
+
+@pytest.mark.parametrize("cli", ["consent", "sky"])
+def test_the_invalid_value_hint_works_for_the_cli_and_a_host(
+    sandbox: Sandbox, tmp_path: Any, cli: str
+) -> None:
+    import sys
+
+    host = tmp_path / "sky.py"
+    host.write_text(HOST)
+    sandbox.write_config({"usage_stats_review": "maybe"})
+    env = {**sandbox.env, **WIDE}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        program = ["-m", "consent"] if cli == "consent" else [str(host)]
+        return subprocess.run(
+            [sys.executable, *program, *args], env=env, capture_output=True, text=True, timeout=60
+        )
+
+    warned = flat(run("stats", "status").stderr)
+    found = re.search(rf"Fix it with `({cli} config set usage_stats_review) \.\.\.`", warned)
+    assert found, warned
+    fixed = run(*shlex.split(found.group(1))[1:], "false")
+    assert fixed.returncode == 0, fixed.stderr
+    assert "usage_stats_review" not in run("stats", "status").stderr
