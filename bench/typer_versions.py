@@ -49,11 +49,8 @@ def make_venvs() -> None:
         spec = "typer" if version == "newest" else f"typer=={version}"
         if not (venv / "bin" / "python").exists():
             subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        subprocess.run(
-            [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--upgrade"]
-            + ["-e", str(ROOT), spec],
-            check=True,
-        )
+        pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--upgrade"]
+        subprocess.run([*pip, "-e", str(ROOT), spec], check=True)
 
 
 def typer_version(python: str) -> str:
