@@ -73,6 +73,36 @@ def interpreters(extra: list[str]) -> list[str]:
     return list(unique.values())
 
 
+def instructions_with(python: str, args: list[str], env: dict[str, str]) -> int | None:
+    """Instructions of ``python args`` under callgrind (repeatable whatever the load).
+
+    valgrind runs the real interpreter, not the venv's symlink, so the venv's
+    site-packages and this checkout go on ``PYTHONPATH``. ``None`` without valgrind.
+    """
+    import os
+    import shutil
+
+    if shutil.which("valgrind") is None:
+        return None
+    site = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    valgrind = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"]
+    err = subprocess.run(
+        [*valgrind, os.path.realpath(python), *args],
+        env={**env, "PYTHONPATH": os.pathsep.join([str(ROOT), site])},
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    ).stderr
+    match = re.search(r"Collected : (\d+)", err)
+    return int(match.group(1)) if match else None
+
+
 def measure(runs: int, pythons: list[str]) -> list[Row]:
     rows = []
     with tempfile.TemporaryDirectory(prefix="consent-bench-") as tmp:
@@ -95,6 +125,20 @@ def measure(runs: int, pythons: list[str]) -> list[Row]:
                         ratio,
                         "<= 1.3x",
                         ratio <= 1.3,
+                    )
+                )
+            status = instructions_with(python, ["-m", "consent", "stats", "status"], env)
+            minimal = instructions_with(python, [str(app), "--help"], env)
+            if status and minimal:
+                rows.append(
+                    Row(
+                        f"consent stats status instructions (typer {version})",
+                        f"{status / 1e6:.0f} M",
+                        "minimal Typer --help",
+                        f"{minimal / 1e6:.0f} M",
+                        status / minimal,
+                        "<= 1.3x",
+                        status / minimal <= 1.3,
                     )
                 )
     return rows
