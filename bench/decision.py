@@ -2,7 +2,8 @@
 
 - ``import consent; consent.is_enabled()`` beside a bare ``python -c pass``:
   budget ≤ 1.5x wall, ≤ bare + 5 MiB peak memory.
-- ``consent stats status`` beside a minimal Typer app's ``--help``: budget ≤ 1.3x.
+- ``consent stats status`` beside a minimal Typer app's ``--help``: budget ≤ 1.3x
+  (``python -m bench.typer_versions`` measures it on the lowest and newest typer).
 
 Run: ``python -m bench.decision [--runs N]``.
 """
@@ -67,6 +68,9 @@ def measure(runs: int) -> list[Row]:
     wall_ratio = decision.figure_wall / decision.baseline_wall
     extra_mib = (decision_rss - bare_rss) / 1024
     status_ratio = status.figure_wall / status.baseline_wall
+    from importlib.metadata import version
+
+    typer_version = version("typer")
     rows = []
     if decision_instr and bare_instr:
         instr_ratio = decision_instr / bare_instr
@@ -102,7 +106,7 @@ def measure(runs: int) -> list[Row]:
             extra_mib <= 5,
         ),
         Row(
-            "consent stats status",
+            f"consent stats status (typer {typer_version})",
             f"{status.figure_wall * 1000:.0f} ms",
             "minimal Typer --help",
             f"{status.baseline_wall * 1000:.0f} ms",

@@ -243,7 +243,9 @@ def invalid_value_message(
     shown = json.dumps(value)[:40]
     return (
         f"{path}: {key} must be a {spec.type_name}, not {shown}. "
-        f"Fix it with `{cli} config set {key} ...` or `{cli} config unset {key}`."
+        # `config set` works for a host too (its own config command routes the key
+        # here); `config unset` is the standalone CLI's alone
+        f"Fix it with `{cli} config set {key} ...`, or delete {key} from that file."
     )
 
 

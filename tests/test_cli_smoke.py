@@ -8,12 +8,16 @@ errors behave is caught in CI rather than by a host.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import typer
 from typer.testing import CliRunner
 
 from consent.cli import build, mount
+from consent.cli._main import FAST_FORMS
 from consent.profile import AppProfile
 from tests.conftest import Sandbox, run_cli
 
@@ -102,3 +106,58 @@ def test_build_binds_each_app_to_its_profile(sandbox: Sandbox) -> None:
         result = runner.invoke(apps.stats_app, ["off"])
         assert result.exit_code == 0, result.output
         assert f"{name} stats on" in " ".join(result.output.split())
+
+
+FULL_PARSE = (
+    "import sys; from consent.cli._app import app; "
+    "app(args=sys.argv[1:], prog_name='consent', standalone_mode=True)"
+)
+"""The same command, parsed by the Typer app, without the entry point's fast path."""
+
+
+@pytest.mark.parametrize("form", sorted(FAST_FORMS))
+@pytest.mark.parametrize("state", ["fresh", "opted out by DO_NOT_TRACK", "damaged config.json"])
+def test_fast_forms_answer_as_the_typer_app_does(
+    sandbox: Sandbox, tmp_path: Path, form: tuple[str, ...], state: str
+) -> None:
+    runs = []
+    for which in ("fast", "parsed"):
+        home = tmp_path / "home"  # the same path for both, so paths wrap alike
+        if home.exists():
+            home.rename(tmp_path / "home-of-the-fast-run")
+        (home / ".skyplane").mkdir(parents=True)
+        env = {**sandbox.env, "HOME": str(home), "SKYPLANE_USAGE_STATS_DIR": str(home / "spool")}
+        if state == "opted out by DO_NOT_TRACK":
+            env["DO_NOT_TRACK"] = "1"
+        elif state == "damaged config.json":
+            (home / ".skyplane" / "config.json").write_text("{not json")
+        if which == "fast":
+            argv = [sys.executable, "-m", "consent", *form]
+        else:
+            argv = [sys.executable, "-c", FULL_PARSE, *form]
+        proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60)
+        runs.append((proc.returncode, proc.stdout, proc.stderr))
+    (fast_code, *fast_out), (parsed_code, *parsed_out) = runs
+    assert fast_code == parsed_code
+    for fast, parsed in zip(fast_out, parsed_out, strict=True):
+        assert fast.splitlines() == parsed.splitlines()
+
+
+def test_stats_status_does_not_build_typers_pydantic_adapters(sandbox: Sandbox) -> None:
+    # typer 0.27+ coerces every parsed parameter through pydantic; the hot read-only
+    # forms are not parsed, so a fresh `consent stats status` never imports it
+    probe = (
+        "import sys; sys.argv = ['consent', *sys.argv[1:]]\n"
+        "from consent.cli import main\n"
+        "try:\n    main()\nexcept SystemExit as exc:\n    code = exc.code\n"
+        "print('pydantic' in sys.modules, code, file=sys.stderr)"
+    )
+    for form in FAST_FORMS:
+        proc = subprocess.run(
+            [sys.executable, "-c", probe, *form],
+            env=sandbox.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert proc.stderr.splitlines()[-1] == "False 0", (form, proc.stderr)

@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import json
 import stat
+import subprocess
+import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -357,3 +360,94 @@ def test_symlinked_config_is_followed_and_kept(sandbox: Sandbox) -> None:
     assert json.loads(target.read_text()) == {"aws_enabled": True, "usage_stats": False}
     status = run_cli("stats", "status", "--json").json()
     assert (status["enabled"], status["source"]) == (False, "config")
+
+
+HOST_SETTINGS = (
+    "import sys, typer\n"
+    "from consent.cli import build\n"
+    "from consent.profile import AppProfile\n"
+    "apps = build(AppProfile(cli_name='sky'))\n"
+    "host = typer.Typer()\n"
+    "@host.command('set')\n"
+    "def config_set(key: str, value: str) -> None:\n"
+    "    apps.settings(key, value)\n"
+    "@host.command('other')\n"
+    "def other() -> None:\n"
+    "    pass\n"
+    "host(prog_name='sky')\n"
+)
+"""A host whose own ``config set`` routes the usage_stats keys to ``apps.settings``."""
+
+
+@pytest.fixture(params=["home-file", "ro-mount"])
+def unwritable_home(request: pytest.FixtureRequest, sandbox: Sandbox) -> Iterator[Sandbox]:
+    """A HOME nothing can be written in: ``~/.skyplane`` a file, or a read-only bind mount."""
+    from tests.faults.support import bind_readonly, umount
+
+    if request.param == "home-file":
+        (sandbox.home / ".skyplane").write_bytes(b"not a directory\n")
+        yield sandbox
+        return
+    sandbox.write_config({"usage_stats": True})
+    if not bind_readonly(sandbox.home):
+        pytest.skip("bind mounts are not permitted here; the home-file case runs")
+    try:
+        yield sandbox
+    finally:
+        umount(sandbox.home)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("config", "set", "usage_stats", "false"),
+        ("config", "set", "usage_stats", "Off"),
+        ("stats", "off"),
+        ("host", "set", "usage_stats", "0"),
+    ],
+    ids=["config-set", "config-set-word", "stats-off", "host-config-set"],
+)
+def test_an_opt_out_that_cannot_be_saved_names_the_ones_that_still_work(
+    unwritable_home: Sandbox, argv: tuple[str, ...]
+) -> None:
+    if argv[0] == "host":
+        proc = subprocess.run(
+            [sys.executable, "-c", HOST_SETTINGS, *argv[1:]],
+            env=unwritable_home.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        result_code, stderr = proc.returncode, proc.stderr
+    else:
+        result = run_cli(*argv)
+        result_code, stderr = result.returncode, result.stderr
+    assert result_code == 1
+    _assert_clean_error(stderr)
+    assert "not saved" in stderr
+    assert "DO_NOT_TRACK=1" in stderr and "SKYPLANE_USAGE_STATS_ENABLED=0" in stderr
+    # and they do work in this very HOME, with nothing written
+    for variable in ("DO_NOT_TRACK=1", "SKYPLANE_USAGE_STATS_ENABLED=0"):
+        name, value = variable.split("=")
+        status = run_cli("stats", "status", "--json", env={name: value})
+        assert status.returncode == 0, status.stderr
+        assert status.json()["enabled"] is False, variable
+
+
+def test_an_opt_in_that_cannot_be_saved_names_no_opt_outs(unwritable_home: Sandbox) -> None:
+    result = run_cli("stats", "on")
+    assert result.returncode == 1
+    _assert_clean_error(result.stderr)
+    assert "DO_NOT_TRACK" not in result.stderr
+
+
+def test_an_opt_out_into_a_damaged_settings_file_names_the_ones_that_still_work(
+    sandbox: Sandbox,
+) -> None:
+    sandbox.config.parent.mkdir(parents=True)
+    sandbox.config.write_text("{not json")
+    result = run_cli("config", "set", "usage_stats", "false")
+    assert result.returncode == 2  # the file is the user's to fix: bad input
+    assert "not valid JSON" in result.stderr
+    assert "DO_NOT_TRACK=1" in result.stderr
+    assert sandbox.config.read_text() == "{not json"

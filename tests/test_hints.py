@@ -254,3 +254,121 @@ def test_the_off_hints_of_send_and_review_work(
     hint = found.group(1).strip()
     assert hint == "unset DO_NOT_TRACK, then consent stats on"
     assert status(run_steps(hint, env))["enabled"] is True
+
+
+# -- a mounted host: every command a hint names exists there -----------------------------------
+
+HOST = """
+import typer
+
+from consent.cli import mount
+from consent.profile import AppProfile
+
+host = typer.Typer(name="sky", no_args_is_help=True)
+own_config = typer.Typer(name="config", help="The host's own config.", no_args_is_help=True)
+
+
+@own_config.command("set")
+def config_set(key: str, value: str) -> None:
+    if apps.owns(key):
+        apps.settings(key, value)
+
+
+@own_config.command("get")
+def config_get(key: str) -> None:
+    if apps.owns(key):
+        apps.settings(key)
+
+
+@host.command("init")
+def init(non_interactive: bool = typer.Option(False, "--non-interactive", "-y")) -> None:
+    apps.init(non_interactive=non_interactive)
+
+
+host.add_typer(own_config, name="config")
+apps = mount(host, AppProfile(cli_name="sky"))
+host(prog_name="sky")
+"""
+
+HOST_STATES: dict[str, tuple[Any, dict[str, str]]] = {
+    "default": (None, {}),
+    "config-off": ({"usage_stats": False}, {}),
+    "env-on": (None, {"SKYPLANE_USAGE_STATS_ENABLED": "1"}),
+    "do-not-track": ({"usage_stats": False}, {"DO_NOT_TRACK": "1"}),
+    "broken-config": ("{not json", {}),
+    "invalid-value": ({"usage_stats_review": "maybe", "usage_stats_endpoint": 3}, {}),
+    "review-mode": ({"usage_stats": True, "usage_stats_review": True}, {}),
+}
+
+
+def hinted_commands(text: str, cli: str) -> set[tuple[str, ...]]:
+    """The command words (options and placeholders left off) of every `cli ...` in ``text``."""
+    found = set()
+    for match in re.finditer(rf"(?<![\w/.-]){cli} ((?:[a-z][a-z_-]*\s?)+)", flat(text)):
+        words = tuple(match.group(1).split())
+        found.add(words[:2] if words[0] in ("stats", "policy", "config") else words[:1])
+    return found
+
+
+@pytest.mark.parametrize("name", list(HOST_STATES))
+def test_every_command_a_hint_names_exists_for_a_mounted_host(
+    sandbox: Sandbox, tmp_path: Any, name: str
+) -> None:
+    import sys
+
+    host = tmp_path / "sky.py"
+    host.write_text(HOST)
+    config, extra = HOST_STATES[name]
+    if config is not None:
+        sandbox.write_config(config)
+    env = {**sandbox.env, **extra, **WIDE}
+
+    def sky(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, str(host), *args], env=env, capture_output=True, text=True, timeout=60
+        )
+
+    seen = ""
+    for args in (
+        ("init", "-y"),
+        ("stats", "status"),
+        ("stats", "review"),
+        ("stats", "send"),
+        ("policy", "show"),
+        ("stats", "off"),
+        ("init", "-y"),
+        ("stats", "on"),
+    ):
+        result = sky(*args)
+        assert "Traceback" not in result.stderr, (args, result.stderr)
+        seen += result.stdout + result.stderr
+        assert "consent " not in flat(result.stdout + result.stderr), (args, result.stderr)
+    commands = hinted_commands(seen, "sky")
+    assert ("stats", "on") in commands or ("stats", "off") in commands, seen
+    for words in commands:
+        assert sky(*words, "--help").returncode == 0, (words, seen)
+
+
+@pytest.mark.parametrize("cli", ["consent", "sky"])
+def test_the_invalid_value_hint_works_for_the_cli_and_a_host(
+    sandbox: Sandbox, tmp_path: Any, cli: str
+) -> None:
+    import sys
+
+    host = tmp_path / "sky.py"
+    host.write_text(HOST)
+    sandbox.write_config({"usage_stats_review": "maybe"})
+    env = {**sandbox.env, **WIDE}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        program = ["-m", "consent"] if cli == "consent" else [str(host)]
+        return subprocess.run(
+            [sys.executable, *program, *args], env=env, capture_output=True, text=True, timeout=60
+        )
+
+    warned = flat(run("stats", "status").stderr)
+    found = re.search(rf"Fix it with `({cli} config set usage_stats_review) \.\.\.`", warned)
+    assert found, warned
+    fixed = run(*shlex.split(found.group(1))[1:], "false")
+    assert fixed.returncode == 0, fixed.stderr
+    assert "usage_stats_review" not in run("stats", "status").stderr

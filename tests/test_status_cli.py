@@ -236,3 +236,19 @@ def test_status_warns_about_a_hostile_spool_root_before_anything_is_spooled(
     warnings = result.json()["warnings"]
     assert any("symbolic link" in w and str(sandbox.spool) in w for w in warnings), warnings
     assert list(real.iterdir()) == []
+
+
+def test_no_pager_in_ci_even_on_a_terminal(sandbox: Sandbox) -> None:
+    # a CI job's pseudo-terminal has nobody to press q: a pager there would wait forever
+    from tests.test_screens import Terminal, on_screen
+
+    session = run_cli(
+        "record", "--src", "aws:us-east-1", "--dst", "gcp:us-central1", "--runtime-s", "3"
+    ).stdout.strip()
+    paged = Terminal(
+        sandbox, ["stats", "review", session[:8]], 24, 80, PAGER="sed s/^/PAGED:/", CI="true"
+    )
+    code, screen = paged.finish()
+    assert code == 0
+    assert not on_screen(screen, "PAGED:")
+    assert on_screen(screen, "Not sent yet")

@@ -1,4 +1,4 @@
-"""The factory that builds the Typer apps for one host, the `consent` app, and its entry point.
+"""The factory that builds the Typer apps for one host, and the `consent` app.
 
 ``build(profile)`` gives a host its own copies of the ``stats``, ``policy`` and
 ``config`` apps, bound to its profile, plus the init and settings functions its own
@@ -9,8 +9,6 @@ have. The `consent` command itself is built the same way, with the default profi
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -19,41 +17,18 @@ import consent.cli._review  # noqa: F401  (registers stats review/forget)
 from consent.cli import _send  # noqa: F401  (registers stats send)
 from consent.cli._config import config_app, run_settings
 from consent.cli._context import bind_profile
-from consent.cli._init import init
+from consent.cli._hostapps import HostApps
+from consent.cli._init import init, run_init_flow
 from consent.cli._policy import policy_app
 from consent.cli._record import record
 from consent.cli._stats import stats_app
-from consent.cli._terminal import reports_errors
+from consent.cli._terminal import is_interactive, print_out, reports_errors
 from consent.profile import DEFAULT_PROFILE, AppProfile
 
 if TYPE_CHECKING:
     from consent.record import Choice
 
-__all__ = ["HostApps", "app", "build", "main", "mount"]
-
-
-@dataclass(frozen=True)
-class HostApps:
-    """Everything a host mounts or calls, bound to its profile (see docs/host-guide.md)."""
-
-    profile: AppProfile
-    stats_app: typer.Typer
-    """status, review, send, forget, on, off."""
-    policy_app: typer.Typer
-    """show, diff, accept."""
-    config_app: typer.Typer
-    """get, set, unset, list: for a host without a ``config`` command of its own."""
-    init: Callable[..., Choice | None]
-    """``init(answer=None, *, non_interactive=False)``: the consent step of the host's init."""
-    settings: Callable[..., None]
-    """``settings(key, value=None)``: what the host's own ``config set/get`` calls for
-    the keys of :meth:`owns`; prints the outcome, raises ``typer.Exit`` on bad input."""
-
-    def owns(self, key: str) -> bool:
-        """Whether ``key`` is a usage-statistics setting (``usage_stats*``)."""
-        from consent.config import CONFIG_KEYS
-
-        return key in CONFIG_KEYS or key.startswith("usage_stats")
+__all__ = ["HostApps", "app", "build", "mount"]
 
 
 def _clone(template: typer.Typer, profile: AppProfile) -> typer.Typer:
@@ -111,14 +86,9 @@ def run_host_init(
     and how to change it) instead of the notice; before that it shows the notice as
     :func:`run_init_flow` does.
     """
-    from consent.cli._init import run_init_flow
-    from consent.cli._terminal import is_interactive
-
     if answer is None and (non_interactive or not is_interactive()):
         line = _chosen_line(profile)
         if line is not None:
-            from consent.cli._terminal import print_out
-
             print_out(line)
             return None
     return run_init_flow(answer, non_interactive=non_interactive, profile=profile)
@@ -245,40 +215,3 @@ def _build_main(profile: AppProfile) -> typer.Typer:
 
 
 app = _build_main(DEFAULT_PROFILE)
-
-
-def _is_click_exception(exc: BaseException) -> bool:
-    # typer 0.27+ vendors click privately and older typer uses click itself, so the
-    # exception classes differ by version; their shape does not
-    return callable(getattr(exc, "format_message", None)) and isinstance(
-        getattr(exc, "exit_code", None), int
-    )
-
-
-def main() -> None:
-    """Entry point: click's own usage errors become one line and exit 2, like ours."""
-    import sys
-
-    from consent._exceptions import ExitCode
-    from consent.cli._terminal import display_error
-
-    try:
-        code = app(prog_name="consent", standalone_mode=False)
-    except typer.Abort:
-        code = ExitCode.INTERRUPTED
-    except Exception as exc:
-        if not _is_click_exception(exc):
-            raise
-        message: str = exc.format_message()  # type: ignore[attr-defined]
-        if type(exc).__name__ == "NoArgsIsHelpError":
-            sys.stdout.write(message + "\n")  # click 8.2+: `consent` alone shows the help
-            code = ExitCode.OK
-        else:
-            ctx = getattr(exc, "ctx", None)
-            hint = f" See `{ctx.command_path} --help`." if ctx is not None else ""
-            message = message.rstrip(".")
-            # "Did you mean 'stats'?" already ends a sentence
-            stop = "" if message.endswith(("?", "!")) else "."
-            display_error(f"{message}{stop}{hint}")
-            code = exc.exit_code  # type: ignore[attr-defined]
-    sys.exit(code if isinstance(code, int) else ExitCode.OK)

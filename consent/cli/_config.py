@@ -8,14 +8,21 @@ write to every store, the same messages.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
 from consent.cli._context import current_profile
-from consent.cli._terminal import display_info, print_json, print_out, reports_errors
+from consent.cli._terminal import (
+    display_error,
+    display_info,
+    print_json,
+    print_out,
+    reports_errors,
+)
 
 if TYPE_CHECKING:
+    from consent._exceptions import ConsentError
     from consent.actions import ConfigChange
     from consent.decision import Decision
     from consent.profile import AppProfile
@@ -149,6 +156,34 @@ def report_change(change: ConfigChange, profile: AppProfile, *, json_: bool = Fa
         display_info(f"Note: {overrider} overrides this setting; usage statistics are {state}.")
 
 
+def say_file_free_opt_outs(exc: ConsentError, profile: AppProfile, unsaved: str) -> NoReturn:
+    """An opt-out that cannot be saved: the error, then the opt-outs that need no file."""
+    from consent.notices import file_free_opt_outs
+
+    display_error(str(exc))
+    display_info(f"{unsaved} {file_free_opt_outs(profile)}")
+    raise typer.Exit(int(exc.exit_code))
+
+
+def set_and_report(key: str, value: str, profile: AppProfile, *, json_: bool = False) -> None:
+    """`config set`, `stats on/off` and a host's routed `config set`: write, then report.
+
+    An opt-out that cannot be written (an unwritable HOME, a damaged settings file)
+    names the opt-outs that need no file, which still work.
+    """
+    from consent._exceptions import CorruptFileError, StorageError
+    from consent.actions import config_set
+    from consent.config import parse_switch
+
+    try:
+        change = config_set(key, value, profile=profile)
+    except (StorageError, CorruptFileError) as exc:
+        if key == "usage_stats" and parse_switch(value) is False:
+            say_file_free_opt_outs(exc, profile, "The setting was not saved.")
+        raise
+    report_change(change, profile, json_=json_)
+
+
 @config_app.command("set")
 @reports_errors
 def set_(
@@ -157,10 +192,7 @@ def set_(
     json_: JsonOption = False,
 ) -> None:
     """Change one setting. `usage_stats` takes 1/true/yes/on or 0/false/no/off."""
-    from consent.actions import config_set
-
-    profile = current_profile()
-    report_change(config_set(key, value, profile=profile), profile, json_=json_)
+    set_and_report(key, value, current_profile(), json_=json_)
 
 
 @config_app.command("unset")
@@ -186,8 +218,6 @@ def run_settings(key: str, value: str | None = None) -> None:
     value in force and where it comes from. Bad input prints one sentence and raises
     ``typer.Exit(2)``, so a host command can call this and return.
     """
-    from consent.actions import config_set
-
     profile = current_profile()
     if value is None:
         shown, source = effective(key, profile)
@@ -195,4 +225,4 @@ def run_settings(key: str, value: str | None = None) -> None:
 
         print_out(escape(f"{key} = {json.dumps(shown)} (from {source})"))
         return
-    report_change(config_set(key, value, profile=profile), profile)
+    set_and_report(key, value, profile)

@@ -16,7 +16,7 @@ from typing import ParamSpec, TypeVar
 
 from consent.profile import DEFAULT_PROFILE, AppProfile
 
-__all__ = ["bind_profile", "current_profile"]
+__all__ = ["bind_profile", "current_cli_name", "current_profile"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -29,6 +29,11 @@ _PROFILE: contextvars.ContextVar[AppProfile] = contextvars.ContextVar(
 def current_profile() -> AppProfile:
     """The profile of the app running this command; the default profile outside one."""
     return _PROFILE.get()
+
+
+def current_cli_name() -> str:
+    """The command the hints name: ``consent``, or the host's own (``skyplane``)."""
+    return _PROFILE.get().cli_name
 
 
 def bind_profile(profile: AppProfile, command: Callable[P, R]) -> Callable[P, R]:

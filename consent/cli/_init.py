@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -10,7 +10,6 @@ from consent._exceptions import ConsentError
 from consent.cli._context import current_profile
 from consent.cli._terminal import (
     ask,
-    display_error,
     display_info,
     display_notice,
     display_warning,
@@ -132,16 +131,6 @@ def _damaged_backup(profile: AppProfile) -> str | None:
     return str(copies[-1]) if copies else None
 
 
-def _say_file_free_opt_outs(exc: ConsentError, profile: AppProfile) -> NoReturn:
-    """An opt-out that cannot be saved: the error, then the opt-outs that need no file."""
-    from consent._exceptions import ExitCode
-    from consent.notices import file_free_opt_outs
-
-    display_error(str(exc))
-    display_info(f"Your answer was not saved. {file_free_opt_outs(profile)}")
-    raise typer.Exit(int(ExitCode.FAILURE))
-
-
 def run_init_flow(
     answer: Choice | None = None,
     *,
@@ -198,7 +187,9 @@ def run_init_flow(
         result = apply_choice(answer, via, profile=profile, policy=policy)
     except StorageError as exc:
         if answer == "dont-share":
-            _say_file_free_opt_outs(exc, profile)
+            from consent.cli._config import say_file_free_opt_outs
+
+            say_file_free_opt_outs(exc, profile, "Your answer was not saved.")
         raise
     _say_if_moved_aside(damaged, profile)
     for line in _outcome_lines(answer, result.dropped, profile):

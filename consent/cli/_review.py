@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from consent._exceptions import BadInputError
-from consent.cli._context import current_profile
+from consent.cli._context import current_cli_name, current_profile
 from consent.cli._stats import JsonOption, stats_app
 from consent.cli._terminal import (
     ask,
@@ -47,10 +47,6 @@ CHECKBOX_LIMIT = 50
 # -- review ------------------------------------------------------------------------------
 
 
-def _cli() -> str:
-    return current_profile().cli_name
-
-
 def _report_changes(changes: list[Change], verb: str, nothing: str) -> None:
     from consent.notices import plural
 
@@ -63,7 +59,7 @@ def _report_changes(changes: list[Change], verb: str, nothing: str) -> None:
 
 
 def _say_when_sent(sending: bool) -> None:
-    cli = _cli()
+    cli = current_cli_name()
     if sending:
         print_out(f"Sending in the background; `{cli} stats send` sends and reports right away.")
     else:
@@ -115,7 +111,9 @@ def _interactive_approval(listing: ReviewListing) -> None:
         from consent.notices import plural
 
         verb = "stays" if left == 1 else "stay"
-        print_out(f"{plural(left)} {verb} held: `{_cli()} stats review` offers them again.")
+        print_out(
+            f"{plural(left)} {verb} held: `{current_cli_name()} stats review` offers them again."
+        )
 
 
 def _check_flags(
@@ -148,7 +146,7 @@ def _discard_states(state: str | None) -> tuple[str, ...]:
         return (state,)
     raise BadInputError(
         f"--discard-all removes held payloads, or with --state pending, failed or legacy "
-        f"those; not {state} ones. `{_cli()} stats forget` deletes everything."
+        f"those; not {state} ones. `{current_cli_name()} stats forget` deletes everything."
     )
 
 
@@ -302,7 +300,9 @@ def review(
 
         profile = current_profile()
         turn_on = turn_on_hint(decide(profile), profile)
-    summary = review_summary(listing, shown, _cli(), width=out_console().width, turn_on=turn_on)
+    summary = review_summary(
+        listing, shown, current_cli_name(), width=out_console().width, turn_on=turn_on
+    )
     # the checkbox follows on a terminal: a pager would hide the table it refers to
     offers = state in (None, "all", "held") and listing.enabled and listing.counts["held"]
     print_long(summary, pager=not no_pager and not (offers and is_interactive()))
@@ -394,7 +394,7 @@ def _show_session(session: str, json_: bool, *, pager: bool = True) -> None:
     detail = review_detail(
         item,
         describe_fields(item, policy),
-        _cli(),
+        current_cli_name(),
         width=width,
         situation=_situation(item),
         short=short,
@@ -431,7 +431,7 @@ def _report_forget(result: ForgetResult) -> None:
 
         raise StorageError(
             "Your client id was not replaced, because the consent record could not be "
-            f"saved; free some space and run `{_cli()} stats forget` again."
+            f"saved; free some space and run `{current_cli_name()} stats forget` again."
         )
 
 

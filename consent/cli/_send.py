@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from consent.cli._context import current_profile
+from consent.cli._context import current_cli_name, current_profile
 from consent.cli._stats import JsonOption, announce_policy_change, stats_app
 from consent.cli._terminal import (
     display_info,
@@ -33,10 +33,6 @@ if TYPE_CHECKING:
 # rows of pretty-printed JSON shown per request in a dry run; --json gives every byte
 PREVIEW_LINES = 40
 PREVIEW_REQUESTS = 5
-
-
-def _cli() -> str:
-    return current_profile().cli_name
 
 
 def _pretty(body: bytes) -> list[str]:
@@ -91,7 +87,8 @@ def _show_plan(plan: Plan, json_: bool) -> None:
     print_out(
         f"Dry run: nothing was sent. {plural(len(plan.requests), 'request')} to "
         f"{plural(endpoints, 'endpoint')} would carry {plural(payloads)} "
-        f"({size:,} bytes); `{_cli()} stats send --dry-run --json` prints every body whole."
+        f"({size:,} bytes); `{current_cli_name()} stats send --dry-run --json` prints every "
+        "body whole."
     )
 
 
@@ -126,7 +123,7 @@ def _show_result(result: SendResult, json_: bool) -> None:
         verb = "is" if result.held == 1 else "are"
         display_info(
             f"{plural(result.held)} held for your review {verb} not sent; "
-            f"see {'it' if result.held == 1 else 'them'} with `{_cli()} stats review`."
+            f"see {'it' if result.held == 1 else 'them'} with `{current_cli_name()} stats review`."
         )
 
 
@@ -223,5 +220,6 @@ def send(
         raise UploadError(
             f"{plural(result.pending + result.failed)} could not be sent "
             f"({result.pending:,} still pending, {result.failed:,} refused). Retry the "
-            f"pending ones with `{_cli()} stats send`; the next transfer retries them too."
+            f"pending ones with `{current_cli_name()} stats send`; the next transfer retries "
+            "them too."
         )

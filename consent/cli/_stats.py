@@ -59,11 +59,9 @@ def status(json_: JsonOption = False) -> None:
 
 
 def _switch(value: str, json_: bool) -> None:
-    from consent.actions import config_set
-    from consent.cli._config import report_change
+    from consent.cli._config import set_and_report
 
-    profile = current_profile()
-    report_change(config_set("usage_stats", value, profile=profile), profile, json_=json_)
+    set_and_report("usage_stats", value, current_profile(), json_=json_)
 
 
 @stats_app.command("on")

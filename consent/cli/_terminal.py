@@ -25,13 +25,16 @@ __all__ = [
     "abort",
     "ask",
     "display_error",
+    "display_info",
     "display_notice",
     "display_warning",
     "err_console",
     "in_ci",
+    "is_interactive",
     "out_console",
     "print_json",
     "print_long",
+    "print_out",
     "reports_errors",
 ]
 
@@ -58,9 +61,13 @@ def print_json(data: Any) -> None:
 
 
 def print_long(renderable: RenderableType, *, pager: bool = True) -> None:
-    """Print; through a pager (``$PAGER``, else less) when a terminal would scroll it away."""
+    """Print; through a pager (``$PAGER``, else less) when a terminal would scroll it away.
+
+    Only where a prompt would be shown (:func:`is_interactive`): never in CI, whose
+    pseudo-terminal would leave a pager waiting for a key.
+    """
     console = out_console()
-    if pager and console.is_terminal and _stdin_is_terminal():
+    if pager and console.is_terminal and is_interactive():
         lines = console.render_lines(renderable, console.options, pad=False)
         if len(lines) > console.height - 1:
             # -R keeps colours, -F quits at once should it fit after all, -X leaves it on screen
@@ -69,13 +76,6 @@ def print_long(renderable: RenderableType, *, pager: bool = True) -> None:
                 console.print(renderable)
             return
     console.print(renderable)
-
-
-def _stdin_is_terminal() -> bool:
-    try:
-        return sys.stdin.isatty()
-    except (AttributeError, ValueError):
-        return False
 
 
 def print_out(renderable: RenderableType | str) -> None:
