@@ -188,7 +188,11 @@ def _notice_from(table: object) -> Notice:
 
 # -- writing -------------------------------------------------------------------------------
 
-_HEADER = "# Usage-statistics consent record. Managed by `consent`; see `consent stats status`.\n"
+# No command is named here: the record serves whichever host's CLI the user has.
+_HEADER = (
+    "# Usage-statistics consent record, written by skyplane-consent. Change it with the "
+    "`stats` commands of your tool, not by hand.\n"
+)
 
 
 def _written_at(value: dt.datetime) -> dt.datetime:

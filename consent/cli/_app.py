@@ -119,10 +119,7 @@ def _chosen_line(profile: AppProfile) -> str | None:
     if not decision.enabled:
         line = f"Usage statistics are off. To share them: {cli} stats on"
     elif decision.review_before_upload:
-        line = (
-            f"Usage statistics are held for your review ({cli} stats review). "
-            f"To stop: {cli} stats off"
-        )
+        line = f"Review mode: payloads wait for {cli} stats review. Stop: {cli} stats off"
     else:
         line = f"Usage statistics are shared anonymously. To stop: {cli} stats off"
     if decision.source == "env":

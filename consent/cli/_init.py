@@ -173,9 +173,7 @@ def run_init_flow(
         )
         if override:
             display_info(_unset_hint(decision, profile))
-        display_info(
-            f"To choose: `{cli} stats on`, `{cli} stats off`, or `{cli} init` on a terminal."
-        )
+        display_info(f"Choose: {cli} stats on, {cli} stats off, or {cli} init on a terminal.")
         return None
 
     via: Via = "init-flag"

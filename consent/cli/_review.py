@@ -453,7 +453,7 @@ def forget(
         if not is_interactive():
             raise BadInputError(
                 "`stats forget` deletes all your usage statistics and asks before it does; "
-                "without a terminal to ask on, run it again with --yes."
+                f"without a terminal to ask on, run `{current_cli_name()} stats forget --yes`."
             )
         if not _confirm_forget(plan_forget(profile=current_profile())):
             print_out("Nothing was deleted.")

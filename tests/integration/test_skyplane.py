@@ -150,10 +150,9 @@ def test_init_asks_after_skyplanes_own_questions(venv: SkyplaneVenv, sandbox: Sa
 
     again = skyplane(venv, sandbox, "init", "-y", "--disable-config-cloudflare")
     assert again.returncode == 0, again.stderr
-    lines = [line for line in again.stdout.splitlines() if "sage statistics" in line]
+    lines = [line for line in again.stdout.splitlines() if "skyplane stats" in line]
     assert lines == [
-        "Usage statistics are held for your review (skyplane stats review). "
-        "To stop: skyplane stats off"
+        "Review mode: payloads wait for skyplane stats review. Stop: skyplane stats off"
     ]
     assert "usage statistics" not in again.stderr.lower()
 

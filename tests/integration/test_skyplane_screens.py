@@ -142,12 +142,6 @@ def _init_y(venv: SkyplaneVenv, sandbox: Sandbox) -> list[str]:
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="consent/cli/_app.py _chosen_line: the one line after a choice is 94 columns "
-    "('Usage statistics are held for your review (skyplane stats review). To stop: "
-    "skyplane stats off') and wraps mid-word at 80",
-)
 def test_init_y_after_a_choice_prints_one_line_that_fits_80_columns(
     venv: SkyplaneVenv, sandbox: Sandbox
 ) -> None:
@@ -159,12 +153,6 @@ def test_init_y_after_a_choice_prints_one_line_that_fits_80_columns(
     assert len(lines[0]) <= COLS, lines
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="consent's non-interactive init before a choice ends with 'To choose: "
-    "`skyplane stats on`, `skyplane stats off`, or `skyplane init` on a terminal.' "
-    "(86 columns), which wraps mid-word at 80",
-)
 def test_init_y_before_a_choice_fits_80_columns(venv: SkyplaneVenv, sandbox: Sandbox) -> None:
     result = skyplane(venv, sandbox, "init", "-y", "--disable-config-cloudflare", COLUMNS="80")
     assert result.returncode == 0, result.stderr
@@ -180,11 +168,6 @@ def test_init_y_before_a_choice_fits_80_columns(venv: SkyplaneVenv, sandbox: San
     assert not too_long, too_long
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="consent/cli/_review.py: without a terminal, `stats forget` says 'run it again "
-    "with --yes' and names `stats forget`, not the host's `skyplane stats forget --yes`",
-)
 def test_stats_forget_without_a_terminal_names_the_skyplane_command(
     venv: SkyplaneVenv, sandbox: Sandbox
 ) -> None:
@@ -193,11 +176,6 @@ def test_stats_forget_without_a_terminal_names_the_skyplane_command(
     assert "skyplane stats forget --yes" in result.stderr, result.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="consent/record.py _HEADER: the consent record in ~/.skyplane says "
-    "'see `consent stats status`', a command a Skyplane user may not have",
-)
 def test_the_consent_record_names_the_skyplane_command(
     venv: SkyplaneVenv, sandbox: Sandbox
 ) -> None:
