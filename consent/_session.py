@@ -466,11 +466,10 @@ def _record(
     if not held:
         # The payload is safe on disk now; failing to start the sender only delays it.
         try:
-            from consent.spool import Spool
-            from consent.upload import start_background_flush
+            # the spawner, not the package: its lazy loader stays out of the host
+            from consent.upload.spawn import start_background_flush
 
-            spool = Spool(root, root_warnings, durable=durable)  # type: ignore[arg-type]
-            start_background_flush(spool, profile=profile, environ=environ)
+            start_background_flush(root, profile=profile, environ=environ)
         except Exception as exc:
             warnings.append(
                 f"the background upload could not start ({type(exc).__name__}); the payload "

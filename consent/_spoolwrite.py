@@ -25,17 +25,33 @@ if TYPE_CHECKING:
 
     from consent.profile import AppProfile
 
-__all__ = ["PAYLOAD_FILE", "STATE_FILE", "open_root", "write_new"]
+__all__ = [
+    "BACKOFF_FILE",
+    "FLUSH_STAMP",
+    "PAYLOAD_FILE",
+    "RETIRED_FILE",
+    "SEND_LOG",
+    "STATE_FILE",
+    "flush_started_at",
+    "lock_is_free",
+    "open_root",
+    "read_backoff",
+    "stamp_flush",
+    "write_new",
+]
 
 PAYLOAD_FILE = "usage_stats.json"
 STATE_FILE = "state.json"
+# Dot-files in the root: listings and wipes only touch id-named entries.
+SEND_LOG = ".send.log"
+FLUSH_STAMP = ".flush.stamp"
+BACKOFF_FILE = ".flush.json"
+RETIRED_FILE = ".retired"
+FORGET_LOCK = "forget"
 PRIVATE_DIR_MODE = 0o700
 PRIVATE_FILE_MODE = 0o600
 _DIR_OPEN_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 _LOCK_FLAGS = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
-# The spool's lock taken by ``stats forget``, and the ids it retired (consent.spool).
-_FORGET_LOCK = ".forget.lock"
-_RETIRED_FILE = ".retired"
 _ID_FIRST = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
 _ID_REST = _ID_FIRST | frozenset("._-")
 
@@ -280,19 +296,87 @@ def state_bytes(state: str, updated_at: str, withheld: Sequence[str]) -> bytes:
     return (dumps_json(doc, ensure_ascii=True) + "\n").encode()
 
 
-def _retired_ids(root: str) -> frozenset[str]:
-    """Client ids ``stats forget`` retired (``.retired``, one per line); fail closed."""
-    try:
-        fd = os.open(os.path.join(root, _RETIRED_FILE), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return frozenset()
+def lock_file(root: str, name: str) -> str:
+    """The file behind the spool's lock ``name``."""
+    return os.path.join(root, f".{name}.lock")
+
+
+def read_nofollow(path: str) -> bytes:
+    """A whole file, refusing to follow a symlink at its last component."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
         chunks = []
         while chunk := os.read(fd, 1 << 16):
             chunks.append(chunk)
     finally:
         os.close(fd)
-    return frozenset(b"".join(chunks).decode("utf-8", "replace").split())
+    return b"".join(chunks)
+
+
+def retired_ids(root: str) -> frozenset[str]:
+    """Client ids ``stats forget`` retired (``.retired``, one per line); fail closed."""
+    try:
+        raw = read_nofollow(os.path.join(root, RETIRED_FILE))
+    except FileNotFoundError:
+        return frozenset()
+    except OSError as exc:
+        # fail closed: a writer that cannot tell whether its id was retired must not
+        # write, and the caller reports the storage problem
+        raise OSError(exc.errno, f"cannot read {RETIRED_FILE}: {exc.strerror}") from exc
+    return frozenset(raw.decode("utf-8", "replace").split())
+
+
+# -- the background sender's files: what the spawner checks before it starts one ---------
+
+
+def flush_started_at(root: str) -> float | None:
+    """When a background flush was last started in ``root`` (epoch seconds), if ever."""
+    try:
+        return os.lstat(os.path.join(root, FLUSH_STAMP)).st_mtime
+    except OSError:
+        return None
+
+
+def stamp_flush(root: str) -> None:
+    """Note that a background flush starts now; raises ``OSError`` if it cannot."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(os.path.join(root, FLUSH_STAMP), flags, PRIVATE_FILE_MODE)
+    try:
+        os.utime(fd)
+    finally:
+        os.close(fd)
+
+
+def read_backoff(root: str) -> tuple[int, float] | None:
+    """(failed runs in a row, epoch time before which no flush starts), if recorded.
+
+    An unreadable or malformed file reads as ``(0, 0.0)``: no backoff.
+    """
+    from consent.config import parse_json  # json.loads without importing json
+
+    try:
+        data = parse_json(read_nofollow(os.path.join(root, BACKOFF_FILE)))
+        return int(data["failures"]), float(data["retry_at"])  # type: ignore[index]
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, TypeError, KeyError, RecursionError):
+        return 0, 0.0
+
+
+def lock_is_free(root: str, name: str) -> bool:
+    """Whether no process holds the spool's lock ``name`` (taken and released at once).
+
+    Raises ``OSError`` when the lock file cannot be opened (a planted link).
+    """
+    fd = os.open(lock_file(root, name), _LOCK_FLAGS, PRIVATE_FILE_MODE)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
 
 
 def write_new(
@@ -321,12 +405,12 @@ def write_new(
         root, _check_id("client id", client_id), _check_id("session id", session_id)
     )
     try:
-        lock = os.open(os.path.join(root, _FORGET_LOCK), _LOCK_FLAGS, PRIVATE_FILE_MODE)
+        lock = os.open(lock_file(root, FORGET_LOCK), _LOCK_FLAGS, PRIVATE_FILE_MODE)
         try:
             # The shared side of ``stats forget``'s lock: wait only while it clears the
             # spool, then drop a payload under a client id it retired.
             fcntl.flock(lock, fcntl.LOCK_SH)
-            if client_id in _retired_ids(root):
+            if client_id in retired_ids(root):
                 return directory
             _make_session_dir(directory)
             # one directory fsync, after the second rename, makes both durable

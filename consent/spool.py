@@ -44,8 +44,18 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
+from consent import _spoolwrite
 from consent._exceptions import InvalidValueError, StorageError, UnknownSessionError
 from consent._fileio import PRIVATE_DIR_MODE, atomic_write, file_lock, read_bytes_nofollow
+from consent._spoolwrite import (
+    BACKOFF_FILE,
+    FLUSH_STAMP,
+    FORGET_LOCK,
+    PAYLOAD_FILE,
+    RETIRED_FILE,
+    SEND_LOG,
+    STATE_FILE,
+)
 from consent._time import utc_stamp
 from consent.profile import DEFAULT_PROFILE, AppProfile
 
@@ -61,14 +71,8 @@ __all__ = [
     "filter_states",
 ]
 
-PAYLOAD_FILE = "usage_stats.json"
-STATE_FILE = "state.json"
-# Dot-files in the root: listings and wipes only touch id-named entries.
-SEND_LOG = ".send.log"
-FLUSH_STAMP = ".flush.stamp"
-BACKOFF_FILE = ".flush.json"
-RETIRED_FILE = ".retired"
-_FORGET_LOCK = "forget"
+# The file names, and the low-level reads and writes the host's cold path needs,
+# live in consent._spoolwrite; this module builds on them.
 _SEND_LOG_MAX_BYTES = 64 * 1024
 
 # Uuids for new sessions; the wider set admits Skyplane 0.3.x ids such as
@@ -619,8 +623,8 @@ class Spool:
         )
         try:
             with contextlib.ExitStack() as stack:
-                if not self._held_locks.get(_FORGET_LOCK):
-                    stack.enter_context(file_lock(self._lock_path(_FORGET_LOCK), shared=True))
+                if not self._held_locks.get(FORGET_LOCK):
+                    stack.enter_context(file_lock(self._lock_path(FORGET_LOCK), shared=True))
                 if client_id in self.retired_ids():
                     return entry
                 self._make_session_dir(directory)
@@ -948,8 +952,8 @@ class Spool:
             finally:
                 del self._held_locks[name]
 
-    def _lock_path(self, name: str) -> Path:
-        return self.root / f".{name}.lock"
+    def _lock_path(self, name: str) -> str:
+        return _spoolwrite.lock_file(str(self.root), name)
 
     # -- forgetting -----------------------------------------------------------------------
     @contextlib.contextmanager
@@ -960,24 +964,16 @@ class Spool:
         then sees the ids retired inside this block. Hold it across the wipe, the
         :meth:`retire` and the replacement of the client id.
         """
-        with self.lock(_FORGET_LOCK), self.lock("send"):
+        with self.lock(FORGET_LOCK), self.lock("send"):
             yield
 
     def retired_ids(self) -> frozenset[str]:
         """Client ids ``stats forget`` retired here: nothing is written or sent under them."""
-        try:
-            raw = read_bytes_nofollow(self.root / RETIRED_FILE)
-        except FileNotFoundError:
-            return frozenset()
-        except OSError as exc:
-            # fail closed: a writer that cannot tell whether its id was retired must not
-            # write, and the caller reports the storage problem
-            raise OSError(exc.errno, f"cannot read {RETIRED_FILE}: {exc.strerror}") from exc
-        return frozenset(raw.decode("utf-8", "replace").split())
+        return _spoolwrite.retired_ids(str(self.root))
 
     def retire(self, client_ids: Collection[str]) -> None:
         """Record ``client_ids`` as retired; only inside :meth:`forgetting`."""
-        if not self._held_locks.get(_FORGET_LOCK):
+        if not self._held_locks.get(FORGET_LOCK):
             raise InvalidValueError("retire needs the forget lock held.")
         ids = sorted(self.retired_ids() | {_check_id("client id", c) for c in client_ids})
         try:
@@ -1082,27 +1078,15 @@ class Spool:
 
     def flush_started_at(self) -> float | None:
         """When a background flush was last started here (epoch seconds), if ever."""
-        st = _lstat_or_none(str(self.root / FLUSH_STAMP))
-        return None if st is None else st.st_mtime
+        return _spoolwrite.flush_started_at(str(self.root))
 
     def stamp_flush(self) -> None:
         """Note that a background flush starts now; raises ``OSError`` if it cannot."""
-        flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
-        fd = os.open(self.root / FLUSH_STAMP, flags, 0o600)
-        try:
-            os.utime(fd)
-        finally:
-            os.close(fd)
+        _spoolwrite.stamp_flush(str(self.root))
 
     def read_backoff(self) -> tuple[int, float] | None:
         """(failed runs in a row, epoch time before which no flush starts), if recorded."""
-        try:
-            data = json.loads(read_bytes_nofollow(self.root / BACKOFF_FILE))
-            return int(data["failures"]), float(data["retry_at"])
-        except FileNotFoundError:
-            return None
-        except (OSError, ValueError, TypeError, KeyError, RecursionError):
-            return 0, 0.0
+        return _spoolwrite.read_backoff(str(self.root))
 
     def write_backoff(self, failures: int, retry_at: float) -> None:
         """Record the background backoff; never raises (a lost backoff only retries sooner)."""
