@@ -42,7 +42,7 @@ def read_backoff(spool: Spool | str | os.PathLike[str]) -> tuple[int, float]:
 
 
 def _root_of(spool: Spool | str | os.PathLike[str]) -> str:
-    root: str | os.PathLike[str] = getattr(spool, "root", spool)  # a Spool, or its root
+    root = spool.root if hasattr(spool, "root") else spool  # a Spool, or its root
     return os.fspath(root)
 
 
