@@ -16,6 +16,23 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from types import ModuleType
 
+    # served by __getattr__ below, from ._shapes
+    from consent.scrub._shapes import (
+        _AWS_SECRET_RE as _AWS_SECRET_RE,
+    )
+    from consent.scrub._shapes import (
+        _PEM_RE as _PEM_RE,
+    )
+    from consent.scrub._shapes import (
+        _QUALNAME_RE as _QUALNAME_RE,
+    )
+    from consent.scrub._shapes import (
+        _SECRET_TOKEN_RE as _SECRET_TOKEN_RE,
+    )
+    from consent.scrub._shapes import (
+        _looks_random as _looks_random,
+    )
+
 URI_S3 = "<uri:s3>"
 URI_GS = "<uri:gs>"
 URI_AZURE = "<uri:azure>"
