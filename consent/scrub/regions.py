@@ -183,24 +183,7 @@ _NAMES = {
     "aws": _aws_name,
     "gcp": _gcp_name,
     "azure": _azure_name,
-    "ibmcloud": frozenset(
-        [
-            "us-south",
-            "us-east",
-            "eu-gb",
-            "eu-de",
-            "eu-es",
-            "eu-fr2",
-            "jp-tok",
-            "jp-osa",
-            "au-syd",
-            "ca-tor",
-            "ca-mon",
-            "br-sao",
-            "in-che",
-            "kr-seo",
-        ]
-    ).__contains__,
+    "ibmcloud": _IBM_NAMES.__contains__,
     "cloudflare": frozenset(_CLOUDFLARE.split("|")).__contains__,
 }
 
