@@ -36,12 +36,7 @@ _FLOAT_RE = re.compile(
     r"|[+-]?[0-9]{1,10}[eE][+-]?[0-9]{1,3}"
 )
 _NEGATIVE_NUMBER_RE = re.compile(r"-(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
-_REGION_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,47}")
-# Real region names keep digits at the end of a part ("northeast1") or in a short one
-# ("eastus2euap"); a long part with letters after a digit is more likely a key.
-_REGION_ODD_PART_RE = re.compile(r"[0-9][a-z]")
 _QUALNAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}(?:\.[A-Za-z_][A-Za-z0-9_]{0,63}){0,7}")
-_QUOTABLE_RE = re.compile(r"[A-Za-z0-9_.:-]{1,32}")
 
 _SCHEME_RE = re.compile(r"([A-Za-z][A-Za-z0-9+.-]{0,30})://")
 _AZURE_HOST_RE = re.compile(r"\.(?:blob|dfs|file|queue|table)\.core\.windows\.net(?![\w.-])", re.I)
