@@ -107,3 +107,20 @@ def test_the_plain_region_checks_know_every_real_region() -> None:
     for provider, names in real.items():
         for name in names:
             assert regions._NAMES[provider](name), (provider, name)
+
+
+def test_the_flag_words_text_holds_exactly_the_files_words() -> None:
+    import os
+
+    from consent.scrub import argv
+
+    path = os.path.join(os.path.dirname(argv.__file__), "flagwords.txt")
+    with open(path, encoding="ascii") as file:
+        lines = file.read().splitlines()
+    words = {word for line in lines if line[:1] != "#" for word in line.split()}
+    text = argv._flag_words()
+    assert set(text.split()) == words
+    assert all(f" {word} " in text for word in words)
+    comment_words = {w for line in lines if line[:1] == "#" for w in line.split()} - words
+    assert comment_words, "the check must see a word that only a comment holds"
+    assert not any(f" {word} " in text for word in comment_words)
