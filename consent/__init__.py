@@ -386,6 +386,18 @@ def record_session(
     """
     try:
         claimed: str | None = None
+        figures = {
+            "argv": argv,
+            "src": src,
+            "dst": dst,
+            "runtime_s": runtime_s,
+            "throughput_gbps": throughput_gbps,
+            "nbytes": nbytes,
+            "error": error,
+            "host_version": host_version,
+            "safe_values": safe_values,
+            "known_flags": known_flags,
+        }
         if key is not None:
             with _lock:
                 done = _done.get(key)
@@ -393,18 +405,7 @@ def record_session(
                     return done
                 open_session = _open.get(key)
                 if open_session is not None:
-                    return open_session._merge(
-                        argv=argv,
-                        src=src,
-                        dst=dst,
-                        runtime_s=runtime_s,
-                        throughput_gbps=throughput_gbps,
-                        nbytes=nbytes,
-                        error=error,
-                        host_version=host_version,
-                        safe_values=safe_values,
-                        known_flags=known_flags,
-                    )
+                    return open_session._merge(**figures)  # type: ignore[arg-type]
         decision = decide(profile, environ)
         if not decision.enabled:
             for warning in decision.warnings:
@@ -419,17 +420,9 @@ def record_session(
                     return done
                 claimed = random_uuid4()
                 _claim(key, claimed)
+        figures["dst"] = _destinations(dst) or []
         recorded = _record(
-            argv=argv,
-            src=src,
-            dst=_destinations(dst) or [],
-            runtime_s=runtime_s,
-            throughput_gbps=throughput_gbps,
-            nbytes=nbytes,
-            error=error,
-            host_version=host_version,
-            safe_values=safe_values,
-            known_flags=known_flags,
+            **figures,
             session_id=claimed,
             profile=profile,
             environ=environ,
@@ -450,7 +443,7 @@ def _record(**figures: object) -> str | None:
     try:
         from consent import _session
 
-        return _session.record_reported(**figures)  # type: ignore[arg-type]
+        return _session.record_reported(**figures)
     except Exception as exc:  # the host must never fail because of telemetry
         _report_once(
             f"usage statistics were not recorded ({type(exc).__name__})", key=type(exc).__name__

@@ -14,6 +14,10 @@ import fcntl
 import os
 from collections.abc import Iterator
 
+# The one atomic write lives with the spool's light writer, which the host's cold
+# path imports without contextlib; every other file goes through it from here.
+from consent._spoolwrite import atomic_write
+
 StrPath = str | os.PathLike[str]
 
 __all__ = [
@@ -40,57 +44,6 @@ def make_private_dir(path: StrPath) -> None:
         raise NotADirectoryError(errno.ENOTDIR, "not a directory", os.fspath(path)) from None
     if os.path.islink(path):
         raise OSError(errno.ELOOP, "refusing to use a symlinked directory", os.fspath(path))
-
-
-def atomic_write(
-    path: StrPath,
-    data: bytes,
-    mode: int = PRIVATE_FILE_MODE,
-    *,
-    durable: bool = True,
-    sync_directory: bool = True,
-) -> None:
-    """Write ``data`` to ``path`` via temp file + fsync + ``os.replace``.
-
-    Readers see the old bytes or the new, never a mix, whatever the options.
-    ``sync_directory=False`` skips the directory fsync, for a caller that writes a
-    second file in the same directory next and lets that write sync both renames.
-    ``durable=False`` skips both fsyncs, for a file whose loss after a power cut is
-    harmless (a receipt: losing it means the payload is sent again and the
-    receiver deduplicates).
-
-    The temporary file is created with ``O_EXCL | O_NOFOLLOW`` in the destination's
-    directory, so a planted symlink can neither redirect the write nor be replaced.
-    """
-    directory, name = os.path.split(os.fspath(path))
-    directory = directory or "."
-    tmp = os.path.join(directory, f".{name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-    fd = os.open(tmp, flags, mode)
-    try:
-        try:
-            view = memoryview(data)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
-            os.fchmod(fd, mode)
-            if durable:
-                os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    if not (durable and sync_directory):
-        return
-    with contextlib.suppress(OSError):
-        dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
 
 
 def read_bytes_nofollow(path: StrPath) -> bytes:

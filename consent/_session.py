@@ -32,7 +32,7 @@ from consent.profile import DEFAULT_PROFILE, AppProfile
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection, Mapping, Sequence
-    from typing import Literal
+    from typing import Any, Literal
 
     from consent.decision import Decision
     from consent.notices import NoticeText
@@ -466,11 +466,10 @@ def _record(
     if not held:
         # The payload is safe on disk now; failing to start the sender only delays it.
         try:
-            from consent.spool import Spool
-            from consent.upload import start_background_flush
+            # the spawner, not the package: its lazy loader stays out of the host
+            from consent.upload.spawn import start_background_flush
 
-            spool = Spool(root, root_warnings, durable=durable)  # type: ignore[arg-type]
-            start_background_flush(spool, profile=profile, environ=environ)
+            start_background_flush(root, profile=profile, environ=environ)
         except Exception as exc:
             warnings.append(
                 f"the background upload could not start ({type(exc).__name__}); the payload "
@@ -514,42 +513,13 @@ def record_strict(
     )
 
 
-def record_reported(
-    *,
-    argv: Sequence[str],
-    src: str,
-    dst: Sequence[str],
-    runtime_s: object,
-    throughput_gbps: object,
-    nbytes: object,
-    error: BaseException | str | None,
-    host_version: str | None,
-    safe_values: Collection[str],
-    known_flags: Collection[str],
-    session_id: str | None,
-    profile: AppProfile,
-    environ: Mapping[str, str] | None,
-    decision: Decision | None = None,
-) -> str | None:
-    """Record one session for the host API; problems are reported once, never raised."""
+def record_reported(**figures: Any) -> str | None:
+    """Record one session for the host API; problems are reported once, never raised.
+
+    ``figures`` are :func:`_record`'s keyword arguments but ``strict``.
+    """
     try:
-        outcome = _record(
-            argv=argv,
-            src=src,
-            dst=dst,
-            runtime_s=runtime_s,
-            throughput_gbps=throughput_gbps,
-            nbytes=nbytes,
-            error=error,
-            host_version=host_version,
-            safe_values=safe_values,
-            known_flags=known_flags,
-            strict=False,
-            profile=profile,
-            environ=environ,
-            decision=decision,
-            session_id=session_id,
-        )
+        outcome = _record(strict=False, **figures)
     except ConsentError as exc:
         _report_once(f"usage statistics were not recorded: {exc}", key=type(exc).__name__)
         return None

@@ -25,17 +25,33 @@ if TYPE_CHECKING:
 
     from consent.profile import AppProfile
 
-__all__ = ["PAYLOAD_FILE", "STATE_FILE", "open_root", "write_new"]
+__all__ = [
+    "BACKOFF_FILE",
+    "FLUSH_STAMP",
+    "PAYLOAD_FILE",
+    "RETIRED_FILE",
+    "SEND_LOG",
+    "STATE_FILE",
+    "flush_started_at",
+    "lock_is_free",
+    "open_root",
+    "read_backoff",
+    "stamp_flush",
+    "write_new",
+]
 
 PAYLOAD_FILE = "usage_stats.json"
 STATE_FILE = "state.json"
+# Dot-files in the root: listings and wipes only touch id-named entries.
+SEND_LOG = ".send.log"
+FLUSH_STAMP = ".flush.stamp"
+BACKOFF_FILE = ".flush.json"
+RETIRED_FILE = ".retired"
+FORGET_LOCK = "forget"
 PRIVATE_DIR_MODE = 0o700
 PRIVATE_FILE_MODE = 0o600
 _DIR_OPEN_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 _LOCK_FLAGS = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
-# The spool's lock taken by ``stats forget``, and the ids it retired (consent.spool).
-_FORGET_LOCK = ".forget.lock"
-_RETIRED_FILE = ".retired"
 _ID_FIRST = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
 _ID_REST = _ID_FIRST | frozenset("._-")
 
@@ -67,7 +83,7 @@ def _unsafe_reason(st: os.stat_result) -> str | None:
     return None
 
 
-def _check_chain(base: str, parts: Sequence[str]) -> _Refusal | None:
+def _check_chain(base: str, parts: Sequence[str], *, create: bool = True) -> _Refusal | None:
     """Walk ``base/parts...`` by directory fd, creating and checking each part.
 
     ``base`` itself is trusted (a sticky shared temp dir, or the parent the user
@@ -77,19 +93,21 @@ def _check_chain(base: str, parts: Sequence[str]) -> _Refusal | None:
     try:
         fd = os.open(base, _DIR_OPEN_FLAGS)
     except OSError as exc:
-        return _Refusal(base, f"cannot be opened ({exc.strerror})")
+        missing = isinstance(exc, FileNotFoundError)
+        return _Refusal(base, f"cannot be opened ({exc.strerror})", missing=missing)
     try:
         path = base
         for name in parts:
             path = os.path.join(path, name)
             created = False
-            try:
-                os.mkdir(name, PRIVATE_DIR_MODE, dir_fd=fd)
-                created = True
-            except FileExistsError:
-                pass
-            except OSError as exc:
-                return _Refusal(path, f"cannot be created ({exc.strerror})")
+            if create:
+                try:
+                    os.mkdir(name, PRIVATE_DIR_MODE, dir_fd=fd)
+                    created = True
+                except FileExistsError:
+                    pass
+                except OSError as exc:
+                    return _Refusal(path, f"cannot be created ({exc.strerror})")
             try:
                 st = os.stat(name, dir_fd=fd, follow_symlinks=False)
             except FileNotFoundError:
@@ -124,18 +142,23 @@ def _inside(path: str, base: str) -> bool:
     return path == base or path.startswith(base.rstrip("/") + "/")
 
 
-def _prepare_root(root: str, shared: str, *, whole_chain: bool) -> _Refusal | None:
+def _prepare_root(
+    root: str, shared: str, *, whole_chain: bool, create: bool = True
+) -> _Refusal | None:
+    """Why ``root`` is refused, or None once it is (made, with ``create``, and) vetted."""
     if whole_chain and root != shared and _inside(root, shared):
         # Every directory between the shared temp root and the spool is ours to vouch for.
-        return _check_chain(shared, root[len(shared) :].strip("/").split("/"))
+        parts = root[len(shared) :].strip("/").split("/")
+        return _check_chain(shared, parts, create=create)
     parent = os.path.dirname(root)
     if parent == root:
         return _Refusal(root, "is not a usable spool directory")
-    try:
-        os.makedirs(parent, exist_ok=True)
-    except OSError as exc:
-        return _Refusal(parent, f"cannot be created ({exc.strerror})")
-    return _check_chain(parent, (os.path.basename(root),))
+    if create:
+        try:
+            os.makedirs(parent, exist_ok=True)
+        except OSError as exc:
+            return _Refusal(parent, f"cannot be created ({exc.strerror})")
+    return _check_chain(parent, (os.path.basename(root),), create=create)
 
 
 def _shared_root(profile: AppProfile) -> str:
@@ -144,36 +167,77 @@ def _shared_root(profile: AppProfile) -> str:
     return raw if isinstance(raw, str) else os.fspath(profile.shared_temp_root)
 
 
-def open_root(
-    profile: AppProfile, environ: Mapping[str, str] | None
-) -> tuple[str, list[str], bool]:
-    """The spool root :meth:`Spool.open` would choose: ``(root, warnings, durable)``.
-
-    The common case, a root that passes the checks, is decided here. A refused root
-    is rare, and what follows (a fallback with a warning, or a clear error) is the
-    spool's rule: :meth:`Spool.open` decides it, so its rules and words stay in one
-    place. Raises :class:`StorageError` as it does.
-    """
+def roots(profile: AppProfile, environ: Mapping[str, str] | None) -> tuple[str, str, bool]:
+    """``(candidate root, shared temp root, chosen by the spool-directory variable)``."""
     env = os.environ if environ is None else environ
     shared_raw = _shared_root(profile)
     override = env.get(profile.spool_dir_env)
     candidate = os.path.abspath(override or os.path.join(shared_raw, profile.name, "usage"))
-    shared = os.path.abspath(shared_raw)
-    if _prepare_root(candidate, shared, whole_chain=not override) is None:
+    return candidate, os.path.abspath(shared_raw), bool(override)
+
+
+def fallback_root(profile: AppProfile) -> str:
+    """The per-user fallback spool root (``/tmp/skyplane-UID/usage``)."""
+    return os.path.abspath(
+        os.path.join(_shared_root(profile), f"{profile.name}-{os.getuid()}", "usage")
+    )
+
+
+def override_refused(refusal: _Refusal, env_name: str) -> str:
+    # An explicit choice is never swapped for the shared fallback: the user said
+    # where their data lives, and the fallback may hold other people's sessions.
+    return (
+        f"No safe directory for usage statistics: {refusal}; {env_name} names it, so "
+        "nothing is recorded until it names a private directory of yours (or is unset)."
+    )
+
+
+def fallback_warning(candidate: str, refusal: _Refusal, fallback: str) -> str:
+    if refusal.path == candidate:
+        return f"{refusal}; using {fallback} instead."
+    return f"{candidate} is not safe to use because {refusal}; using {fallback} instead."
+
+
+def open_root(
+    profile: AppProfile, environ: Mapping[str, str] | None
+) -> tuple[str, list[str], bool]:
+    """Create (0700, one level at a time) and vet the spool root, falling back once:
+    ``(root, warnings, durable)``. :meth:`consent.spool.Spool.open` is this.
+
+    Raises :class:`StorageError` when neither the configured root nor the
+    per-user fallback is a private directory of ours, and when the root named
+    by the spool-directory variable is refused: that one never falls back.
+    """
+    candidate, shared, overridden = roots(profile, environ)
+    refusal = _prepare_root(candidate, shared, whole_chain=not overridden)
+    if refusal is None:
         return candidate, [], not _inside(candidate, shared)
-    from consent.spool import Spool
+    if overridden:
+        raise StorageError(override_refused(refusal, profile.spool_dir_env))
+    fallback = fallback_root(profile)
+    second = _prepare_root(fallback, shared, whole_chain=True)
+    if second is None:
+        warning = fallback_warning(candidate, refusal, fallback)
+        return fallback, [warning], not _inside(fallback, shared)
+    raise StorageError(
+        f"No safe directory for usage statistics: {refusal}, and {second}. "
+        f"Set {profile.spool_dir_env} to a private directory of yours."
+    )
 
-    spool = Spool.open(profile, environ)
-    return str(spool.root), list(spool.warnings), spool.durable
+
+def is_id(name: str) -> bool:
+    """Whether ``name`` may be a client or session id (and so a spool directory's name)."""
+    return 0 < len(name) <= 128 and name[0] in _ID_FIRST and all(c in _ID_REST for c in name)
 
 
-def _check_id(kind: str, value: str) -> str:
-    if not (
-        isinstance(value, str)
-        and 0 < len(value) <= 128
-        and value[0] in _ID_FIRST
-        and all(char in _ID_REST for char in value)
-    ):
+def check_id(kind: str, value: str) -> str:
+    """``value``, when it is a valid client or session id; ``InvalidValueError`` if not.
+
+    Uuids for new sessions; the wider set admits Skyplane 0.3.x ids such as
+    "20230322_171911-1a2b3c4d" and "unknown". A leading alphanumeric keeps ".", ".."
+    and our own dot-files (locks, temp files) out.
+    """
+    if not (isinstance(value, str) and is_id(value)):
         raise InvalidValueError(
             f"{value!r} is not a valid {kind}: use letters, digits, '.', '_' or '-' "
             "(at most 128, starting with a letter or digit)."
@@ -225,22 +289,40 @@ def _make_session_dir(directory: str) -> None:
         return
 
 
-def atomic_write(path: str, data: bytes, *, durable: bool, sync_directory: bool = True) -> None:
-    """:func:`consent._fileio.atomic_write` without ``contextlib`` (and its imports).
+def atomic_write(
+    path: str | os.PathLike[str],
+    data: bytes,
+    mode: int = PRIVATE_FILE_MODE,
+    *,
+    durable: bool = True,
+    sync_directory: bool = True,
+) -> None:
+    """Write ``data`` to ``path`` via temp file + fsync + ``os.replace``.
 
-    Temp file (``O_EXCL | O_NOFOLLOW``) in the destination's directory, optional
-    fsync, ``os.replace``; then, when durable, an fsync of the directory.
+    The package's one atomic write (:mod:`consent._fileio` serves it too), here
+    because it needs no ``contextlib``: the host's cold path imports this module.
+    Readers see the old bytes or the new, never a mix, whatever the options.
+    ``sync_directory=False`` skips the directory fsync, for a caller that writes a
+    second file in the same directory next and lets that write sync both renames.
+    ``durable=False`` skips both fsyncs, for a file whose loss after a power cut is
+    harmless (a receipt: losing it means the payload is sent again and the
+    receiver deduplicates).
+
+    The temporary file is created with ``O_EXCL | O_NOFOLLOW`` in the destination's
+    directory, so a planted symlink can neither redirect the write nor be replaced.
     """
+    path = os.fspath(path)
     directory, name = os.path.split(path)
+    directory = directory or "."
     tmp = os.path.join(directory, f".{name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-    fd = os.open(tmp, flags, PRIVATE_FILE_MODE)
+    fd = os.open(tmp, flags, mode)
     try:
         try:
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view) :]
-            os.fchmod(fd, PRIVATE_FILE_MODE)
+            os.fchmod(fd, mode)
             if durable:
                 os.fsync(fd)
         finally:
@@ -266,33 +348,111 @@ def atomic_write(path: str, data: bytes, *, durable: bool, sync_directory: bool 
         os.close(dir_fd)
 
 
-def state_bytes(state: str, updated_at: str, withheld: Sequence[str]) -> bytes:
-    """A new session's ``state.json``: the bytes :mod:`consent.spool` writes for it."""
+def state_bytes(
+    state: str,
+    updated_at: str | None,
+    withheld: Sequence[str],
+    receipts: Sequence[Mapping[str, object]] = (),
+    reason: str | None = None,
+) -> bytes:
+    """A session's ``state.json``, on one line.
+
+    ``json.dumps`` of the document, written by the same C encoder without importing
+    ``json``; one line because a sender rewrites thousands of these.
+    """
     from consent.payload import dumps_json
 
     doc = {
         "state": state,
         "updated_at": updated_at,
-        "receipts": [],
-        "reason": None,
+        "receipts": list(receipts),
+        "reason": reason,
         "withheld": list(withheld),
     }
     return (dumps_json(doc, ensure_ascii=True) + "\n").encode()
 
 
-def _retired_ids(root: str) -> frozenset[str]:
-    """Client ids ``stats forget`` retired (``.retired``, one per line); fail closed."""
-    try:
-        fd = os.open(os.path.join(root, _RETIRED_FILE), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return frozenset()
+def lock_file(root: str, name: str) -> str:
+    """The file behind the spool's lock ``name``."""
+    return os.path.join(root, f".{name}.lock")
+
+
+def read_nofollow(path: str) -> bytes:
+    """A whole file, refusing to follow a symlink at its last component."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
         chunks = []
         while chunk := os.read(fd, 1 << 16):
             chunks.append(chunk)
     finally:
         os.close(fd)
-    return frozenset(b"".join(chunks).decode("utf-8", "replace").split())
+    return b"".join(chunks)
+
+
+def retired_ids(root: str) -> frozenset[str]:
+    """Client ids ``stats forget`` retired (``.retired``, one per line); fail closed."""
+    try:
+        raw = read_nofollow(os.path.join(root, RETIRED_FILE))
+    except FileNotFoundError:
+        return frozenset()
+    except OSError as exc:
+        # fail closed: a writer that cannot tell whether its id was retired must not
+        # write, and the caller reports the storage problem
+        raise OSError(exc.errno, f"cannot read {RETIRED_FILE}: {exc.strerror}") from exc
+    return frozenset(raw.decode("utf-8", "replace").split())
+
+
+# -- the background sender's files: what the spawner checks before it starts one ---------
+
+
+def flush_started_at(root: str) -> float | None:
+    """When a background flush was last started in ``root`` (epoch seconds), if ever."""
+    try:
+        return os.lstat(os.path.join(root, FLUSH_STAMP)).st_mtime
+    except OSError:
+        return None
+
+
+def stamp_flush(root: str) -> None:
+    """Note that a background flush starts now; raises ``OSError`` if it cannot."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(os.path.join(root, FLUSH_STAMP), flags, PRIVATE_FILE_MODE)
+    try:
+        os.utime(fd)
+    finally:
+        os.close(fd)
+
+
+def read_backoff(root: str) -> tuple[int, float] | None:
+    """(failed runs in a row, epoch time before which no flush starts), if recorded.
+
+    An unreadable or malformed file reads as ``(0, 0.0)``: no backoff.
+    """
+    from consent.config import parse_json  # json.loads without importing json
+
+    try:
+        data = parse_json(read_nofollow(os.path.join(root, BACKOFF_FILE)))
+        return int(data["failures"]), float(data["retry_at"])  # type: ignore[index]
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, TypeError, KeyError, RecursionError):
+        return 0, 0.0
+
+
+def lock_is_free(root: str, name: str) -> bool:
+    """Whether no process holds the spool's lock ``name`` (taken and released at once).
+
+    Raises ``OSError`` when the lock file cannot be opened (a planted link).
+    """
+    fd = os.open(lock_file(root, name), _LOCK_FLAGS, PRIVATE_FILE_MODE)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
 
 
 def write_new(
@@ -304,41 +464,49 @@ def write_new(
     *,
     durable: bool,
     withheld: Collection[str] = (),
+    updated_at: str | None = None,
+    lock: bool = True,
 ) -> str:
-    """Spool a new session as ``pending`` or ``held``, as :meth:`Spool.write`; its directory.
+    """Spool a new session as ``pending`` or ``held``; its directory. :meth:`Spool.write`
+    is this.
 
-    Takes only the shared side of the ``forget`` lock. ``state.json`` goes first and
-    the payload last, so a crash leaves an incomplete session, never a stateless
-    payload that would pass for legacy.
+    Takes only the shared side of the ``forget`` lock (``lock=False``: the caller
+    holds that lock itself). A payload under a client id ``stats forget`` retired is
+    dropped, not written. ``state.json`` goes first and the payload last, so a crash
+    leaves an incomplete session, never a stateless payload that would pass for legacy.
     """
-    from consent._time import utc_stamp
+    if updated_at is None:
+        from consent._time import utc_stamp
 
+        updated_at = utc_stamp()
     if state not in ("pending", "held"):
         raise InvalidValueError(f"A new session must be pending or held, not {state}.")
     if isinstance(withheld, str) or not all(isinstance(w, str) for w in withheld):
         raise InvalidValueError("withheld must be a collection of field names.")
     directory = os.path.join(
-        root, _check_id("client id", client_id), _check_id("session id", session_id)
+        root, check_id("client id", client_id), check_id("session id", session_id)
     )
     try:
-        lock = os.open(os.path.join(root, _FORGET_LOCK), _LOCK_FLAGS, PRIVATE_FILE_MODE)
+        fd = os.open(lock_file(root, FORGET_LOCK), _LOCK_FLAGS, PRIVATE_FILE_MODE) if lock else -1
         try:
             # The shared side of ``stats forget``'s lock: wait only while it clears the
             # spool, then drop a payload under a client id it retired.
-            fcntl.flock(lock, fcntl.LOCK_SH)
-            if client_id in _retired_ids(root):
+            if fd >= 0:
+                fcntl.flock(fd, fcntl.LOCK_SH)
+            if client_id in retired_ids(root):
                 return directory
             _make_session_dir(directory)
             # one directory fsync, after the second rename, makes both durable
             atomic_write(
                 os.path.join(directory, STATE_FILE),
-                state_bytes(state, utc_stamp(), tuple(withheld)),
+                state_bytes(state, updated_at, tuple(withheld)),
                 durable=durable,
                 sync_directory=False,
             )
             atomic_write(os.path.join(directory, PAYLOAD_FILE), payload, durable=durable)
         finally:
-            os.close(lock)  # closing the descriptor releases the lock
+            if fd >= 0:
+                os.close(fd)  # closing the descriptor releases the lock
     except OSError as exc:
         raise StorageError(
             f"Could not write usage statistics to {directory}: {exc.strerror or exc}."

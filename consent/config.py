@@ -213,6 +213,10 @@ def parse_json(raw: bytes) -> object:
         value, end = scanner(text, start)
     except StopIteration:
         raise ValueError("not a JSON document") from None
+    except SystemError:
+        # The C scanner raises its JSONDecodeError from json.decoder only when that is
+        # already imported; otherwise it fails with SystemError. json.loads says it right.
+        return _parse_with_json(raw)
     if _skip_whitespace(text, end) != len(text):
         raise ValueError("extra data after the JSON document")
     return value

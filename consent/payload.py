@@ -67,22 +67,12 @@ def random_uuid4() -> str:
 
 
 def build_payload(
-    *,
-    policy: Policy,
-    client_id: str,
-    session_id: str,
-    host_version: str,
-    source_region: str,
-    destination_regions: Sequence[str],
-    arguments: Mapping[str, Any],
-    runtime_s: float | None,
-    throughput_gbps: float | None,
-    error: str | None,
-    collected_at: dt.datetime | str,
+    *, policy: Policy, collected_at: dt.datetime | str, **fields: Any
 ) -> dict[str, Any]:
     """Every field we know how to fill; :func:`project` decides what may be kept.
 
-    ``collected_at`` is a datetime, or already the UTC text form.
+    ``fields`` are :func:`_build`'s, but for the schema version, which is the
+    policy's. ``collected_at`` is a datetime, or already the UTC text form.
     """
     if not isinstance(collected_at, str):
         import datetime as dt
@@ -90,19 +80,7 @@ def build_payload(
         from consent._time import STAMP_FORMAT
 
         collected_at = collected_at.astimezone(dt.UTC).strftime(STAMP_FORMAT)
-    return _build(
-        schema_version=policy.version,
-        client_id=client_id,
-        session_id=session_id,
-        host_version=host_version,
-        source_region=source_region,
-        destination_regions=destination_regions,
-        arguments=arguments,
-        runtime_s=runtime_s,
-        throughput_gbps=throughput_gbps,
-        error=error,
-        collected_at=collected_at,
-    )
+    return _build(schema_version=policy.version, collected_at=collected_at, **fields)
 
 
 def _build(

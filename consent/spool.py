@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import contextlib
 import enum
-import errno
 import json
 import os
 import re
@@ -44,8 +43,28 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
+from consent import _spoolwrite
 from consent._exceptions import InvalidValueError, StorageError, UnknownSessionError
-from consent._fileio import PRIVATE_DIR_MODE, atomic_write, file_lock, read_bytes_nofollow
+from consent._fileio import atomic_write, file_lock, read_bytes_nofollow
+from consent._spoolwrite import (
+    BACKOFF_FILE,
+    FLUSH_STAMP,
+    FORGET_LOCK,
+    PAYLOAD_FILE,
+    RETIRED_FILE,
+    SEND_LOG,
+    STATE_FILE,
+    _prepare_root,
+    check_id,
+    fallback_root,
+    fallback_warning,
+    is_id,
+    open_root,
+    override_refused,
+    roots,
+    state_bytes,
+    write_new,
+)
 from consent._time import utc_stamp
 from consent.profile import DEFAULT_PROFILE, AppProfile
 
@@ -61,20 +80,10 @@ __all__ = [
     "filter_states",
 ]
 
-PAYLOAD_FILE = "usage_stats.json"
-STATE_FILE = "state.json"
-# Dot-files in the root: listings and wipes only touch id-named entries.
-SEND_LOG = ".send.log"
-FLUSH_STAMP = ".flush.stamp"
-BACKOFF_FILE = ".flush.json"
-RETIRED_FILE = ".retired"
-_FORGET_LOCK = "forget"
+# The file names, and the low-level reads and writes the host's cold path needs,
+# live in consent._spoolwrite; this module builds on them.
 _SEND_LOG_MAX_BYTES = 64 * 1024
 
-# Uuids for new sessions; the wider set admits Skyplane 0.3.x ids such as
-# "20230322_171911-1a2b3c4d" and "unknown". A leading alphanumeric keeps ".", ".."
-# and our own dot-files (locks, temp files) out.
-_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _LOCK_NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 _SHA256_RE = re.compile(r"[0-9a-f]{64}")
 _MIN_PREFIX = 4
@@ -187,116 +196,6 @@ class Entry:
 # -- root selection ---------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Refusal:
-    path: Path
-    reason: str
-    missing: bool = False
-
-    def __str__(self) -> str:
-        return f"{self.path} {self.reason}"
-
-
-def _unsafe_reason(st: os.stat_result) -> str | None:
-    mode = stat.S_IMODE(st.st_mode)
-    if stat.S_ISLNK(st.st_mode):
-        return "is a symbolic link"
-    if not stat.S_ISDIR(st.st_mode):
-        return "is not a directory"
-    if st.st_uid != os.getuid():
-        return f"is owned by another user (uid {st.st_uid})"
-    if mode & 0o022:
-        return f"is writable by group or others (mode {mode:04o})"
-    if mode & 0o700 != 0o700:
-        return f"is not fully accessible to its owner (mode {mode:04o})"
-    return None
-
-
-def _check_chain(base: Path, parts: Sequence[str], *, create: bool) -> _Refusal | None:
-    """Walk ``base/parts...`` by directory fd, creating and checking each part.
-
-    ``base`` itself is trusted (a sticky shared temp dir, or the parent the user chose).
-    Working relative to the fd of the directory just checked means a rename or
-    symlink swap after a check cannot redirect the next step.
-    """
-    try:
-        fd = os.open(base, _DIR_OPEN_FLAGS)
-    except OSError as exc:
-        return _Refusal(
-            base, f"cannot be opened ({exc.strerror})", missing=exc.errno == errno.ENOENT
-        )
-    try:
-        path = base
-        for name in parts:
-            path = path / name
-            created = False
-            if create:
-                try:
-                    os.mkdir(name, PRIVATE_DIR_MODE, dir_fd=fd)
-                    created = True
-                except FileExistsError:
-                    pass
-                except OSError as exc:
-                    return _Refusal(path, f"cannot be created ({exc.strerror})")
-            try:
-                st = os.stat(name, dir_fd=fd, follow_symlinks=False)
-            except FileNotFoundError:
-                return _Refusal(path, "does not exist", missing=True)
-            except OSError as exc:
-                return _Refusal(path, f"cannot be inspected ({exc.strerror})")
-            if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
-                return _Refusal(path, _unsafe_reason(st) or "is not a directory")
-            try:
-                child = os.open(name, _DIR_OPEN_FLAGS | os.O_NOFOLLOW, dir_fd=fd)
-            except OSError as exc:
-                return _Refusal(path, f"cannot be opened ({exc.strerror})")
-            os.close(fd)
-            fd = child
-            now = os.fstat(fd)
-            if (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino):
-                return _Refusal(path, "was replaced while being checked")
-            if created and stat.S_IMODE(now.st_mode) != PRIVATE_DIR_MODE:
-                # Only a directory made a moment ago: a restrictive umask can strip our
-                # own bits. An existing directory is never "fixed"; it is refused.
-                os.fchmod(fd, PRIVATE_DIR_MODE)
-                now = os.fstat(fd)
-            reason = _unsafe_reason(now)
-            if reason is not None:
-                return _Refusal(path, reason)
-        return None
-    finally:
-        os.close(fd)
-
-
-def _prepare_root(root: Path, shared: Path, *, whole_chain: bool, create: bool) -> _Refusal | None:
-    if whole_chain and root != shared and root.is_relative_to(shared):
-        # Every directory between the shared temp root and the spool is ours to vouch for.
-        return _check_chain(shared, root.relative_to(shared).parts, create=create)
-    if root.parent == root:
-        return _Refusal(root, "is not a usable spool directory")
-    if create:
-        try:
-            os.makedirs(root.parent, exist_ok=True)
-        except OSError as exc:
-            return _Refusal(root.parent, f"cannot be created ({exc.strerror})")
-    return _check_chain(root.parent, (root.name,), create=create)
-
-
-def _override_refused(refusal: _Refusal, env_name: str) -> str:
-    # An explicit choice is never swapped for the shared fallback: the user said
-    # where their data lives, and the fallback may hold other people's sessions.
-    return (
-        f"No safe directory for usage statistics: {refusal}; {env_name} names it, so "
-        "nothing is recorded until it names a private directory of yours (or is unset)."
-    )
-
-
-def _fallback_warning(candidate: Path, refusal: _Refusal, fallback: Path) -> str:
-    if refusal.path == candidate:
-        return f"{refusal}; using {fallback} instead."
-    return f"{candidate} is not safe to use because {refusal}; using {fallback} instead."
-
-
 # -- state files ------------------------------------------------------------------------
 
 
@@ -334,16 +233,13 @@ def _parse_state(raw: bytes, client_id: str, session_id: str, directory: Path) -
 
 
 def _state_bytes(entry: Entry) -> bytes:
-    doc = {
-        "state": entry.state.value,
-        "updated_at": entry.updated_at,
-        "receipts": [r.to_dict() for r in entry.receipts],
-        "reason": entry.reason,
-        "withheld": list(entry.withheld),
-    }
-    # one line: the C encoder is several times faster than the indenting one, and a
-    # sender rewrites thousands of these
-    return (json.dumps(doc) + "\n").encode()
+    return state_bytes(
+        entry.state.value,
+        entry.updated_at,
+        entry.withheld,
+        [r.to_dict() for r in entry.receipts],
+        entry.reason,
+    )
 
 
 def _as_state(value: State | str) -> State:
@@ -352,15 +248,6 @@ def _as_state(value: State | str) -> State:
     except ValueError:
         words = ", ".join(s.value for s in State)
         raise InvalidValueError(f"{value!r} is not a spool state: use one of {words}.") from None
-
-
-def _check_id(kind: str, value: str) -> str:
-    if not isinstance(value, str) or not _ID_RE.fullmatch(value):
-        raise InvalidValueError(
-            f"{value!r} is not a valid {kind}: use letters, digits, '.', '_' or '-' "
-            "(at most 128, starting with a letter or digit)."
-        )
-    return value
 
 
 def _remove_session_dir(path: str) -> bool:
@@ -404,29 +291,6 @@ def _list_dir(path: str) -> list[os.DirEntry[str]]:
         return []
     except OSError as exc:
         raise StorageError(f"Could not list {path}: {exc.strerror}.") from exc
-
-
-def _make_real_dir(path: Path) -> None:
-    """Make ``path`` 0700 unless it exists; refuse anything but a real directory."""
-    try:
-        os.mkdir(path, PRIVATE_DIR_MODE)
-    except FileExistsError:
-        st = os.lstat(path)
-        if not stat.S_ISDIR(st.st_mode):
-            raise OSError(errno.ENOTDIR, "not a real directory", str(path)) from None
-    else:
-        _fix_new_dir_mode(path)
-
-
-def _fix_new_dir_mode(path: Path) -> None:
-    # Only for a directory made a moment ago, inside our private root: a restrictive
-    # umask can strip our own bits.
-    fd = os.open(path, _DIR_OPEN_FLAGS | os.O_NOFOLLOW)
-    try:
-        if stat.S_IMODE(os.fstat(fd).st_mode) != PRIVATE_DIR_MODE:
-            os.fchmod(fd, PRIVATE_DIR_MODE)
-    finally:
-        os.close(fd)
 
 
 def _remove_stale_temp_files(directory: str, cutoff: float) -> None:
@@ -511,24 +375,8 @@ class Spool:
         per-user fallback is a private directory of ours, and when the root named
         by the spool-directory variable is refused: that one never falls back.
         """
-        env = os.environ if environ is None else environ
-        candidate = Path(os.path.abspath(profile.spool_root(env)))
-        shared = Path(os.path.abspath(profile.shared_temp_root))
-        overridden = bool(env.get(profile.spool_dir_env))
-        refusal = _prepare_root(candidate, shared, whole_chain=not overridden, create=True)
-        if refusal is None:
-            return cls(candidate, durable=not candidate.is_relative_to(shared))
-        if overridden:
-            raise StorageError(_override_refused(refusal, profile.spool_dir_env))
-        fallback = Path(os.path.abspath(profile.fallback_spool_root()))
-        second = _prepare_root(fallback, shared, whole_chain=True, create=True)
-        if second is None:
-            warning = _fallback_warning(candidate, refusal, fallback)
-            return cls(fallback, [warning], durable=not fallback.is_relative_to(shared))
-        raise StorageError(
-            f"No safe directory for usage statistics: {refusal}, and {second}. "
-            f"Set {profile.spool_dir_env} to a private directory of yours."
-        )
+        root, warnings, durable = open_root(profile, environ)
+        return cls(Path(root), warnings, durable=durable)
 
     @classmethod
     def existing(
@@ -540,18 +388,16 @@ class Spool:
         warning); otherwise, and always for a refused explicit root (see
         :meth:`refusal`), the answer is ``None``, meaning "nothing spooled".
         """
-        env = os.environ if environ is None else environ
-        candidate = Path(os.path.abspath(profile.spool_root(env)))
-        shared = Path(os.path.abspath(profile.shared_temp_root))
-        overridden = bool(env.get(profile.spool_dir_env))
+        candidate, shared, overridden = roots(profile, environ)
         refusal = _prepare_root(candidate, shared, whole_chain=not overridden, create=False)
         if refusal is None:
-            return cls(candidate)
+            return cls(Path(candidate))
         if refusal.missing or overridden:
             return None
         fallback = cls.existing_fallback(profile)
         if fallback is not None:
-            return cls(fallback.root, [_fallback_warning(candidate, refusal, fallback.root)])
+            warning = fallback_warning(candidate, refusal, str(fallback.root))
+            return cls(fallback.root, [warning])
         return None
 
     @staticmethod
@@ -563,31 +409,28 @@ class Spool:
         For ``stats status``: before anything is spooled there is no fallback to
         report, but a hostile root is worth a warning all the same.
         """
-        env = os.environ if environ is None else environ
-        candidate = Path(os.path.abspath(profile.spool_root(env)))
-        shared = Path(os.path.abspath(profile.shared_temp_root))
-        overridden = bool(env.get(profile.spool_dir_env))
+        candidate, shared, overridden = roots(profile, environ)
         refused = _prepare_root(candidate, shared, whole_chain=not overridden, create=False)
         if refused is None or refused.missing:
             return None
         if overridden:
-            return _override_refused(refused, profile.spool_dir_env)
+            return override_refused(refused, profile.spool_dir_env)
         fallback = profile.fallback_spool_root()
         return f"{refused}; usage statistics will be kept in {fallback} instead."
 
     @classmethod
     def existing_fallback(cls, profile: AppProfile = DEFAULT_PROFILE) -> Spool | None:
         """The per-user fallback spool, if it exists and passes the checks; creates nothing."""
-        fallback = Path(os.path.abspath(profile.fallback_spool_root()))
-        shared = Path(os.path.abspath(profile.shared_temp_root))
+        fallback = fallback_root(profile)
+        shared = roots(profile, {})[1]
         if _prepare_root(fallback, shared, whole_chain=True, create=False) is None:
-            return cls(fallback)
+            return cls(Path(fallback))
         return None
 
     # -- writing --------------------------------------------------------------------------
     def session_dir(self, client_id: str, session_id: str) -> Path:
         """Where a session lives (validated ids; nothing is created)."""
-        return self.root / _check_id("client id", client_id) / _check_id("session id", session_id)
+        return self.root / check_id("client id", client_id) / check_id("session id", session_id)
 
     def write(
         self,
@@ -611,52 +454,20 @@ class Spool:
         state = _as_state(state)
         if state not in (State.PENDING, State.HELD):
             raise InvalidValueError(f"A new session must be pending or held, not {state}.")
-        if isinstance(withheld, str) or not all(isinstance(w, str) for w in withheld):
-            raise InvalidValueError("withheld must be a collection of field names.")
-        directory = self.session_dir(client_id, session_id)
-        entry = Entry(
-            client_id, session_id, state, directory, (), None, utc_stamp(), tuple(withheld)
+        updated_at = utc_stamp()
+        write_new(
+            str(self.root),
+            client_id,
+            session_id,
+            payload,
+            state.value,
+            durable=self.durable,
+            withheld=withheld,
+            updated_at=updated_at,
+            lock=not self._held_locks.get(FORGET_LOCK),
         )
-        try:
-            with contextlib.ExitStack() as stack:
-                if not self._held_locks.get(_FORGET_LOCK):
-                    stack.enter_context(file_lock(self._lock_path(_FORGET_LOCK), shared=True))
-                if client_id in self.retired_ids():
-                    return entry
-                self._make_session_dir(directory)
-                # one directory fsync, after the second rename, makes both durable
-                state_bytes = _state_bytes(entry)
-                atomic_write(
-                    directory / STATE_FILE, state_bytes, durable=self.durable, sync_directory=False
-                )
-                atomic_write(directory / PAYLOAD_FILE, payload, durable=self.durable)
-        except OSError as exc:
-            raise StorageError(
-                f"Could not write usage statistics to {directory}: {exc.strerror or exc}."
-            ) from exc
-        return entry
-
-    @staticmethod
-    def _make_session_dir(directory: Path) -> None:
-        client = directory.parent
-        # A concurrent wipe may remove the client dir between our two mkdirs: retry once.
-        for attempt in range(2):
-            _make_real_dir(client)
-            try:
-                os.mkdir(directory, PRIVATE_DIR_MODE)
-            except FileNotFoundError:
-                if attempt:
-                    raise
-                continue
-            except FileExistsError:
-                if os.path.lexists(directory / PAYLOAD_FILE):
-                    raise InvalidValueError(
-                        f"Session {directory.name} is already in the spool."
-                    ) from None
-                _make_real_dir(directory)  # an earlier write died before its payload
-                return
-            _fix_new_dir_mode(directory)
-            return
+        directory = self.session_dir(client_id, session_id)
+        return Entry(client_id, session_id, state, directory, (), None, updated_at, tuple(withheld))
 
     # -- reading --------------------------------------------------------------------------
     def _scan(self) -> Iterator[tuple[str, str, str]]:
@@ -667,7 +478,7 @@ class Spool:
             return
         with clients:
             for client in clients:
-                if not _ID_RE.fullmatch(client.name) or not client.is_dir(follow_symlinks=False):
+                if not is_id(client.name) or not client.is_dir(follow_symlinks=False):
                     continue
                 try:
                     sessions = os.scandir(client.path)
@@ -675,7 +486,7 @@ class Spool:
                     continue
                 with sessions:
                     for session in sessions:
-                        if _ID_RE.fullmatch(session.name) and session.is_dir(follow_symlinks=False):
+                        if is_id(session.name) and session.is_dir(follow_symlinks=False):
                             yield client.name, session.name, session.path
 
     @staticmethod
@@ -883,7 +694,7 @@ class Spool:
         with self.lock():
             removed = 0
             for client in _list_dir(str(self.root)):
-                if not _ID_RE.fullmatch(client.name):
+                if not is_id(client.name):
                     continue  # our lock files, and anything we did not make
                 if not client.is_dir(follow_symlinks=False):
                     _storage_guard(os.unlink, client.path, None)
@@ -948,8 +759,8 @@ class Spool:
             finally:
                 del self._held_locks[name]
 
-    def _lock_path(self, name: str) -> Path:
-        return self.root / f".{name}.lock"
+    def _lock_path(self, name: str) -> str:
+        return _spoolwrite.lock_file(str(self.root), name)
 
     # -- forgetting -----------------------------------------------------------------------
     @contextlib.contextmanager
@@ -960,26 +771,18 @@ class Spool:
         then sees the ids retired inside this block. Hold it across the wipe, the
         :meth:`retire` and the replacement of the client id.
         """
-        with self.lock(_FORGET_LOCK), self.lock("send"):
+        with self.lock(FORGET_LOCK), self.lock("send"):
             yield
 
     def retired_ids(self) -> frozenset[str]:
         """Client ids ``stats forget`` retired here: nothing is written or sent under them."""
-        try:
-            raw = read_bytes_nofollow(self.root / RETIRED_FILE)
-        except FileNotFoundError:
-            return frozenset()
-        except OSError as exc:
-            # fail closed: a writer that cannot tell whether its id was retired must not
-            # write, and the caller reports the storage problem
-            raise OSError(exc.errno, f"cannot read {RETIRED_FILE}: {exc.strerror}") from exc
-        return frozenset(raw.decode("utf-8", "replace").split())
+        return _spoolwrite.retired_ids(str(self.root))
 
     def retire(self, client_ids: Collection[str]) -> None:
         """Record ``client_ids`` as retired; only inside :meth:`forgetting`."""
-        if not self._held_locks.get(_FORGET_LOCK):
+        if not self._held_locks.get(FORGET_LOCK):
             raise InvalidValueError("retire needs the forget lock held.")
-        ids = sorted(self.retired_ids() | {_check_id("client id", c) for c in client_ids})
+        ids = sorted(self.retired_ids() | {check_id("client id", c) for c in client_ids})
         try:
             atomic_write(self.root / RETIRED_FILE, "".join(f"{c}\n" for c in ids).encode())
         except OSError as exc:
@@ -997,7 +800,7 @@ class Spool:
         removed = 0
         with self.lock():
             for client in _list_dir(str(self.root)):
-                if not _ID_RE.fullmatch(client.name) or not client.is_dir(follow_symlinks=False):
+                if not is_id(client.name) or not client.is_dir(follow_symlinks=False):
                     continue
                 mine = client.name in wanted
                 for session in _list_dir(client.path):
@@ -1082,27 +885,15 @@ class Spool:
 
     def flush_started_at(self) -> float | None:
         """When a background flush was last started here (epoch seconds), if ever."""
-        st = _lstat_or_none(str(self.root / FLUSH_STAMP))
-        return None if st is None else st.st_mtime
+        return _spoolwrite.flush_started_at(str(self.root))
 
     def stamp_flush(self) -> None:
         """Note that a background flush starts now; raises ``OSError`` if it cannot."""
-        flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
-        fd = os.open(self.root / FLUSH_STAMP, flags, 0o600)
-        try:
-            os.utime(fd)
-        finally:
-            os.close(fd)
+        _spoolwrite.stamp_flush(str(self.root))
 
     def read_backoff(self) -> tuple[int, float] | None:
         """(failed runs in a row, epoch time before which no flush starts), if recorded."""
-        try:
-            data = json.loads(read_bytes_nofollow(self.root / BACKOFF_FILE))
-            return int(data["failures"]), float(data["retry_at"])
-        except FileNotFoundError:
-            return None
-        except (OSError, ValueError, TypeError, KeyError, RecursionError):
-            return 0, 0.0
+        return _spoolwrite.read_backoff(str(self.root))
 
     def write_backoff(self, failures: int, retry_at: float) -> None:
         """Record the background backoff; never raises (a lost backoff only retries sooner)."""

@@ -7,7 +7,7 @@ everything already.
 
 from __future__ import annotations
 
-import json
+import ast
 import os
 import subprocess
 import sys
@@ -16,13 +16,14 @@ from typing import Any
 
 HEAVY = ("typer", "rich", "questionary", "prompt_toolkit", "httpx", "click")
 
+# No json in the child: it imports re, which the session path must not need.
 _PROBE = """
-import json, sys
+import sys
 before = set(sys.modules)
 result = None
 {body}
 after = set(sys.modules)
-print(json.dumps({{"new": sorted(after - before), "result": result}}))
+print(repr({{"new": sorted(after - before), "result": result}}))
 """
 
 
@@ -60,5 +61,5 @@ def imports_of(body: str) -> ImportProbe:
         stdin=subprocess.DEVNULL,
     )
     assert proc.returncode == 0, proc.stderr
-    data = json.loads(proc.stdout)
+    data = ast.literal_eval(proc.stdout.strip().splitlines()[-1])
     return ImportProbe(data["new"], data["result"], proc.stderr)

@@ -145,5 +145,41 @@ def test_a_pending_session_loads_no_notice_policy_or_cli_code(sandbox: Sandbox) 
     assert probe.result is not None
     assert probe.heavy == []
     assert probe.foreign == []
-    names = ("consent.notices", "consent.render", "consent.actions", "consent.policy", "tomllib")
-    assert _forbidden(probe.new, names) == []
+    assert _forbidden(probe.new, NOT_ON_THE_SESSION_PATH) == []
+    # the spawner reads the spool's files with os calls and starts the sender with
+    # os.posix_spawn: neither the spool module nor subprocess loads in the host
+    assert _forbidden(probe.new, ("consent.spool", "subprocess", "consent.upload.send")) == []
+    assert _forbidden(probe.new, LOADED_ONLY_TO_SCRUB_TEXT) == []
+
+
+# The scrubber's patterns: argv and region tags are decided without them.
+LOADED_ONLY_TO_SCRUB_TEXT = (
+    "re",
+    "ipaddress",
+    "enum",
+    "functools",
+    "collections",
+    "consent.scrub._shapes",
+    "consent.scrub.text",
+)
+
+
+@pytest.mark.parametrize("review", [True, False])
+def test_a_session_without_an_error_loads_no_pattern_code(sandbox: Sandbox, review: bool) -> None:
+    from consent.actions import apply_choice
+
+    apply_choice("review" if review else "share", "init-flag")
+    imports_of(_SESSION.format(inside="pass"))  # the first notice, and the cache
+    probe = imports_of(_SESSION.format(inside="pass"))
+    assert probe.result is not None
+    assert _forbidden(probe.new, LOADED_ONLY_TO_SCRUB_TEXT) == []
+
+
+def test_the_guard_sees_the_patterns_load_for_an_error(sandbox: Sandbox) -> None:
+    from consent.actions import apply_choice
+
+    apply_choice("review", "init-flag")
+    imports_of(_SESSION.format(inside="pass"))
+    probe = imports_of(_SESSION.format(inside="s.failed(ValueError('no such bucket acme'))"))
+    assert probe.result is not None
+    assert "re" in _forbidden(probe.new, LOADED_ONLY_TO_SCRUB_TEXT)

@@ -158,12 +158,13 @@ def test_write_order_state_file_first(spool: Spool, monkeypatch: pytest.MonkeyPa
     written: list[str] = []
     real = atomic_write
 
-    def recording(path: Path, data: bytes, mode: int = 0o600, **options: bool) -> None:
-        written.append(path.name)
-        assert path.parent.is_dir()
+    def recording(path: str, data: bytes, mode: int = 0o600, **options: bool) -> None:
+        written.append(os.path.basename(path))
+        assert os.path.isdir(os.path.dirname(path))
         real(path, data, mode, **options)
 
-    monkeypatch.setattr("consent.spool.atomic_write", recording)
+    # the spool writes new sessions through its light writer (the host's path too)
+    monkeypatch.setattr("consent._spoolwrite.atomic_write", recording)
     spool.write(CLIENT, new_id(), payload_bytes(), State.PENDING)
     assert written == [STATE_FILE, PAYLOAD_FILE]
 
@@ -173,12 +174,12 @@ def test_write_dying_before_payload_is_incomplete_and_cleaned_later(
 ) -> None:
     real = atomic_write
 
-    def dies_on_payload(path: Path, data: bytes, mode: int = 0o600, **options: bool) -> None:
-        if path.name == PAYLOAD_FILE:
+    def dies_on_payload(path: str, data: bytes, mode: int = 0o600, **options: bool) -> None:
+        if os.path.basename(path) == PAYLOAD_FILE:
             raise OSError(28, "No space left on device")
         real(path, data, mode, **options)
 
-    monkeypatch.setattr("consent.spool.atomic_write", dies_on_payload)
+    monkeypatch.setattr("consent._spoolwrite.atomic_write", dies_on_payload)
     session = new_id()
     with pytest.raises(StorageError, match="No space left"):
         spool.write(CLIENT, session, payload_bytes(), State.PENDING)

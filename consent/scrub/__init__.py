@@ -12,11 +12,13 @@ rules compile and the vocabulary loads only on the first :func:`scrub_text` or
 
 from __future__ import annotations
 
-from collections.abc import Collection
-
 from consent.scrub._rules import MARKERS
 from consent.scrub.argv import scrub_arguments
 from consent.scrub.regions import is_region_tag, normalize_region
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Collection
 
 __all__ = [
     "MARKERS",

@@ -1,16 +1,37 @@
 """Markers and the value classifier shared by the argv and error-text scrubbers.
 
 Standard library only, and cheap to import: the host imports this on the path of every
-transfer. The error-text rules (``consent.scrub.text``) and the vocabulary load only
-when an error is scrubbed.
+transfer, in a process that records one transfer and exits (bench/cold.py). So this
+module imports neither ``re`` nor ``ipaddress``: the common shapes (flag names,
+numbers, URIs, paths, short names) are decided with plain string checks, each exact,
+and a value they cannot decide goes to the regular expressions of :mod:`._shapes`,
+loaded on first need. Those patterns are also served from here by name (PEP 562),
+for the error-text rules (``consent.scrub.text``), which load with the vocabulary
+only when an error is scrubbed.
 """
 
 from __future__ import annotations
 
-import ipaddress
-import math
-import re
-from collections import Counter
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from types import ModuleType
+
+    # served by __getattr__ below, from ._shapes
+    from consent.scrub._shapes import (
+        _AWS_SECRET_RE as _AWS_SECRET_RE,
+    )
+    from consent.scrub._shapes import (
+        _PEM_RE as _PEM_RE,
+    )
+    from consent.scrub._shapes import (
+        _QUALNAME_RE as _QUALNAME_RE,
+    )
+    from consent.scrub._shapes import (
+        _SECRET_TOKEN_RE as _SECRET_TOKEN_RE,
+    )
+    from consent.scrub._shapes import (
+        _looks_random as _looks_random,
+    )
 
 URI_S3 = "<uri:s3>"
 URI_GS = "<uri:gs>"
@@ -65,33 +86,6 @@ def _words(text: str) -> frozenset[str]:
     return frozenset(text.split())
 
 
-# -- low-level shapes ------------------------------------------------------------------
-
-_FLAG_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,39}")
-# Ten digits at most: longer integers are account ids, project numbers and phone
-# numbers far more often than settings. A leading zero marks an id ("0042"), not a count.
-_INT_RE = re.compile(r"[+-]?(?:0|[1-9][0-9]{0,9})")
-_FLOAT_RE = re.compile(
-    r"[+-]?(?:[0-9]{1,10}\.[0-9]{0,12}|\.[0-9]{1,12})(?:[eE][+-]?[0-9]{1,3})?"
-    r"|[+-]?[0-9]{1,10}[eE][+-]?[0-9]{1,3}"
-)
-_NEGATIVE_NUMBER_RE = re.compile(r"-(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
-_REGION_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,47}")
-# Real region names keep digits at the end of a part ("northeast1") or in a short one
-# ("eastus2euap"); a long part with letters after a digit is more likely a key.
-_REGION_ODD_PART_RE = re.compile(r"[0-9][a-z]")
-_QUALNAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}(?:\.[A-Za-z_][A-Za-z0-9_]{0,63}){0,7}")
-_QUOTABLE_RE = re.compile(r"[A-Za-z0-9_.:-]{1,32}")
-
-_SCHEME_RE = re.compile(r"([A-Za-z][A-Za-z0-9+.-]{0,30})://")
-_AZURE_HOST_RE = re.compile(r"\.(?:blob|dfs|file|queue|table)\.core\.windows\.net(?![\w.-])", re.I)
-_EMAIL_FULL_RE = re.compile(r"[^\s@/\\:]+@[\w-]+(?:\.[\w-]+)*\.?")
-# every shape _is_ip accepts: brackets, a zone, a port, a prefix length
-_IP_SHAPE_RE = re.compile(r"\[?[0-9A-Fa-f:.]{2,45}(?:%[\w.-]+)?\]?(?::[0-9]{1,5})?(?:/[0-9]{1,3})?")
-_PATH_START_RE = re.compile(r"(?:/|~|\.{1,2}[/\\]|[A-Za-z]:[/\\]|\\\\)")
-_HOST_FULL_RE = re.compile(
-    r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z][A-Za-z0-9-]{0,62}\.?(?::[0-9]{1,5})?"
-)
 _FILE_EXTENSIONS = _words(
     "csv tsv txt text json jsonl ndjson parquet orc avro gz bz2 xz zst lz4 zip tar tgz 7z"
     " rar log yaml yml toml ini cfg conf env pem key crt cer p12 pfx der pub py ipynb sh"
@@ -99,91 +93,112 @@ _FILE_EXTENSIONS = _words(
     " mp4 mov avi mkv mp3 wav bin dat npy npz pkl pickle h5 hdf5 pt pth ckpt onnx"
     " safetensors tfrecord arrow feather xml html md rst iso img vmdk qcow2 bak tmp"
 )
-_EXT_ALTERNATION = "|".join(sorted(_FILE_EXTENSIONS, key=len, reverse=True))
-_FILENAME_FULL_RE = re.compile(rf"[\w.-]*\w\.(?:{_EXT_ALTERNATION})", re.I)
-
-# Known-format credentials. Each is anchored so that it cannot start inside a longer
-# token, which keeps the scan linear.
-_SECRET_TOKEN_RE = re.compile(
-    r"(?<![A-Za-z0-9])(?:AKIA|ASIA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA|ABIA|ACCA)[A-Z0-9]{16}"
-    r"(?![A-Za-z0-9])"
-    r"|(?<![\w-])AIza[\w-]{30,}"
-    r"|(?<![\w-])eyJ[\w-]{5,}\.[\w-]{5,}\.[\w-]*"
-    r"|(?<![\w-])(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_\w{20,})"
-    r"|(?<![\w-])xox[abposre]-[\w-]{10,}"
-    r"|(?<![\w-])ya29\.[\w-]{20,}"
-    r"|(?<![\w-])(?:sk|rk|pk)_(?:live|test)_\w{16,}"
-)
-_PEM_RE = re.compile(
-    r"-----BEGIN[A-Z ]{0,40}PRIVATE KEY-----.*?(?:-----END[A-Z ]{0,40}PRIVATE KEY-----|$)", re.S
-)
-# An AWS secret access key: exactly 40 characters of base64 without padding.
-_AWS_SECRET_RE = re.compile(r"(?<![A-Za-z0-9/+])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])")
-_RANDOM_CANDIDATE_RE = re.compile(r"[\w+/=-]{20,}")
-_TOKEN_SPLIT_RE = re.compile(r"[-_./+=]+")
-_WORD_PART_RE = re.compile(r"([A-Za-z]+)([0-9]{0,3})|[0-9]{1,6}")
-_CASE_RUN_RE = re.compile(r"[A-Z]+|[a-z]+")
-_VOWEL_RE = re.compile(r"[aeiouy]")
-_NAME_PART_RE = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
 
 _SECRET_NAME_PARTS = _words(
     "secret secrets password passwd passphrase pass pwd token apikey credential credentials"
     " authorization auth sas signature sig cookie privatekey"
 )
+
 _KEY_QUALIFIERS = _words(
     "access secret api private account sas master signing encryption client session shared"
     " storage auth subscription primary secondary service ssh host"
 )
+
 _IDENTIFYING_NAME_PARTS = _words(
     "user username login account accountname project projectid bucket container host"
     " hostname email owner tenant subscription"
 )
 
+_ASCII_LETTERS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+_DIGITS = frozenset("0123456789")
+_FLAG_CHARS = _ASCII_LETTERS | _DIGITS | frozenset("_-")
+_SCHEME_CHARS = _ASCII_LETTERS | _DIGITS | frozenset("+.-")
+_NUMBER_CHARS = _DIGITS | frozenset("+-.eE")
+_PATH_STARTS = ("/", "~", "./", ".\\", "../", "..\\", "\\\\")
+# The shortest text _SECRET_TOKEN_RE or _AWS_SECRET_RE can match (``xoxb-`` and ten
+# more, an ``eyJ`` token with two dots); tests/test_lazy_scrub.py measures it.
+_MIN_SECRET_LENGTH = 15
+
+
+def _shapes() -> ModuleType:
+    from consent.scrub import _shapes
+
+    return _shapes
+
+
+def __getattr__(name: str) -> object:
+    # the patterns and regex-based helpers of ._shapes, under their old names here
+    if not name.startswith("__"):  # the import system asks for __path__ and the like
+        shapes = _shapes().__dict__
+        if name in shapes:
+            return shapes[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+# -- plain string checks: each is exactly the regular expression it names ---------------
+
+
+def _is_flag_name(name: str) -> bool:
+    """``_FLAG_NAME_RE.fullmatch(name)``: a letter, then up to 39 letters, digits, _ or -."""
+    return 0 < len(name) <= 40 and name[0] in _ASCII_LETTERS and all(c in _FLAG_CHARS for c in name)
+
+
+def _is_negative_number(text: str) -> bool:
+    """``_NEGATIVE_NUMBER_RE.fullmatch(text)``."""
+    if len(text) < 2 or text[0] != "-" or text[1] not in "0123456789.":
+        return False  # every flag: the pattern needs a digit or a dot after the dash
+    if all(c in _DIGITS for c in text[1:]):
+        return True
+    return _shapes()._NEGATIVE_NUMBER_RE.fullmatch(text) is not None
+
+
+def _scheme_of(text: str) -> str | None:
+    """The scheme ``_SCHEME_RE.match(text)`` finds (``s3`` in ``s3://b/k``), or None.
+
+    The scheme's characters exclude ``:``, so only the first ``://`` can end it.
+    """
+    end = text.find("://")
+    if not 0 < end <= 31 or text[0] not in _ASCII_LETTERS:
+        return None
+    return text[:end] if all(c in _SCHEME_CHARS for c in text[1:end]) else None
+
+
+def _is_path_start(text: str) -> bool:
+    """``_PATH_START_RE.match(text)``: ``/``, ``~``, ``./``, ``../``, ``C:\\`` or ``\\\\``."""
+    if text.startswith(_PATH_STARTS):
+        return True
+    return len(text) >= 3 and text[0] in _ASCII_LETTERS and text[1] == ":" and text[2] in "/\\"
+
+
+def _int_value(text: str) -> int | None:
+    """``int(text)`` when ``_INT_RE.fullmatch(text)`` (ten digits at most, no leading 0)."""
+    digits = text[1:] if text[:1] in ("+", "-") else text
+    if not 0 < len(digits) <= 10 or not all(c in _DIGITS for c in digits):
+        return None
+    return int(text) if digits == "0" or digits[0] != "0" else None
+
+
+def _is_float(text: str) -> bool:
+    """``_FLOAT_RE.fullmatch(text)``; a plain decimal is decided without the pattern."""
+    if not all(c in _NUMBER_CHARS for c in text):
+        return False  # the pattern has only these characters
+    whole, dot, fraction = (text[1:] if text[:1] in ("+", "-") else text).partition(".")
+    if (
+        dot
+        and 0 < len(whole) <= 10
+        and len(fraction) <= 12
+        and all(c in _DIGITS for c in whole + fraction)
+    ):
+        return True
+    return _shapes()._FLOAT_RE.fullmatch(text) is not None
+
+
+def _may_be_number(text: str) -> bool:
+    """False when no number pattern (_INT_RE, _FLOAT_RE, a dashed id) can match ``text``."""
+    return all(c in _NUMBER_CHARS for c in text)
+
 
 # -- classification --------------------------------------------------------------------
-
-
-def _entropy(token: str) -> float:
-    counts = Counter(token)
-    total = len(token)
-    return -sum(n / total * math.log2(n / total) for n in counts.values())
-
-
-def _letters_wordy(letters: str) -> bool:
-    """Whether a run of letters reads like words (``SignatureDoesNotMatch``), not noise."""
-    if letters.islower() or letters.isupper():
-        return True
-    for index, run in enumerate(_CASE_RUN_RE.findall(letters)):
-        if run.isupper():
-            if len(run) > 6:
-                return False
-        # a lone lowercase letter between capitals, or a long run with no vowel, is
-        # what random mixed-case text looks like; CamelCase words have neither
-        elif (index > 0 and len(run) < 2) or (len(run) >= 5 and not _VOWEL_RE.search(run)):
-            return False
-    return True
-
-
-def _part_wordy(part: str) -> bool:
-    match = _WORD_PART_RE.fullmatch(part)
-    if match is None:
-        return False
-    letters = match.group(1)
-    return letters is None or _letters_wordy(letters)
-
-
-def _looks_random(token: str) -> bool:
-    """A long token that is neither words nor a number: treated as a credential."""
-    if len(token) < 20:
-        return False
-    parts = [part for part in _TOKEN_SPLIT_RE.split(token) if part]
-    if all(_part_wordy(part) for part in parts):
-        return False
-    if not any(char.isdigit() for char in token):
-        # without digits, only noise-like mixed case gets this far; ask for more
-        # spread than words have, so a long unusual identifier is not taken for a key
-        return _entropy(token) >= 3.5
-    return _entropy(token) >= 2.5
 
 
 def _aws_secret_like(candidate: str) -> bool:
@@ -194,32 +209,9 @@ def _aws_secret_like(candidate: str) -> bool:
 
 
 def _find_secret(value: str) -> bool:
-    if _SECRET_TOKEN_RE.search(value):
-        return True
-    return any(_aws_secret_like(m.group()) for m in _AWS_SECRET_RE.finditer(value))
-
-
-def _is_ip(value: str) -> bool:
-    candidate = value
-    if candidate.startswith("["):
-        close = candidate.find("]")
-        if close > 0:
-            candidate = candidate[1:close]
-    elif candidate.count(":") == 1 and "." in candidate:
-        candidate = candidate.split(":", 1)[0]
-    candidate = candidate.split("%", 1)[0]
-    try:
-        ipaddress.ip_address(candidate)
-        return True
-    except ValueError:
-        pass
-    if "/" in candidate:
-        try:
-            ipaddress.ip_network(candidate, strict=False)
-            return True
-        except ValueError:
-            return False
-    return False
+    if len(value) < _MIN_SECRET_LENGTH:
+        return False
+    return bool(_shapes().find_secret(value))
 
 
 def _uri_marker(scheme: str, rest: str) -> str:
@@ -233,7 +225,10 @@ def _uri_marker(scheme: str, rest: str) -> str:
     if scheme in ("http", "https"):
         authority = rest.split("/", 1)[0].split("?", 1)[0].rsplit("@", 1)[-1]
         host = authority.rsplit(":", 1)[0] if authority.count(":") == 1 else authority
-        if _AZURE_HOST_RE.search(host + " "):
+        # an ASCII host without the Azure suffix cannot match _AZURE_HOST_RE
+        if (not host.isascii() or "core.windows.net" in host.lower()) and _shapes().azure_host(
+            host
+        ):
             return URI_AZURE
         return URI_HTTP
     return URI
@@ -244,36 +239,35 @@ def _classify(value: str) -> str:
     v = value.strip()[:_MAX_VALUE_SCAN]
     if not v:
         return REDACTED
-    scheme = _SCHEME_RE.match(v)
+    scheme = _scheme_of(v)
     if scheme is not None:
-        return _uri_marker(scheme.group(1), v[scheme.end() :])
-    if _PATH_START_RE.match(v):
+        return _uri_marker(scheme, v[len(scheme) + 3 :])
+    if _is_path_start(v):
         return PATH
-    if v[:4] == "arn:":
-        return REDACTED
-    if "@" in v and (v[:7].lower() == "mailto:" or _EMAIL_FULL_RE.fullmatch(v)):
-        return EMAIL
-    if _IP_SHAPE_RE.fullmatch(v) and _is_ip(v):
-        return IP
-    if len(v) >= 15 and _find_secret(v):
-        return SECRET
-    if "core.windows.net" in v.lower() and _AZURE_HOST_RE.search(v):
-        return URI_AZURE
-    if "/" in v or "\\" in v:
-        return PATH
-    if len(v) >= 20 and any(_looks_random(m.group()) for m in _RANDOM_CANDIDATE_RE.finditer(v)):
-        return SECRET
-    if "." in v:
-        if _HOST_FULL_RE.fullmatch(v):
-            last = v.rstrip(".").split(":", 1)[0].rsplit(".", 1)[-1].lower()
-            return PATH if last in _FILE_EXTENSIONS else HOST
-        if _FILENAME_FULL_RE.fullmatch(v):
-            return PATH
-    return REDACTED
+    return str(_shapes().classify_rest(v))
 
 
 def _name_parts(name: str) -> list[str]:
-    return [part.lower() for part in _NAME_PART_RE.findall(name)]
+    """``[p.lower() for p in _NAME_PART_RE.findall(name)]``.
+
+    Without capitals (``max_instances``) the parts are the runs of letters and of
+    digits; CamelCase goes to the pattern.
+    """
+    if not (name.isascii() and name == name.lower()):
+        return list(_shapes().name_parts(name))
+    parts: list[str] = []
+    run, kind = "", ""
+    for char in name:
+        now = "a" if "a" <= char <= "z" else "0" if "0" <= char <= "9" else ""
+        if now != kind:
+            if run:
+                parts.append(run)
+            run, kind = "", now
+        if now:
+            run += char
+    if run:
+        parts.append(run)
+    return parts
 
 
 def _name_kind(name: str) -> tuple[bool, bool]:

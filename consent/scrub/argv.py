@@ -10,20 +10,10 @@ vocabulary: undeclared flag names are checked against a small list of common wor
 
 from __future__ import annotations
 
-import functools
 import math
 import os
-import re
-from collections.abc import Collection, Sequence
 
 from consent.scrub._rules import (
-    _FLAG_NAME_RE,
-    _FLOAT_RE,
-    _INT_RE,
-    _NEGATIVE_NUMBER_RE,
-    _PATH_START_RE,
-    _SCHEME_RE,
-    _TOKEN_SPLIT_RE,
     FLAG,
     ID,
     REDACTED,
@@ -31,10 +21,21 @@ from consent.scrub._rules import (
     SECRET,
     _classify,
     _find_secret,
+    _int_value,
+    _is_flag_name,
+    _is_float,
+    _is_negative_number,
+    _is_path_start,
     _is_secret_name,
+    _may_be_number,
     _name_kind,
+    _scheme_of,
 )
 from consent.scrub.regions import REGION_PROVIDERS, bare_region, strict_region
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Collection, Sequence
 
 __all__ = ["scrub_arguments"]
 
@@ -46,7 +47,7 @@ _MAX_TOKENS = 4096
 # more often than settings: six digits still hold a port or a size in megabytes.
 _MAX_NUMBER_DIGITS = 6
 # the AWS console writes account ids in groups of four
-_DASHED_ID_RE = re.compile(r"[0-9]{3,6}(?:-[0-9]{3,6}){1,4}")
+_DASHED_ID = r"[0-9]{3,6}(?:-[0-9]{3,6}){1,4}"
 
 _COMMANDS = frozenset({"cp", "sync", "init", "deprovision", "ssh", "config"})
 _SAFE_WORDS = frozenset(
@@ -76,30 +77,57 @@ _SAFE_WORDS = frozenset(
 )
 
 
-@functools.cache
-def _flag_words() -> frozenset[str]:
-    """The common English words a flag name may be made of (generated, see the file)."""
-    path = os.path.join(os.path.dirname(__file__), "flagwords.txt")
-    with open(path, encoding="ascii") as file:
-        text = file.read()
-    return frozenset(word for line in text.splitlines() if line[:1] != "#" for word in line.split())
+_words: list[str] = []  # functools.cache, without importing functools
+# the characters str.split() splits an ASCII text on, but for the line breaks
+_SPACES = str.maketrans(dict.fromkeys("\t\x0b\x0c\x1c\x1d\x1e\x1f", " "))
+
+
+def _flag_words() -> str:
+    """The common English words a flag name may be made of (generated, see the file),
+    each between spaces: ``f" {word} " in _flag_words()`` is a lookup.
+
+    Searching the text costs a host far less than building a set of its ten
+    thousand words, and a command line has only a few words to look up.
+    """
+    if not _words:
+        path = os.path.join(os.path.dirname(__file__), "flagwords.txt")
+        with open(path, encoding="ascii") as file:
+            text = file.read()
+        lines = (line for line in text.splitlines() if line[:1] != "#")
+        _words.append("".join(f" {line} " for line in lines).translate(_SPACES))
+    return _words[0]
 
 
 def _wordy_flag(name: str) -> bool:
     if len(name) == 1:
         return name.isalpha()  # -r, -y: a letter cannot name anything
-    parts = [part for part in _TOKEN_SPLIT_RE.split(name.lower()) if part]
+    # a flag name has only letters, digits, "_" and "-": these are the splits
+    # _TOKEN_SPLIT_RE ([-_./+=]+) makes in it
+    parts = [part for part in name.lower().replace("_", "-").split("-") if part]
     words = _flag_words()
-    return bool(parts) and all(part in words or part.isdigit() for part in parts)
+    return bool(parts) and all(f" {part} " in words or part.isdigit() for part in parts)
 
 
-@functools.lru_cache(maxsize=256)
+_flag_infos: dict[tuple[str, bool], tuple[str, bool] | None] = {}
+
+
 def _flag_info(name: str, declared: bool) -> tuple[str, bool] | None:
     """``(key, names a credential)`` for a flag name kept as it is, else None.
 
     Cached: a host passes the same few flags on every run.
     """
-    if not _FLAG_NAME_RE.fullmatch(name) or _find_secret(name):
+    try:
+        return _flag_infos[name, declared]
+    except KeyError:
+        pass
+    if len(_flag_infos) >= 256:
+        _flag_infos.clear()
+    info = _flag_infos[name, declared] = _find_flag_info(name, declared)
+    return info
+
+
+def _find_flag_info(name: str, declared: bool) -> tuple[str, bool] | None:
+    if not _is_flag_name(name) or _find_secret(name):
         return None
     # A flag name is kept verbatim as a key, so unless the host declared it, it must
     # be made of common words: ``--acme-payroll-prod`` names a customer.
@@ -111,10 +139,10 @@ def _flag_info(name: str, declared: bool) -> tuple[str, bool] | None:
 
 def _takes_value(name: str, following: str) -> bool:
     if following.startswith("-"):
-        return _NEGATIVE_NUMBER_RE.fullmatch(following) is not None
+        return _is_negative_number(following)
     # a one-letter flag before a URI or a path is a switch (``cp -r SRC DST``): the
     # URI is the command's operand, and reads better under _positional
-    return not (len(name) == 1 and (_SCHEME_RE.match(following) or _PATH_START_RE.match(following)))
+    return not (len(name) == 1 and (_scheme_of(following) is not None or _is_path_start(following)))
 
 
 def _parse_number(value: str) -> int | float | str | None:
@@ -122,14 +150,20 @@ def _parse_number(value: str) -> int | float | str | None:
     digits = value[1:] if value[:1] in "+-" else value
     if digits.isascii() and digits.isdigit() and len(digits) > _MAX_NUMBER_DIGITS:
         return ID
-    if _INT_RE.fullmatch(value):
-        return int(value)
-    if _FLOAT_RE.fullmatch(value):
+    if not _may_be_number(value):
+        return None  # a word: none of the number patterns can match it
+    integer = _int_value(value)
+    if integer is not None:
+        return integer
+    if _is_float(value):
         number = float(value)
         if math.isfinite(number) and abs(number) < 1e10:
             return number
-    if _DASHED_ID_RE.fullmatch(value):
-        return ID
+    if "-" in value:
+        import re
+
+        if re.fullmatch(_DASHED_ID, value):
+            return ID
     return None
 
 
@@ -212,10 +246,10 @@ def _scrub_arguments(
         if arg == "--":
             after_separator = True
             continue
-        if arg[:1] == "-" and len(arg) > 1 and not _NEGATIVE_NUMBER_RE.fullmatch(arg):
+        if arg[:1] == "-" and len(arg) > 1 and not _is_negative_number(arg):
             body = arg.lstrip("-")
             name, has_value, value = body.partition("=")
-            if len(name) > 64 or not _FLAG_NAME_RE.fullmatch(name) or _find_secret(name):
+            if len(name) > 64 or not _is_flag_name(name) or _find_secret(name):
                 # not a flag at all: a value, perhaps a key pasted in the wrong place
                 if len(positional) < _MAX_LIST:
                     positional.append(_classify(body))

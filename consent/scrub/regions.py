@@ -10,11 +10,12 @@ the provider's scheme; one that does not becomes ``<region>``.
 
 from __future__ import annotations
 
-import functools
-import re
-
 from consent._exceptions import InvalidValueError
 from consent.scrub._rules import REDACTED, _classify
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import re
 
 __all__ = ["REGION_PROVIDERS", "is_region_tag", "normalize_region", "region_name_ok"]
 
@@ -25,15 +26,11 @@ _INFER = "infer"
 _DIRECTIONS = "north|south|east|west|central|northeast|northwest|southeast|southwest"
 # AWS: partition area, direction, number, an optional zone letter; GovCloud and the
 # isolated partitions too; a Local Zone adds its city (us-west-2-lax-1a)
-_AWS_RE = re.compile(
-    rf"(?:us|eu|ap|sa|ca|me|af|il|mx|cn|us-gov|us-iso|us-isob|us-isof|eu-isoe)"
-    rf"-(?:{_DIRECTIONS})-[1-9][0-9]?[a-z]?(?:-[a-z]{{3}}-[1-9][a-z]?)?"
-)
+_AWS_AREAS = "us|eu|ap|sa|ca|me|af|il|mx|cn|us-gov|us-iso|us-isob|us-isof|eu-isoe"
+_AWS = rf"(?:{_AWS_AREAS})-(?:{_DIRECTIONS})-[1-9][0-9]?[a-z]?(?:-[a-z]{{3}}-[1-9][a-z]?)?"
 # GCP: continent, direction and number, optionally a zone letter
-_GCP_RE = re.compile(
-    rf"(?:us|europe|asia|australia|northamerica|southamerica|me|africa)"
-    rf"-(?:{_DIRECTIONS})[1-9][0-9]?(?:-[a-z])?"
-)
+_GCP_AREAS = "us|europe|asia|australia|northamerica|southamerica|me|africa"
+_GCP = rf"(?:{_GCP_AREAS})-(?:{_DIRECTIONS})[1-9][0-9]?(?:-[a-z])?"
 # Azure: two to five geographic words and directions run together, at least one of
 # them a place ("germanywestcentral", "eastus2euap"; not "west", not "europe")
 _AZURE_DIRECTIONS = "east|west|north|south|central"
@@ -44,42 +41,180 @@ _AZURE_PLACES = (
     "finland|greece|saudiarabia|singapore|china|arizona|texas|virginia|iowa"
 )
 _AZURE_WORD = f"(?:{_AZURE_DIRECTIONS}|{_AZURE_PLACES})"
-_AZURE_RE = re.compile(
+_AZURE = (
     rf"(?=(?:{_AZURE_WORD}){{2}})(?:{_AZURE_DIRECTIONS})*(?:{_AZURE_PLACES})"
     rf"{_AZURE_WORD}{{0,3}}[1-9]?(?:euap|stage)?"
 )
 # IBM Cloud: area and city code
-_IBM_RE = re.compile(
+_IBM_NAMES = frozenset(
+    [
+        "us-south",
+        "us-east",
+        "eu-gb",
+        "eu-de",
+        "eu-es",
+        "eu-fr2",
+        "jp-tok",
+        "jp-osa",
+        "au-syd",
+        "ca-tor",
+        "ca-mon",
+        "br-sao",
+        "in-che",
+        "kr-seo",
+    ]
+)
+_IBM = (
     r"(?:us-(?:south|east)|eu-(?:gb|de|es|fr2)|jp-(?:tok|osa)|au-syd|ca-(?:tor|mon)"
     r"|br-sao|in-che|kr-seo)"
 )
 # Cloudflare R2: location hints, or the automatic placement
-_CLOUDFLARE_RE = re.compile(r"wnam|enam|weur|eeur|apac|oc|auto")
+_CLOUDFLARE = r"wnam|enam|weur|eeur|apac|oc|auto"
 
-_PATTERNS: dict[str, re.Pattern[str]] = {
-    "aws": _AWS_RE,
-    "gcp": _GCP_RE,
-    "azure": _AZURE_RE,
-    "ibmcloud": _IBM_RE,
-    "cloudflare": _CLOUDFLARE_RE,
+# The patterns are the rule. They compile on first need only: the host's cold path
+# (bench/cold.py) decides the usual names with the plain checks below, each of which
+# accepts only names its pattern accepts, and asks the pattern about anything else.
+_SOURCES = {
+    "aws": _AWS,
+    "gcp": _GCP,
+    "azure": _AZURE,
+    "ibmcloud": _IBM,
+    "cloudflare": _CLOUDFLARE,
 }
+_compiled: dict[str, re.Pattern[str]] = {}
+
+
+def _pattern(provider: str) -> re.Pattern[str]:
+    pattern = _compiled.get(provider)
+    if pattern is None:
+        import re
+
+        pattern = _compiled[provider] = re.compile(_SOURCES[provider])
+    return pattern
+
+
+_LOWER = frozenset("abcdefghijklmnopqrstuvwxyz")
+_DIGITS = frozenset("0123456789")
+_DIRECTION_SET = frozenset(_DIRECTIONS.split("|"))
+
+
+def _number(text: str, *, letter: bool = False) -> bool:
+    """``[1-9][0-9]?``, with ``letter`` an optional ``[a-z]`` after it."""
+    if letter and text[-1:] in _LOWER:
+        text = text[:-1]
+    return 0 < len(text) <= 2 and text[0] in "123456789" and text[1:] in ("", *_DIGITS)
+
+
+def _aws_name(region: str) -> bool:
+    for area in _AWS_AREAS.split("|"):
+        if not region.startswith(area + "-"):
+            continue
+        direction, dash, tail = region[len(area) + 1 :].partition("-")
+        if not dash or direction not in _DIRECTION_SET:
+            continue
+        parts = tail.split("-")
+        if len(parts) == 1 and _number(parts[0], letter=True):
+            return True
+        if (
+            len(parts) == 3
+            and _number(parts[0], letter=True)
+            and len(parts[1]) == 3
+            and all(c in _LOWER for c in parts[1])
+            and 0 < len(parts[2]) <= 2
+            and parts[2][0] in "123456789"
+            and parts[2][1:] in ("", *_LOWER)
+        ):
+            return True
+    return False
+
+
+def _gcp_name(region: str) -> bool:
+    area, dash, rest = region.partition("-")
+    if not dash or area not in _GCP_AREAS.split("|"):
+        return False
+    body, dash, zone = rest.partition("-")
+    if dash and not (len(zone) == 1 and zone in _LOWER):
+        return False
+    return any(
+        body.startswith(direction) and _number(body[len(direction) :])
+        for direction in _DIRECTION_SET
+    )
+
+
+_AZURE_DIRECTION_SET = frozenset(_AZURE_DIRECTIONS.split("|"))
+_AZURE_PLACE_SET = frozenset(_AZURE_PLACES.split("|"))
+_AZURE_WORDS = (*_AZURE_DIRECTION_SET, *_AZURE_PLACE_SET)
+
+
+def _azure_words(text: str, placed: bool, after: int, words: int) -> bool:
+    """Directions, a place, then at most three more words: two words at least.
+
+    Two words are what the pattern's look-ahead asks; a name this check refuses
+    still goes to the pattern.
+    """
+    if not text:
+        return placed and words >= 2
+    for word in _AZURE_WORDS:
+        if not text.startswith(word):
+            continue
+        rest = text[len(word) :]
+        if not placed:
+            if _azure_words(rest, word in _AZURE_PLACE_SET, 0, words + 1):
+                return True
+        elif after < 3 and _azure_words(rest, True, after + 1, words + 1):
+            return True
+    return False
+
+
+def _azure_name(region: str) -> bool:
+    for suffix in ("euap", "stage", ""):
+        if not region.endswith(suffix):
+            continue
+        body = region[: len(region) - len(suffix)]
+        bodies = [body]
+        if body[-1:] and body[-1] in "123456789":
+            bodies.append(body[:-1])
+        if any(_azure_words(b, False, 0, 0) for b in bodies):
+            return True
+    return False
+
+
+_NAMES = {
+    "aws": _aws_name,
+    "gcp": _gcp_name,
+    "azure": _azure_name,
+    "ibmcloud": _IBM_NAMES.__contains__,
+    "cloudflare": frozenset(_CLOUDFLARE.split("|")).__contains__,
+}
+
+
+def _follows(provider: str, region: str) -> bool:
+    """``_pattern(provider).fullmatch(region)``, the plain check first."""
+    return _NAMES[provider](region) or _pattern(provider).fullmatch(region) is not None
 
 
 def region_name_ok(provider: str, region: str) -> bool:
     """Whether ``region`` (lowercase) follows ``provider``'s naming scheme."""
-    if region == _INFER and provider in _PATTERNS:
+    if region == _INFER and provider in _SOURCES:
         return True
-    pattern = _PATTERNS.get(provider)
-    return pattern is not None and len(region) <= 48 and pattern.fullmatch(region) is not None
+    return provider in _SOURCES and len(region) <= 48 and _follows(provider, region)
 
 
-@functools.lru_cache(maxsize=256)
+_bare: dict[str, bool] = {}  # functools.lru_cache, without importing functools
+
+
 def bare_region(region: str) -> bool:
     """Whether a region name without its provider is a real one for some provider."""
-    lowered = region.lower()
-    return lowered != _INFER and any(
-        pattern.fullmatch(lowered) for name, pattern in _PATTERNS.items() if name != "cloudflare"
-    )
+    known = _bare.get(region)
+    if known is None:
+        lowered = region.lower()
+        known = lowered != _INFER and any(
+            _follows(name, lowered) for name in _SOURCES if name != "cloudflare"
+        )
+        if len(_bare) >= 256:
+            _bare.clear()
+        _bare[region] = known
+    return known
 
 
 def strict_region(value: str) -> str | None:
@@ -98,11 +233,12 @@ def _looks_local(tag: str) -> bool:
     return ":" not in tag and ("/" in tag or "\\" in tag)
 
 
-_QUOTABLE_RE = re.compile(r"[A-Za-z0-9_.:-]{1,32}")
-
-
 def _region_error(tag: str) -> str:
-    quotable = _QUOTABLE_RE.fullmatch(tag) is not None and _classify(tag) == REDACTED
+    import re
+
+    quotable = (
+        re.fullmatch(r"[A-Za-z0-9_.:-]{1,32}", tag) is not None and _classify(tag) == REDACTED
+    )
     shown = f"'{tag}'" if quotable else "The value given"
     if not tag:
         shown = "An empty value"

@@ -8,18 +8,18 @@ One module per job:
 - :mod:`~consent.upload.deletion`: deletion requests for ``stats forget``;
 - :mod:`~consent.upload.spawn`: the detached background sender and its ``main``.
 
-The host's session path imports only the spawner (standard library only). This
+The host's session path imports only the spawner (``os`` calls and ``posix_spawn``). This
 package imports nothing at import time: each public name loads its module on first
 use, so ``from consent.upload import start_background_flush`` never loads httpx.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
-
+TYPE_CHECKING = False  # typing, like importlib, stays off the host's session path
 if TYPE_CHECKING:  # the names below, as the lazy loader serves them
-    from consent.spool import SEND_LOG as SEND_LOG
+    from typing import Any
+
+    from consent._spoolwrite import SEND_LOG as SEND_LOG
     from consent.upload.deletion import send_deletion_request as send_deletion_request
     from consent.upload.send import EndpointOutcome as EndpointOutcome
     from consent.upload.send import Failure as Failure
@@ -94,14 +94,15 @@ _SPOOL_NAMES = {
 
 def __getattr__(name: str) -> Any:
     if name in _SPOOL_NAMES:
-        from consent import spool
+        from consent import _spoolwrite
 
-        return getattr(spool, _SPOOL_NAMES[name])
+        return getattr(_spoolwrite, _SPOOL_NAMES[name])
     try:
         module, attribute = _WHERE[name]
     except KeyError:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
-    return getattr(importlib.import_module(f"{__name__}.{module}"), attribute)
+    loaded = __import__(f"{__name__}.{module}", fromlist=[attribute])
+    return getattr(loaded, attribute)
 
 
 def __dir__() -> list[str]:

@@ -619,7 +619,9 @@ def block_background_flush(spool: Spool | None = None) -> None:
         started.append(args)
         raise OSError("a detached sender was about to start")
 
-    with mock.patch("subprocess.Popen", refuse):
+    # the spawner's one way to start a sender (os.posix_spawn, or subprocess where
+    # that cannot detach a child)
+    with mock.patch("consent.upload.spawn._launch", refuse):
         start_background_flush(spool)
     assert not started, "the backoff no longer keeps detached senders from starting"
 

@@ -1,0 +1,184 @@
+"""The regular-expression half of the scrubber's shared rules (see :mod:`._rules`).
+
+Loaded on first need: by the error-text scrubber, and by :mod:`._rules` for a value
+whose shape its plain string checks cannot decide. Importing ``re`` and
+``ipaddress`` costs about half a bare interpreter's start-up, which a host that
+records one transfer per process would pay on every run (bench/cold.py).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import re
+from collections import Counter
+
+from consent.scrub._rules import (
+    _FILE_EXTENSIONS,
+    EMAIL,
+    HOST,
+    IP,
+    PATH,
+    REDACTED,
+    SECRET,
+    URI_AZURE,
+    _aws_secret_like,
+)
+
+# -- low-level shapes (the plain-string checks in ._rules agree with these) ------------
+
+_FLAG_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,39}")
+# Ten digits at most: longer integers are account ids, project numbers and phone
+# numbers far more often than settings. A leading zero marks an id ("0042"), not a count.
+_INT_RE = re.compile(r"[+-]?(?:0|[1-9][0-9]{0,9})")
+_FLOAT_RE = re.compile(
+    r"[+-]?(?:[0-9]{1,10}\.[0-9]{0,12}|\.[0-9]{1,12})(?:[eE][+-]?[0-9]{1,3})?"
+    r"|[+-]?[0-9]{1,10}[eE][+-]?[0-9]{1,3}"
+)
+_NEGATIVE_NUMBER_RE = re.compile(r"-(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_QUALNAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}(?:\.[A-Za-z_][A-Za-z0-9_]{0,63}){0,7}")
+
+_SCHEME_RE = re.compile(r"([A-Za-z][A-Za-z0-9+.-]{0,30})://")
+_AZURE_HOST_RE = re.compile(r"\.(?:blob|dfs|file|queue|table)\.core\.windows\.net(?![\w.-])", re.I)
+_EMAIL_FULL_RE = re.compile(r"[^\s@/\\:]+@[\w-]+(?:\.[\w-]+)*\.?")
+# every shape _is_ip accepts: brackets, a zone, a port, a prefix length
+_IP_SHAPE_RE = re.compile(r"\[?[0-9A-Fa-f:.]{2,45}(?:%[\w.-]+)?\]?(?::[0-9]{1,5})?(?:/[0-9]{1,3})?")
+_PATH_START_RE = re.compile(r"(?:/|~|\.{1,2}[/\\]|[A-Za-z]:[/\\]|\\\\)")
+_HOST_FULL_RE = re.compile(
+    r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z][A-Za-z0-9-]{0,62}\.?(?::[0-9]{1,5})?"
+)
+_EXT_ALTERNATION = "|".join(sorted(_FILE_EXTENSIONS, key=len, reverse=True))
+_FILENAME_FULL_RE = re.compile(rf"[\w.-]*\w\.(?:{_EXT_ALTERNATION})", re.I)
+
+# Known-format credentials. Each is anchored so that it cannot start inside a longer
+# token, which keeps the scan linear.
+_SECRET_TOKEN_RE = re.compile(
+    r"(?<![A-Za-z0-9])(?:AKIA|ASIA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA|ABIA|ACCA)[A-Z0-9]{16}"
+    r"(?![A-Za-z0-9])"
+    r"|(?<![\w-])AIza[\w-]{30,}"
+    r"|(?<![\w-])eyJ[\w-]{5,}\.[\w-]{5,}\.[\w-]*"
+    r"|(?<![\w-])(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_\w{20,})"
+    r"|(?<![\w-])xox[abposre]-[\w-]{10,}"
+    r"|(?<![\w-])ya29\.[\w-]{20,}"
+    r"|(?<![\w-])(?:sk|rk|pk)_(?:live|test)_\w{16,}"
+)
+_PEM_RE = re.compile(
+    r"-----BEGIN[A-Z ]{0,40}PRIVATE KEY-----.*?(?:-----END[A-Z ]{0,40}PRIVATE KEY-----|$)", re.S
+)
+# An AWS secret access key: exactly 40 characters of base64 without padding.
+_AWS_SECRET_RE = re.compile(r"(?<![A-Za-z0-9/+])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])")
+_RANDOM_CANDIDATE_RE = re.compile(r"[\w+/=-]{20,}")
+_TOKEN_SPLIT_RE = re.compile(r"[-_./+=]+")
+_WORD_PART_RE = re.compile(r"([A-Za-z]+)([0-9]{0,3})|[0-9]{1,6}")
+_CASE_RUN_RE = re.compile(r"[A-Z]+|[a-z]+")
+_VOWEL_RE = re.compile(r"[aeiouy]")
+_NAME_PART_RE = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
+
+
+# -- classification --------------------------------------------------------------------
+
+
+def _entropy(token: str) -> float:
+    counts = Counter(token)
+    total = len(token)
+    return -sum(n / total * math.log2(n / total) for n in counts.values())
+
+
+def _letters_wordy(letters: str) -> bool:
+    """Whether a run of letters reads like words (``SignatureDoesNotMatch``), not noise."""
+    if letters.islower() or letters.isupper():
+        return True
+    for index, run in enumerate(_CASE_RUN_RE.findall(letters)):
+        if run.isupper():
+            if len(run) > 6:
+                return False
+        # a lone lowercase letter between capitals, or a long run with no vowel, is
+        # what random mixed-case text looks like; CamelCase words have neither
+        elif (index > 0 and len(run) < 2) or (len(run) >= 5 and not _VOWEL_RE.search(run)):
+            return False
+    return True
+
+
+def _part_wordy(part: str) -> bool:
+    match = _WORD_PART_RE.fullmatch(part)
+    if match is None:
+        return False
+    letters = match.group(1)
+    return letters is None or _letters_wordy(letters)
+
+
+def _looks_random(token: str) -> bool:
+    """A long token that is neither words nor a number: treated as a credential."""
+    if len(token) < 20:
+        return False
+    parts = [part for part in _TOKEN_SPLIT_RE.split(token) if part]
+    if all(_part_wordy(part) for part in parts):
+        return False
+    if not any(char.isdigit() for char in token):
+        # without digits, only noise-like mixed case gets this far; ask for more
+        # spread than words have, so a long unusual identifier is not taken for a key
+        return _entropy(token) >= 3.5
+    return _entropy(token) >= 2.5
+
+
+def _is_ip(value: str) -> bool:
+    candidate = value
+    if candidate.startswith("["):
+        close = candidate.find("]")
+        if close > 0:
+            candidate = candidate[1:close]
+    elif candidate.count(":") == 1 and "." in candidate:
+        candidate = candidate.split(":", 1)[0]
+    candidate = candidate.split("%", 1)[0]
+    try:
+        ipaddress.ip_address(candidate)
+        return True
+    except ValueError:
+        pass
+    if "/" in candidate:
+        try:
+            ipaddress.ip_network(candidate, strict=False)
+            return True
+        except ValueError:
+            return False
+    return False
+
+
+def find_secret(value: str) -> bool:
+    """Whether ``value`` holds a known-format credential (see ``_rules._find_secret``)."""
+    if _SECRET_TOKEN_RE.search(value):
+        return True
+    return any(_aws_secret_like(m.group()) for m in _AWS_SECRET_RE.finditer(value))
+
+
+def azure_host(host: str) -> bool:
+    return _AZURE_HOST_RE.search(host + " ") is not None
+
+
+def name_parts(name: str) -> list[str]:
+    return [part.lower() for part in _NAME_PART_RE.findall(name)]
+
+
+def classify_rest(v: str) -> str:
+    """:func:`._rules._classify` for a stripped value that is neither a URI nor a path."""
+    if v[:4] == "arn:":
+        return REDACTED
+    if "@" in v and (v[:7].lower() == "mailto:" or _EMAIL_FULL_RE.fullmatch(v)):
+        return EMAIL
+    if _IP_SHAPE_RE.fullmatch(v) and _is_ip(v):
+        return IP
+    if len(v) >= 15 and find_secret(v):
+        return SECRET
+    if "core.windows.net" in v.lower() and _AZURE_HOST_RE.search(v):
+        return URI_AZURE
+    if "/" in v or "\\" in v:
+        return PATH
+    if len(v) >= 20 and any(_looks_random(m.group()) for m in _RANDOM_CANDIDATE_RE.finditer(v)):
+        return SECRET
+    if "." in v:
+        if _HOST_FULL_RE.fullmatch(v):
+            last = v.rstrip(".").split(":", 1)[0].rsplit(".", 1)[-1].lower()
+            return PATH if last in _FILE_EXTENSIONS else HOST
+        if _FILENAME_FULL_RE.fullmatch(v):
+            return PATH
+    return REDACTED
