@@ -124,3 +124,19 @@ def test_the_flag_words_text_holds_exactly_the_files_words() -> None:
     comment_words = {w for line in lines if line[:1] == "#" for w in line.split()} - words
     assert comment_words, "the check must see a word that only a comment holds"
     assert not any(f" {word} " in text for word in comment_words)
+
+
+def test_a_flag_word_is_a_whole_word_not_a_piece_of_one() -> None:
+    """The lookup text holds every word between spaces: a fragment must not match."""
+    from consent.scrub import argv
+    from consent.scrub.text import _flag_like
+
+    words = set(argv._flag_words().split())
+    word = next(w for w in sorted(words) if len(w) >= 6 and w[1:-1] not in words)
+    fragment = word[1:-1]
+    assert argv.is_flag_word(word)
+    assert not argv.is_flag_word(fragment)
+    assert not argv.is_flag_word(f"{word} {word}")
+    assert _flag_like(word)
+    assert not _flag_like(fragment)
+    assert not _flag_like(f"{word}-{fragment}")

@@ -98,14 +98,18 @@ def _flag_words() -> str:
     return _words[0]
 
 
+def is_flag_word(word: str) -> bool:
+    """Whether ``word`` (lowercase, no spaces) is one of the flag words."""
+    return " " not in word and f" {word} " in _flag_words()
+
+
 def _wordy_flag(name: str) -> bool:
     if len(name) == 1:
         return name.isalpha()  # -r, -y: a letter cannot name anything
     # a flag name has only letters, digits, "_" and "-": these are the splits
     # _TOKEN_SPLIT_RE ([-_./+=]+) makes in it
     parts = [part for part in name.lower().replace("_", "-").split("-") if part]
-    words = _flag_words()
-    return bool(parts) and all(f" {part} " in words or part.isdigit() for part in parts)
+    return bool(parts) and all(is_flag_word(part) or part.isdigit() for part in parts)
 
 
 _flag_infos: dict[tuple[str, bool], tuple[str, bool] | None] = {}

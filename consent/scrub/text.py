@@ -48,7 +48,7 @@ from consent.scrub._rules import (
     _uri_marker,
     _words,
 )
-from consent.scrub.argv import _SAFE_WORDS, _flag_words
+from consent.scrub.argv import _SAFE_WORDS, is_flag_word
 from consent.scrub.regions import bare_region, strict_region
 
 __all__ = ["scrub_error", "scrub_text"]
@@ -929,8 +929,7 @@ def _extend_title_name(match: re.Match[str]) -> str:
 
 def _flag_like(core: str) -> bool:
     pieces = core.split("-")
-    words = _flag_words()
-    return all(piece.isalpha() and piece.islower() and piece in words for piece in pieces)
+    return all(piece.isalpha() and piece.islower() and is_flag_word(piece) for piece in pieces)
 
 
 def _opens(text: str, start: int) -> bool:
