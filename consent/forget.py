@@ -224,8 +224,8 @@ def _rotate_despite_interrupts(record_path: Path) -> tuple[str | None, str | Non
     The old id is retired by then, and writers drop every payload under a retired id:
     a forget stopped here would leave the record naming a retired id, and every later
     session would be dropped. So the rotation is finished first, and the interrupt
-    raised after it (the deletion request is then not sent; running forget again
-    sends it).
+    raised after it: the local data is gone and the id replaced, but the deletion
+    request is not sent (as with a Ctrl-C during the request itself).
     """
     interrupted: BaseException | None = None
     for _ in range(3):
