@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.soak.harness import Soak, check, summary  # noqa: E402
+from tests.soak.harness import Soak, check, summary
 
 
 def main() -> int:
@@ -29,7 +29,7 @@ def main() -> int:
     args = parser.parse_args()
     failed = 0
     for _ in range(args.runs):
-        seed = args.seed if args.seed is not None else random.randrange(1 << 30)
+        seed = args.seed if args.seed is not None else random.randrange(1 << 30)  # noqa: S311
         base = Path(tempfile.mkdtemp(prefix="consent-soak-"))
         soak = Soak(base, args.seconds, seed, recorders=args.recorders, log=print)
         soak.run()

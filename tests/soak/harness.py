@@ -21,6 +21,7 @@ Standard library only, plus the package itself; ``scripts/soak.py`` runs it long
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import random
@@ -100,6 +101,8 @@ class Soak:
     kills: list[Kill] = field(default_factory=list)
     destructive: list[tuple[str, float, float]] = field(default_factory=list)
     """(command, start, end) of every forget, opt-out and discard."""
+    off_windows: list[tuple[float, float]] = field(default_factory=list)
+    """(end of an opt-out, start of the opt-in after it): nothing may arrive in between."""
     phase: str = "storm"
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -232,20 +235,29 @@ class Soak:
                 self.consent("forget", "stats", "forget", "--yes")
                 name = "forget"
             elif roll < 0.6:
-                self.consent("off", "stats", "off")
                 name = "off"
-                self._pause(0.2, 1.0)
-                self.consent("on", "stats", "on")
+                self._opt_out_and_in(["stats", "off"], ["stats", "on"])
             elif roll < 0.8:
-                self.consent("off", "config", "set", "usage_stats", "false")
                 name = "off"
-                self._pause(0.2, 1.0)
-                self.consent("on", "config", "set", "usage_stats", "true")
+                self._opt_out_and_in(
+                    ["config", "set", "usage_stats", "false"],
+                    ["config", "set", "usage_stats", "true"],
+                )
             else:
                 self.consent("discard", "stats", "review", "--discard-all")
                 name = "discard"
             with self.lock:
                 self.destructive.append((name, start, time.monotonic()))
+
+    def _opt_out_and_in(self, off: list[str], on: list[str]) -> None:
+        done = self.consent("off", *off)
+        off_end = time.monotonic()
+        self._pause(0.2, 1.5)
+        on_start = time.monotonic()
+        self.consent("on", *on)
+        if done.returncode == 0:  # not killed: collection was off in between
+            with self.lock:
+                self.off_windows.append((off_end, on_start))
 
     def killer(self) -> None:
         while not self.stop.is_set():
@@ -268,8 +280,13 @@ class Soak:
     def run(self) -> None:
         with self.receiver:
             self.consent("init", "init", "--yes", "--non-interactive")
-            actors = [threading.Thread(target=self.recorder, args=(i,)) for i in range(self.recorders)]
-            actors += [threading.Thread(target=f) for f in (self.sender, self.reviewer, self.destroyer, self.killer)]
+            actors = [
+                threading.Thread(target=self.recorder, args=(i,)) for i in range(self.recorders)
+            ]
+            actors += [
+                threading.Thread(target=f)
+                for f in (self.sender, self.reviewer, self.destroyer, self.killer)
+            ]
             for actor in actors:
                 actor.daemon = True
                 actor.start()
@@ -309,7 +326,9 @@ class Soak:
                 for a in self.receiver.arrivals
             ],
             "kills": [{**vars(k), "at": round(k.at - t0, 3)} for k in self.kills],
-            "destructive": [[n, round(s - t0, 3), round(e - t0, 3)] for n, s, e in self.destructive],
+            "destructive": [
+                [n, round(s - t0, 3), round(e - t0, 3)] for n, s, e in self.destructive
+            ],
             "children": [
                 {"kind": c.kind, "pid": c.proc.pid, "start": round(c.started - t0, 3),
                  "end": None if c.ended is None else round(c.ended - t0, 3),
@@ -358,7 +377,11 @@ def check(soak: Soak) -> list[str]:
             problems.append(
                 f"{child.kind} exited {child.returncode}: {child.stderr.strip()[-400:]}"
             )
-        if child.kind.startswith("record") and "not recorded" in child.stderr and child.killed_at is None:
+        if (
+            child.kind.startswith("record")
+            and "not recorded" in child.stderr
+            and child.killed_at is None
+        ):
             problems.append(f"{child.kind} could not record: {child.stderr.strip()[-400:]}")
     for name in (".send.log", ".send.log.1"):
         path = soak.spool / name
@@ -382,6 +405,15 @@ def check(soak: Soak) -> list[str]:
                     f"its deletion request (request #{deleted_at[cid]})"
                 )
 
+    # 2b. nothing is sent while collection is off
+    for off_end, on_start in soak.off_windows:
+        for a in arrivals:
+            if a.sessions and off_end < a.at < on_start:
+                problems.append(
+                    f"request #{a.index} with {len(a.sessions)} payload(s) arrived while "
+                    f"collection was off"
+                )
+
     # 3. exactly once: a session acknowledged twice needs a killed sender in between
     acks: dict[str, list[tuple[float, float]]] = {}
     for a in arrivals:
@@ -389,7 +421,7 @@ def check(soak: Soak) -> list[str]:
             for _cid, sid in a.sessions:
                 acks.setdefault(sid, []).append((a.at, a.acked_at))
     for sid, times in acks.items():
-        for (at1, _ack1), (at2, _ack2) in zip(times, times[1:], strict=False):
+        for (at1, _ack1), (at2, _ack2) in itertools.pairwise(times):
             # a 2xx written to a sender killed while it waited is no acknowledgement
             if not any(at1 <= k <= at2 for k in kills):
                 problems.append(
@@ -411,9 +443,7 @@ def check(soak: Soak) -> list[str]:
                 if line in disk and disk[line][1] == "pending":
                     problems.append(f"session {line} is still pending after the final send")
                 continue
-            excuse = [
-                name for name, start, end in soak.destructive if end >= child.started
-            ]
+            excuse = [name for name, start, end in soak.destructive if end >= child.started]
             if not excuse:
                 problems.append(
                     f"session {line} (reported by {child.kind}, {child.phase} phase) is lost: "
@@ -422,7 +452,9 @@ def check(soak: Soak) -> list[str]:
     # what the final send reports as pending is pending on disk, and nothing is
     pending = [sid for sid, (_c, state) in disk.items() if state == "pending"]
     if pending:
-        problems.append(f"{len(pending)} session(s) pending after the final quiet send: {pending[:3]}")
+        problems.append(
+            f"{len(pending)} session(s) pending after the final quiet send: {pending[:3]}"
+        )
 
     # 5. modes, counts, stray files
     problems += _check_files(soak, disk)

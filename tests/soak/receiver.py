@@ -135,7 +135,10 @@ class ChaosReceiver:
         return "ok", 0.0
 
     def _answer(
-        self, handler: http.server.BaseHTTPRequestHandler, arrival: Arrival, action: tuple[str, float]
+        self,
+        handler: http.server.BaseHTTPRequestHandler,
+        arrival: Arrival,
+        action: tuple[str, float],
     ) -> None:
         what, delay = action
         if delay:
