@@ -101,6 +101,8 @@ class Soak:
     kills: list[Kill] = field(default_factory=list)
     destructive: list[tuple[str, float, float]] = field(default_factory=list)
     """(command, start, end) of every forget, opt-out and discard."""
+    wipes: list[tuple[float, float]] = field(default_factory=list)
+    """(start, end) of each forget and opt-out that ran to its end."""
     off_windows: list[tuple[float, float]] = field(default_factory=list)
     """(end of an opt-out, start of the opt-in after it): nothing may arrive in between."""
     phase: str = "storm"
@@ -232,8 +234,11 @@ class Soak:
             roll = self.rng.random()
             start = time.monotonic()
             if roll < 0.35:
-                self.consent("forget", "stats", "forget", "--yes")
+                forget = self.consent("forget", "stats", "forget", "--yes")
                 name = "forget"
+                if forget.returncode in (0, 1):  # 1: the deletion request did not go out
+                    with self.lock:
+                        self.wipes.append((start, time.monotonic()))
             elif roll < 0.6:
                 name = "off"
                 self._opt_out_and_in(["stats", "off"], ["stats", "on"])
@@ -250,8 +255,12 @@ class Soak:
                 self.destructive.append((name, start, time.monotonic()))
 
     def _opt_out_and_in(self, off: list[str], on: list[str]) -> None:
+        off_start = time.monotonic()
         done = self.consent("off", *off)
         off_end = time.monotonic()
+        if done.returncode == 0:
+            with self.lock:
+                self.wipes.append((off_start, off_end))
         self._pause(0.2, 1.5)
         on_start = time.monotonic()
         self.consent("on", *on)
@@ -266,7 +275,8 @@ class Soak:
                 return
             with self.lock:
                 live = [c for c in self.children if c.proc.poll() is None]
-            targets: list[tuple[str, int]] = [(c.kind, c.proc.pid) for c in live]
+            # an opt-in killed would leave collection off, and the rest of the run idle
+            targets = [(c.kind, c.proc.pid) for c in live if c.kind not in ("on", "init")]
             targets += [("detached-sender", pid) for pid in self.detached_senders()]
             if not targets:
                 continue
@@ -413,6 +423,27 @@ def check(soak: Soak) -> list[str]:
                     f"request #{a.index} with {len(a.sessions)} payload(s) arrived while "
                     f"collection was off"
                 )
+
+    # 2c. an opt-out or a forget drops what was recorded before it: a session whose
+    # recorder had ended before one started never arrives after it ended
+    ended: dict[str, float] = {}
+    for child in children:
+        if child.kind.startswith("record") and child.ended is not None:
+            for line in child.stdout.split():
+                ended[line] = child.ended
+    first_arrival: dict[str, float] = {}
+    for a in arrivals:
+        for _cid, sid in a.sessions:
+            first_arrival.setdefault(sid, a.at)
+    for sid, at in first_arrival.items():
+        if sid not in ended:
+            continue
+        for start, end in soak.wipes:
+            if ended[sid] < start and at > end:
+                problems.append(
+                    f"session {sid} was recorded before an opt-out or forget, and arrived after it"
+                )
+                break
 
     # 3. exactly once: a session acknowledged twice needs a killed sender in between
     acks: dict[str, list[tuple[float, float]]] = {}
