@@ -95,6 +95,8 @@ class Soak:
     seed: int
     recorders: int = 2
     kill_every_s: float = 1.5
+    spare: tuple[str, ...] = ()
+    """Kinds of children the killer leaves alone."""
     log: Callable[[str], None] = lambda _line: None
 
     children: list[Child] = field(default_factory=list)
@@ -276,7 +278,8 @@ class Soak:
             with self.lock:
                 live = [c for c in self.children if c.proc.poll() is None]
             # an opt-in killed would leave collection off, and the rest of the run idle
-            targets = [(c.kind, c.proc.pid) for c in live if c.kind not in ("on", "init")]
+            spared = ("on", "init", *self.spare)
+            targets = [(c.kind, c.proc.pid) for c in live if c.kind not in spared]
             targets += [("detached-sender", pid) for pid in self.detached_senders()]
             if not targets:
                 continue
