@@ -24,6 +24,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=120.0)
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--recorders", type=int, default=2)
+    parser.add_argument("--forget-heavy", action="store_true", help="mostly forgets, often")
     parser.add_argument("--runs", type=int, default=1, help="independent runs, one after another")
     parser.add_argument("--keep", action="store_true", help="keep the directory even on success")
     args = parser.parse_args()
@@ -32,6 +33,8 @@ def main() -> int:
         seed = args.seed if args.seed is not None else random.randrange(1 << 30)  # noqa: S311
         base = Path(tempfile.mkdtemp(prefix="consent-soak-"))
         soak = Soak(base, args.seconds, seed, recorders=args.recorders, log=print)
+        if args.forget_heavy:
+            soak.destroy_every_s, soak.forget_share = 1.0, 0.8
         soak.run()
         problems = check(soak)
         print(summary(soak))

@@ -96,6 +96,10 @@ class Soak:
     recorders: int = 2
     kill_every_s: float = 1.5
     spare: tuple[str, ...] = ()
+    destroy_every_s: float = 2.75
+    """Mean pause between two destructive commands (storm phase)."""
+    forget_share: float = 0.35
+    """Of the destructive commands, the share that are forgets."""
     """Kinds of children the killer leaves alone."""
     log: Callable[[str], None] = lambda _line: None
 
@@ -230,21 +234,21 @@ class Soak:
     def destroyer(self) -> None:
         """Forget, opt-outs and discards, in the storm phase only."""
         while not self.stop.is_set():
-            self._pause(1.5, 4.0)
+            self._pause(self.destroy_every_s * 0.5, self.destroy_every_s * 1.5)
             if self.phase != "storm" or self.stop.is_set():
                 continue
             roll = self.rng.random()
             start = time.monotonic()
-            if roll < 0.35:
+            if roll < self.forget_share:
                 forget = self.consent("forget", "stats", "forget", "--yes")
                 name = "forget"
                 if forget.returncode in (0, 1):  # 1: the deletion request did not go out
                     with self.lock:
                         self.wipes.append((start, time.monotonic()))
-            elif roll < 0.6:
+            elif roll < self.forget_share + (1 - self.forget_share) * 0.4:
                 name = "off"
                 self._opt_out_and_in(["stats", "off"], ["stats", "on"])
-            elif roll < 0.8:
+            elif roll < self.forget_share + (1 - self.forget_share) * 0.7:
                 name = "off"
                 self._opt_out_and_in(
                     ["config", "set", "usage_stats", "false"],
