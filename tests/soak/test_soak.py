@@ -8,6 +8,10 @@ quiet send to a well-behaved receiver, and every invariant of issue 12's soak:
 nothing lost or duplicated beyond the idempotency rule, no traceback, modes and
 counts right, nothing arriving under a client id after its deletion request.
 
+The harness is checked against the bug it was built for: with the retired-id checks
+of the writer and the sender switched off, a 60 s ``scripts/soak.py --forget-heavy``
+run reports sessions arriving under client ids after their deletion requests.
+
 Longer runs: ``python scripts/soak.py --seconds 300``. A failure prints the seed;
 ``scripts/soak.py --seed N`` replays the same choices (the timing differs).
 """
