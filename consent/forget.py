@@ -218,6 +218,29 @@ def _rotate_client_id(record_path: Path) -> tuple[str | None, str | None]:
     return (old[-1] if old and old[-1] != new.client_id else None), new.client_id
 
 
+def _rotate_despite_interrupts(record_path: Path) -> tuple[str | None, str | None]:
+    """:func:`_rotate_client_id`, finished even when Ctrl-C arrives during it.
+
+    The old id is retired by then, and writers drop every payload under a retired id:
+    a forget stopped here would leave the record naming a retired id, and every later
+    session would be dropped. So the rotation is finished first, and the interrupt
+    raised after it: the local data is gone and the id replaced, but the deletion
+    request is not sent (as with a Ctrl-C during the request itself).
+    """
+    interrupted: BaseException | None = None
+    for _ in range(3):
+        try:
+            result = _rotate_client_id(record_path)
+        except KeyboardInterrupt as exc:
+            interrupted = exc
+            continue
+        if interrupted is not None:
+            raise interrupted
+        return result
+    assert interrupted is not None
+    raise interrupted
+
+
 def _contact(profile: AppProfile, env: Mapping[str, str]) -> str:
     from consent.policy import load_policy
 
@@ -284,7 +307,7 @@ def forget(
                 with contextlib.suppress(StorageError):
                     spool.retire([own_id])
         try:
-            old_record_id, new_id = _rotate_client_id(record_path)
+            old_record_id, new_id = _rotate_despite_interrupts(record_path)
         except ConsentError as exc:
             # the local data is gone already; the server must still be asked to delete
             old_record_id, new_id, rotation_problem = None, None, str(exc)
