@@ -420,12 +420,21 @@ def _record(
     if not decision.enabled:
         return RecordOutcome(None, "disabled", warnings=tuple(warnings))
 
-    from consent._spoolwrite import open_root, write_new
+    from consent._spoolwrite import open_root, retired_ids, write_new
     from consent._time import utc_stamp
     from consent.payload import _build, encode_payload, project_fields, random_uuid4
     from consent.scrub import scrub_arguments
 
     terms = _terms(profile, environ, show_notice)
+    root, root_warnings, durable = open_root(profile, environ)
+    warnings += root_warnings
+    if terms.client_id in retired_ids(root):
+        # A `stats forget` killed between retiring this id and replacing it in the
+        # record: finish it, or every later session would be dropped under that id.
+        from consent.forget import finish_stopped_forget
+
+        finish_stopped_forget(root, profile, environ)
+        terms = _terms(profile, environ, show_notice)
     session_id = session_id or random_uuid4()
     payload = _build(
         schema_version=terms.version,
@@ -444,13 +453,13 @@ def _record(
     # nothing leaves the machine on the run that first told the user
     held = terms.first or decision.review_before_upload
 
-    # Checked again just before writing: an opt-out while the notice was shown or the
-    # payload built must still win, and the check costs tens of microseconds.
-    if not decide(profile, environ).enabled:
-        return RecordOutcome(None, "disabled", warnings=tuple(warnings))
-    root, root_warnings, durable = open_root(profile, environ)
-    warnings += root_warnings
-    write_new(
+    # Asked again under the spool's writer lock, just before writing: an opt-out while
+    # the notice was shown or the payload built must still win, and an opt-out's drop
+    # of unsent payloads holds that lock exclusively (docs/architecture.md §3.6).
+    def still_enabled() -> bool:
+        return decide(profile, environ).enabled
+
+    written = write_new(
         root,
         terms.client_id,
         session_id,
@@ -458,7 +467,10 @@ def _record(
         "held" if held else "pending",
         durable=durable,
         withheld=withheld,
+        still_wanted=still_enabled,
     )
+    if written is None:  # turned off meanwhile, or this id retired by a running forget
+        return RecordOutcome(None, "disabled", warnings=tuple(warnings))
     if terms.parsed is not None:
         # Only once a session is on disk: a run that cannot record changes no file in
         # the home beyond what announcing the policy had to write.

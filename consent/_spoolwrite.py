@@ -21,7 +21,7 @@ from consent._exceptions import InvalidValueError, StorageError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Collection, Mapping, Sequence
+    from collections.abc import Callable, Collection, Mapping, Sequence
 
     from consent.profile import AppProfile
 
@@ -466,14 +466,19 @@ def write_new(
     withheld: Collection[str] = (),
     updated_at: str | None = None,
     lock: bool = True,
-) -> str:
+    still_wanted: Callable[[], bool] | None = None,
+) -> str | None:
     """Spool a new session as ``pending`` or ``held``; its directory. :meth:`Spool.write`
     is this.
 
     Takes only the shared side of the ``forget`` lock (``lock=False``: the caller
     holds that lock itself). A payload under a client id ``stats forget`` retired is
-    dropped, not written. ``state.json`` goes first and the payload last, so a crash
-    leaves an incomplete session, never a stateless payload that would pass for legacy.
+    dropped, not written, and so is one that ``still_wanted()`` (asked under the lock)
+    turns down: an opt-out drops unsent payloads under the exclusive side of that lock,
+    so a payload is either written before the drop or refused after it. Returns the
+    session's directory, or ``None`` when the payload was dropped. ``state.json`` goes
+    first and the payload last, so a crash leaves an incomplete session, never a
+    stateless payload that would pass for legacy.
     """
     if updated_at is None:
         from consent._time import utc_stamp
@@ -493,8 +498,8 @@ def write_new(
             # spool, then drop a payload under a client id it retired.
             if fd >= 0:
                 fcntl.flock(fd, fcntl.LOCK_SH)
-            if client_id in retired_ids(root):
-                return directory
+            if client_id in retired_ids(root) or (still_wanted is not None and not still_wanted()):
+                return None
             _make_session_dir(directory)
             # one directory fsync, after the second rename, makes both durable
             atomic_write(

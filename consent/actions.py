@@ -68,7 +68,12 @@ def drop_unsent(
     from consent.spool import Spool
 
     spool = Spool.existing(profile, environ)
-    return 0 if spool is None else spool.delete_unsent()
+    if spool is None:
+        return 0
+    # exclusive against writers: one that decided "on" before the opt-out finishes
+    # first and is dropped here; one after it asks the decision again under the lock
+    with spool.forgetting():
+        return spool.delete_unsent()
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,7 @@ __all__ = [
     "ForgetPlan",
     "ForgetResult",
     "deletion_email",
+    "finish_stopped_forget",
     "forget",
     "plan_forget",
 ]
@@ -267,6 +268,26 @@ def _request_deletion(
     if not endpoints:
         return (), "No endpoint accepted the deletion request."
     return endpoints, None
+
+
+def finish_stopped_forget(
+    root: str, profile: AppProfile = DEFAULT_PROFILE, environ: Mapping[str, str] | None = None
+) -> bool:
+    """Replace the record's client id if a killed ``stats forget`` left it retired.
+
+    Forget retires the old id in the spool, then replaces it in the record; a SIGKILL
+    between the two leaves the record naming an id whose payloads every writer drops.
+    Under the exclusive forget lock no forget is running, so a retired id found there
+    was left by a dead one. Returns whether the id was replaced.
+    """
+    spool = Spool(Path(root))
+    record_path = profile.record_path(environ)
+    with spool.forgetting():
+        record, _ = read_record(record_path)
+        if record is None or record.client_id not in spool.retired_ids():
+            return False
+        _rotate_despite_interrupts(record_path)
+    return True
 
 
 def forget(

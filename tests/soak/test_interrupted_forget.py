@@ -12,8 +12,6 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import pytest
-
 from consent.record import load_record
 from consent.spool import Spool
 from tests.conftest import Sandbox, run_cli
@@ -72,15 +70,6 @@ def test_ctrl_c_during_forget_still_replaces_the_retired_client_id(sandbox: Sand
     assert session_id in {e.session_id for e in Spool.open().entries()}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "owned by cold2 (consent/_spoolwrite.py, consent/_session.py): a forget SIGKILLed "
-        "after retiring the old id and before replacing it leaves the record naming a "
-        "retired id; write_new then drops every later payload, yet _record reports its "
-        "session id as recorded"
-    ),
-)
 def test_a_forget_killed_before_the_new_id_loses_no_later_session(sandbox: Sandbox) -> None:
     old_id = acknowledge()
     make_payloads(1)

@@ -12,8 +12,6 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import pytest
-
 from consent.spool import Spool
 from tests.conftest import Sandbox, run_cli
 from tests.upload_helpers import acknowledge
@@ -37,15 +35,6 @@ print(consent.record_session(
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "owned by cold2 (consent/_spoolwrite.py) and typer (consent/actions.py): the writer "
-        "checks the decision before taking any lock, and drop_unsent takes only the send "
-        "lock, which writers never take; a payload written just after an opt-out stays "
-        "pending and is sent after the next opt-in"
-    ),
-)
 def test_a_payload_written_during_an_opt_out_is_dropped_too(sandbox: Sandbox) -> None:
     acknowledge()
     recorder = subprocess.Popen(

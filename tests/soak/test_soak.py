@@ -33,10 +33,7 @@ SOAK_SECONDS = float(os.environ.get("CONSENT_SOAK_SECONDS", "35"))
 
 def test_chaos_soak_keeps_every_promise(tmp_path: Path) -> None:
     seed = int(os.environ.get("CONSENT_SOAK_SEED", random.randrange(1 << 30)))
-    # A forget SIGKILLed between retiring the old id and replacing it loses every later
-    # session (tests/soak/test_interrupted_forget.py, xfail until the writer is fixed):
-    # spared here so the suite stays deterministic; scripts/soak.py kills forgets too.
-    soak = Soak(tmp_path / "soak", SOAK_SECONDS, seed, spare=("forget",))
+    soak = Soak(tmp_path / "soak", SOAK_SECONDS, seed)
     soak.run()
     problems = check(soak)
     report = summary(soak)
