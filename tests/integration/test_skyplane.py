@@ -45,9 +45,9 @@ def _env(sandbox: Sandbox, **extra: str) -> dict[str, str]:
     return env
 
 
-def skyplane(venv: SkyplaneVenv, sandbox: Sandbox, *args: str, **extra: str) -> Result:
+def _run(argv: list[str], sandbox: Sandbox, extra: dict[str, str]) -> Result:
     proc = subprocess.run(
-        [str(venv.skyplane), *args],
+        argv,
         env=_env(sandbox, **extra),
         cwd=sandbox.home,
         capture_output=True,
@@ -56,19 +56,14 @@ def skyplane(venv: SkyplaneVenv, sandbox: Sandbox, *args: str, **extra: str) -> 
         stdin=subprocess.DEVNULL,
     )
     return Result(proc.returncode, proc.stdout, proc.stderr)
+
+
+def skyplane(venv: SkyplaneVenv, sandbox: Sandbox, *args: str, **extra: str) -> Result:
+    return _run([str(venv.skyplane), *args], sandbox, extra)
 
 
 def python(venv: SkyplaneVenv, sandbox: Sandbox, code: str, **extra: str) -> Result:
-    proc = subprocess.run(
-        [str(venv.python), "-c", textwrap.dedent(code)],
-        env=_env(sandbox, **extra),
-        cwd=sandbox.home,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-    )
-    return Result(proc.returncode, proc.stdout, proc.stderr)
+    return _run([str(venv.python), "-c", textwrap.dedent(code)], sandbox, extra)
 
 
 def review(venv: SkyplaneVenv, sandbox: Sandbox) -> list[dict[str, Any]]:
