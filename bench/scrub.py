@@ -10,9 +10,11 @@ once the vocabulary is loaded; loading the vocabulary <= 5 ms; importing
   planted, so the median is over real error formats, not one sentence. The baseline
   is a plain ``re.sub`` of one pattern over the same texts: the floor of "look at
   every character once".
-- The vocabulary load is timed in-process with the cache cleared each time, in CPU
-  time (the wall-clock median is shown beside it: on a loaded machine it also
-  counts other processes' turns); its baseline is reading the file alone.
+- The vocabulary load is timed in-process, in CPU time (the wall-clock median is
+  shown beside it: on a loaded machine it also counts other processes' turns), both
+  from its cache beside the bytecode (consent.scrub._cache), which is what a host
+  pays, and built anew from the text, which is what a read-only install pays; the
+  baseline is reading the file alone.
 - ``rows()`` gives the table rows for bench/run.py.
 
 Exit status 1 when a budget is missed.
@@ -85,31 +87,43 @@ def scrub_row(iterations: int) -> Row:
     )
 
 
-def load_row(iterations: int) -> Row:
+def load_rows(iterations: int) -> list[Row]:
+    """Loading the vocabulary from its cache (what a host pays), and building it anew."""
     from consent.scrub import text as module
 
     def read() -> None:
-        with open(module.VOCABULARY_FILE, encoding="ascii") as file:
+        with open(module.VOCABULARY_FILE, "rb") as file:
             file.read()
 
-    def load() -> None:
-        module.vocabulary.cache_clear()
-        module.vocabulary()
+    def build() -> None:
+        with open(module.VOCABULARY_FILE, "rb") as file:
+            module.Vocabulary.from_text(file.read().decode("ascii"))
 
+    # the cache is written where bytecode may be; make sure this run has one
+    sys.dont_write_bytecode = False
+    module.load_vocabulary()
     runs = max(20, iterations // 20)
-    # CPU time: on a shared machine the wall clock also counts other processes' turns
-    median = _median_ms(load, runs, time.process_time)
-    wall = _median_ms(load, runs)
     base = _median_ms(read, runs, time.process_time)
-    return Row(
-        "load the vocabulary (CPU time)",
-        f"{median:.2f} ms (wall {wall:.2f} ms)",
-        "read the file",
-        f"{base:.2f} ms",
-        median / base if base else None,
-        f"<= {LOAD_BUDGET_MS} ms",
-        median <= LOAD_BUDGET_MS,
-    )
+    rows = []
+    for name, load in (
+        ("load the vocabulary from its cache", module.load_vocabulary),
+        ("  build it from vocabulary.txt (no cache)", build),
+    ):
+        # CPU time: on a shared machine the wall clock also counts other processes' turns
+        median = _median_ms(load, runs, time.process_time)
+        wall = _median_ms(load, runs)
+        rows.append(
+            Row(
+                f"{name} (CPU time)",
+                f"{median:.2f} ms (wall {wall:.2f} ms)",
+                "read the file",
+                f"{base:.2f} ms",
+                median / base if base else None,
+                f"<= {LOAD_BUDGET_MS} ms",
+                median <= LOAD_BUDGET_MS,
+            )
+        )
+    return rows
 
 
 _PROBE = (
@@ -139,14 +153,14 @@ def argv_row() -> Row:
 
 def rows(quick: bool = False) -> list[Row]:
     iterations = 500 if quick else 2000
-    return [scrub_row(iterations), load_row(iterations), argv_row()]
+    return [scrub_row(iterations), *load_rows(iterations), argv_row()]
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--iterations", type=int, default=2000)
     args = parser.parse_args()
-    table = [scrub_row(args.iterations), load_row(args.iterations), argv_row()]
+    table = [scrub_row(args.iterations), *load_rows(args.iterations), argv_row()]
     print_table(table)
     return 0 if all(row.ok for row in table) else 1
 

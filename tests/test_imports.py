@@ -5,6 +5,8 @@ Checked in a fresh interpreter.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests.conftest import Sandbox
@@ -175,11 +177,42 @@ def test_a_session_without_an_error_loads_no_pattern_code(sandbox: Sandbox, revi
     assert _forbidden(probe.new, LOADED_ONLY_TO_SCRUB_TEXT) == []
 
 
-def test_the_guard_sees_the_patterns_load_for_an_error(sandbox: Sandbox) -> None:
+_ERROR = "s.failed(ValueError('The specified bucket does not exist: acme-payroll-prod'))"
+
+
+def test_an_error_is_scrubbed_without_compiling_a_pattern(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """With the scrubber's cache in place, ``re`` and its imports never load.
+
+    The cache lives where the bytecode does, so a private PYTHONPYCACHEPREFIX gives
+    this test its own: the first error compiles and writes it, the second reads it.
+    """
     from consent.actions import apply_choice
 
     apply_choice("review", "init-flag")
-    imports_of(_SESSION.format(inside="pass"))
-    probe = imports_of(_SESSION.format(inside="s.failed(ValueError('no such bucket acme'))"))
-    assert probe.result is not None
-    assert "re" in _forbidden(probe.new, LOADED_ONLY_TO_SCRUB_TEXT)
+    monkeypatch.setenv("PYTHONPYCACHEPREFIX", str(tmp_path / "pycache"))
+    monkeypatch.delenv("PYTHONDONTWRITEBYTECODE", raising=False)
+    first = imports_of(_SESSION.format(inside=_ERROR))
+    assert first.result is not None
+    assert "re" in first.new  # nothing cached yet: the patterns were compiled
+    warm = imports_of(_SESSION.format(inside=_ERROR))
+    assert warm.result is not None
+    assert "consent.scrub.text" in warm.new
+    assert _forbidden(warm.new, ("re", "enum", "functools", "collections", "ipaddress")) == []
+    assert _forbidden(warm.new, NOT_ON_THE_SESSION_PATH) == []
+
+
+def test_without_a_writable_cache_the_patterns_compile_each_time(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from consent.actions import apply_choice
+
+    apply_choice("review", "init-flag")
+    monkeypatch.setenv("PYTHONPYCACHEPREFIX", str(tmp_path / "pycache"))
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
+    for _ in range(2):
+        probe = imports_of(_SESSION.format(inside=_ERROR))
+        assert probe.result is not None
+        assert "re" in probe.new
+    assert not (tmp_path / "pycache").exists()

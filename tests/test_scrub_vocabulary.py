@@ -62,11 +62,12 @@ def test_the_recorded_inputs_match_the_sources() -> None:
 
 def test_the_vocabulary_holds_words_not_people() -> None:
     vocab = vocabulary()
-    assert {"bucket", "denied", "the", "key", "will", "white"} <= vocab.words
+    words, given = frozenset(vocab.words), frozenset(vocab.given)
+    assert {"bucket", "denied", "the", "key", "will", "white"} <= words
     # given names and surnames used more as names than as words are left out
-    assert not {"john", "jane", "smith", "james", "keenan", "alice", "alex", "bob"} & vocab.words
+    assert not {"john", "jane", "smith", "james", "keenan", "alice", "alex", "bob"} & words
     # a given name kept as a word is listed apart, for the capitalised-name rule
-    assert {"will", "may"} <= vocab.given <= vocab.words
+    assert {"will", "may"} <= given <= words
 
 
 @pytest.mark.parametrize(

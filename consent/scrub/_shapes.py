@@ -1,18 +1,18 @@
 """The regular-expression half of the scrubber's shared rules (see :mod:`._rules`).
 
 Loaded on first need: by the error-text scrubber, and by :mod:`._rules` for a value
-whose shape its plain string checks cannot decide. Importing ``re`` and
-``ipaddress`` costs about half a bare interpreter's start-up, which a host that
-records one transfer per process would pay on every run (bench/cold.py).
+whose shape its plain string checks cannot decide. Importing ``re``, ``ipaddress``
+and ``collections`` costs about half a bare interpreter's start-up, which a host that
+records one transfer per process would pay on every run (bench/cold.py): the patterns
+come compiled from :mod:`._cache`, and ``ipaddress`` loads only for a value shaped
+like an address.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import math
-import re
-from collections import Counter
 
+from consent.scrub._cache import compile_pattern
 from consent.scrub._rules import (
     _FILE_EXTENSIONS,
     EMAIL,
@@ -25,34 +25,42 @@ from consent.scrub._rules import (
     _aws_secret_like,
 )
 
+TYPE_CHECKING = False
+
 # -- low-level shapes (the plain-string checks in ._rules agree with these) ------------
 
-_FLAG_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,39}")
+_FLAG_NAME_RE = compile_pattern(r"[A-Za-z][A-Za-z0-9_-]{0,39}")
 # Ten digits at most: longer integers are account ids, project numbers and phone
 # numbers far more often than settings. A leading zero marks an id ("0042"), not a count.
-_INT_RE = re.compile(r"[+-]?(?:0|[1-9][0-9]{0,9})")
-_FLOAT_RE = re.compile(
+_INT_RE = compile_pattern(r"[+-]?(?:0|[1-9][0-9]{0,9})")
+_FLOAT_RE = compile_pattern(
     r"[+-]?(?:[0-9]{1,10}\.[0-9]{0,12}|\.[0-9]{1,12})(?:[eE][+-]?[0-9]{1,3})?"
     r"|[+-]?[0-9]{1,10}[eE][+-]?[0-9]{1,3}"
 )
-_NEGATIVE_NUMBER_RE = re.compile(r"-(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
-_QUALNAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}(?:\.[A-Za-z_][A-Za-z0-9_]{0,63}){0,7}")
+_NEGATIVE_NUMBER_RE = compile_pattern(r"-(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_QUALNAME_RE = compile_pattern(r"[A-Za-z_][A-Za-z0-9_]{0,63}(?:\.[A-Za-z_][A-Za-z0-9_]{0,63}){0,7}")
 
-_SCHEME_RE = re.compile(r"([A-Za-z][A-Za-z0-9+.-]{0,30})://")
-_AZURE_HOST_RE = re.compile(r"\.(?:blob|dfs|file|queue|table)\.core\.windows\.net(?![\w.-])", re.I)
-_EMAIL_FULL_RE = re.compile(r"[^\s@/\\:]+@[\w-]+(?:\.[\w-]+)*\.?")
+_SCHEME_RE = compile_pattern(r"([A-Za-z][A-Za-z0-9+.-]{0,30})://")
+_AZURE_HOST_RE = compile_pattern(
+    r"(?i)\.(?:blob|dfs|file|queue|table)\.core\.windows\.net(?![\w.-])"
+)
+_EMAIL_FULL_RE = compile_pattern(r"[^\s@/\\:]+@[\w-]+(?:\.[\w-]+)*\.?")
 # every shape _is_ip accepts: brackets, a zone, a port, a prefix length
-_IP_SHAPE_RE = re.compile(r"\[?[0-9A-Fa-f:.]{2,45}(?:%[\w.-]+)?\]?(?::[0-9]{1,5})?(?:/[0-9]{1,3})?")
-_PATH_START_RE = re.compile(r"(?:/|~|\.{1,2}[/\\]|[A-Za-z]:[/\\]|\\\\)")
-_HOST_FULL_RE = re.compile(
+_IP_SHAPE_RE = compile_pattern(
+    r"\[?[0-9A-Fa-f:.]{2,45}(?:%[\w.-]+)?\]?(?::[0-9]{1,5})?(?:/[0-9]{1,3})?"
+)
+_PATH_START_RE = compile_pattern(r"(?:/|~|\.{1,2}[/\\]|[A-Za-z]:[/\\]|\\\\)")
+_HOST_FULL_RE = compile_pattern(
     r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z][A-Za-z0-9-]{0,62}\.?(?::[0-9]{1,5})?"
 )
-_EXT_ALTERNATION = "|".join(sorted(_FILE_EXTENSIONS, key=len, reverse=True))
-_FILENAME_FULL_RE = re.compile(rf"[\w.-]*\w\.(?:{_EXT_ALTERNATION})", re.I)
+# longest first, then alphabetical: the same text in every process (a set's order is
+# not), so the compiled pattern is found in the cache
+_EXT_ALTERNATION = "|".join(sorted(_FILE_EXTENSIONS, key=lambda ext: (-len(ext), ext)))
+_FILENAME_FULL_RE = compile_pattern(rf"(?i)[\w.-]*\w\.(?:{_EXT_ALTERNATION})")
 
 # Known-format credentials. Each is anchored so that it cannot start inside a longer
 # token, which keeps the scan linear.
-_SECRET_TOKEN_RE = re.compile(
+_SECRET_TOKEN_RE = compile_pattern(
     r"(?<![A-Za-z0-9])(?:AKIA|ASIA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA|ABIA|ACCA)[A-Z0-9]{16}"
     r"(?![A-Za-z0-9])"
     r"|(?<![\w-])AIza[\w-]{30,}"
@@ -62,24 +70,26 @@ _SECRET_TOKEN_RE = re.compile(
     r"|(?<![\w-])ya29\.[\w-]{20,}"
     r"|(?<![\w-])(?:sk|rk|pk)_(?:live|test)_\w{16,}"
 )
-_PEM_RE = re.compile(
-    r"-----BEGIN[A-Z ]{0,40}PRIVATE KEY-----.*?(?:-----END[A-Z ]{0,40}PRIVATE KEY-----|$)", re.S
+_PEM_RE = compile_pattern(
+    r"(?s)-----BEGIN[A-Z ]{0,40}PRIVATE KEY-----.*?(?:-----END[A-Z ]{0,40}PRIVATE KEY-----|$)"
 )
 # An AWS secret access key: exactly 40 characters of base64 without padding.
-_AWS_SECRET_RE = re.compile(r"(?<![A-Za-z0-9/+])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])")
-_RANDOM_CANDIDATE_RE = re.compile(r"[\w+/=-]{20,}")
-_TOKEN_SPLIT_RE = re.compile(r"[-_./+=]+")
-_WORD_PART_RE = re.compile(r"([A-Za-z]+)([0-9]{0,3})|[0-9]{1,6}")
-_CASE_RUN_RE = re.compile(r"[A-Z]+|[a-z]+")
-_VOWEL_RE = re.compile(r"[aeiouy]")
-_NAME_PART_RE = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
+_AWS_SECRET_RE = compile_pattern(r"(?<![A-Za-z0-9/+])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])")
+_RANDOM_CANDIDATE_RE = compile_pattern(r"[\w+/=-]{20,}")
+_TOKEN_SPLIT_RE = compile_pattern(r"[-_./+=]+")
+_WORD_PART_RE = compile_pattern(r"([A-Za-z]+)([0-9]{0,3})|[0-9]{1,6}")
+_CASE_RUN_RE = compile_pattern(r"[A-Z]+|[a-z]+")
+_VOWEL_RE = compile_pattern(r"[aeiouy]")
+_NAME_PART_RE = compile_pattern(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
 
 
 # -- classification --------------------------------------------------------------------
 
 
 def _entropy(token: str) -> float:
-    counts = Counter(token)
+    counts: dict[str, int] = {}
+    for char in token:
+        counts[char] = counts.get(char, 0) + 1
     total = len(token)
     return -sum(n / total * math.log2(n / total) for n in counts.values())
 
@@ -130,6 +140,8 @@ def _is_ip(value: str) -> bool:
     elif candidate.count(":") == 1 and "." in candidate:
         candidate = candidate.split(":", 1)[0]
     candidate = candidate.split("%", 1)[0]
+    import ipaddress
+
     try:
         ipaddress.ip_address(candidate)
         return True

@@ -164,9 +164,9 @@ def _parse_number(value: str) -> int | float | str | None:
         if math.isfinite(number) and abs(number) < 1e10:
             return number
     if "-" in value:
-        import re
+        from consent.scrub._cache import compile_pattern
 
-        if re.fullmatch(_DASHED_ID, value):
+        if compile_pattern(_DASHED_ID).fullmatch(value):
             return ID
     return None
 

@@ -87,9 +87,9 @@ _compiled: dict[str, re.Pattern[str]] = {}
 def _pattern(provider: str) -> re.Pattern[str]:
     pattern = _compiled.get(provider)
     if pattern is None:
-        import re
+        from consent.scrub._cache import compile_pattern
 
-        pattern = _compiled[provider] = re.compile(_SOURCES[provider])
+        pattern = _compiled[provider] = compile_pattern(_SOURCES[provider])
     return pattern
 
 

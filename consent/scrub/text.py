@@ -14,12 +14,9 @@ transfer path never pays for them unless an error is recorded.
 
 from __future__ import annotations
 
-import functools
-import ipaddress
 import os
-import re
-from collections.abc import Collection
 
+from consent.scrub._cache import compile_pattern, load, store
 from consent.scrub._rules import (
     _AWS_SECRET_RE,
     _FILE_EXTENSIONS,
@@ -51,6 +48,12 @@ from consent.scrub._rules import (
 from consent.scrub.argv import _SAFE_WORDS, is_flag_word
 from consent.scrub.regions import bare_region, strict_region
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import re
+    from collections.abc import Collection, Iterable, Iterator
+    from typing import TypeGuard
+
 __all__ = ["scrub_error", "scrub_text"]
 
 # A proper name while the passes run (private use, stripped from input like the
@@ -63,78 +66,79 @@ _HELD = SENTINEL_CHARS | {_TITLE_NAME}
 
 # every whitespace but the space itself, so that words split on " " and the rules that
 # allow "[ \t]" around a separator see what a reader sees
-_CONTROL_AS_SPACE_RE = re.compile(r"[^\S ]")
+_CONTROL_AS_SPACE_RE = compile_pattern(r"[^\S ]")
 # control and invisible format characters, lone surrogates, and the private-use range
 # the sentinels live in; deleting them joins the pieces of a secret split by them
-_STRIP_RE = re.compile(
+_STRIP_RE = compile_pattern(
     r"[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e"
     r"\u2060-\u206f\ufeff\ufff9-\ufffb\ud800-\udfff\ue000-\uf8ff\U000e0000-\U000e007f]"
 )
-_URI_TEXT_RE = re.compile(r"(?<![\w+.-])([A-Za-z][A-Za-z0-9+.-]{0,30})://[^\s'\"<>`]*")
-_AZURE_TEXT_RE = re.compile(
-    r"(?<![\w.-])[A-Za-z0-9-]+\.(?:blob|dfs|file|queue|table)\.core\.windows\.net"
-    r"(?:[:/][^\s'\"<>`]*)?",
-    re.I,
+_URI_TEXT_RE = compile_pattern(r"(?<![\w+.-])([A-Za-z][A-Za-z0-9+.-]{0,30})://[^\s'\"<>`]*")
+_AZURE_TEXT_RE = compile_pattern(
+    r"(?i)(?<![\w.-])[A-Za-z0-9-]+\.(?:blob|dfs|file|queue|table)\.core\.windows\.net"
+    r"(?:[:/][^\s'\"<>`]*)?"
 )
-_ARN_RE = re.compile(r"(?<![\w-])arn:aws[\w-]*:[^\s'\"<>`,;]*")
-_KV_RE = re.compile(
+_ARN_RE = compile_pattern(r"(?<![\w-])arn:aws[\w-]*:[^\s'\"<>`,;]*")
+_KV_RE = compile_pattern(
     r"(?<![\w.])(?P<key>[A-Za-z][\w.-]{0,63}+)(?P<q>[\"']?)(?P<sep>[ \t]*+[:=][ \t]*+)"
     r"(?P<val>\"[^\"]{0,512}\"|'[^']{0,512}'"
     r"|(?:(?i:bearer|basic|token|digest|negotiate|ntlm)[ \t]+)?[^\s\"',;&)}\]]+)"
 )
 # "sv=...&se=...&sig=...": a query string (a SAS token, a presigned URL's tail) with a
 # credential among its keys is one secret, its other fields (times, permissions) too
-_QUERY_RE = re.compile(
+_QUERY_RE = compile_pattern(
     r"(?<![^\s'\"(\[{?:,])\??(?:[\w.-]{1,64}=[^\s&'\"<>]*&)+[\w.-]{1,64}=[^\s&'\"<>]*"
 )
-_QUERY_KEY_RE = re.compile(r"(?:^|[?&])([\w.-]{1,64})=")
+_QUERY_KEY_RE = compile_pattern(r"(?:^|[?&])([\w.-]{1,64})=")
 # "does not exist: logs", "No such object: data/x": what follows the colon of a
 # missing-thing phrase is the thing's name, whatever word it is
-_MISSING_RE = re.compile(
+_MISSING_RE = compile_pattern(
     r"(?i:does not exist|doesn't exist|not found|no such [a-z]+(?: or directory)?"
     r"|could not be found|cannot be found|not readable|already exists)"
     r"[ \t]*:[ \t]+(?P<val>[^\s,;()\[\]{}<>\"'`]+)"
 )
-_BEARER_RE = re.compile(r"(?<![\w-])(Bearer|Basic|bearer|basic)([ \t]+)([A-Za-z0-9._~+/=-]{8,})")
-_EMAIL_TEXT_RE = re.compile(r"(?<![\w.+%-])[\w.+%-]+@[\w-]+(?:\.[\w-]+)*")
+_BEARER_RE = compile_pattern(
+    r"(?<![\w-])(Bearer|Basic|bearer|basic)([ \t]+)([A-Za-z0-9._~+/=-]{8,})"
+)
+_EMAIL_TEXT_RE = compile_pattern(r"(?<![\w.+%-])[\w.+%-]+@[\w-]+(?:\.[\w-]+)*")
 # Generous on purpose (up to nine groups, no right boundary): _ipv6_sub keeps the
 # longest prefix that parses, so "addr:443" and "addr." are still found. Addresses,
 # hosts and IPv4 may follow a label ("error:addr") or a lone dot (".example.com"),
 # but never start inside a longer dotted or hex name.
-_IPV6_TEXT_RE = re.compile(
+_IPV6_TEXT_RE = compile_pattern(
     r"(?<![\w%\ue000-\uf8ff])(?<!\w\.)(?:[0-9A-Fa-f]{0,4}:){2,8}[0-9A-Fa-f.]{0,15}(?:%[\w.-]+)?"
 )
-_IPV4_TEXT_RE = re.compile(
+_IPV4_TEXT_RE = compile_pattern(
     r"(?<!\w)(?<!\w\.)(?:[0-9]{1,3}\.){3}[0-9]{1,3}(?:/[0-9]{1,2})?(?![\w]|\.[0-9]|/[0-9])"
 )
 # Starts at the quote so the engine can skip ahead to one; the look-behinds then ask
 # that the quote opens a string (not "don't"), allowing a b/r/u prefix (b'...').
-_QUOTED_RE = re.compile(
+_QUOTED_RE = compile_pattern(
     r"['\"\u2018\u201c`](?:(?<![\w\ue000-\uf8ff].)|(?<=(?<!\w)[bBrRuU].))"
     r"(?:(?<=')(?P<a>[^']{0,256})'|(?<=\")(?P<b>[^\"]{0,256})\""
     r"|(?<=\u2018)(?P<c>[^\u2019]{0,256})\u2019|(?<=\u201c)(?P<d>[^\u201d]{0,256})\u201d"
     r"|(?<=`)(?P<e>[^`']{0,256})[`'])(?![\w\ue000-\uf8ff])"
 )
-_PLAIN_WORD_RE = re.compile(r"[A-Za-z][a-z]{0,15}|[A-Z]{2,8}")
-_WIN_PATH_RE = re.compile(r"(?<![^\s'\"(\[{=:,<>`])[^\s'\"<>`|]*\\[^\s'\"<>`|]*")
+_PLAIN_WORD_RE = compile_pattern(r"[A-Za-z][a-z]{0,15}|[A-Z]{2,8}")
+_WIN_PATH_RE = compile_pattern(r"(?<![^\s'\"(\[{=:,<>`])[^\s'\"<>`|]*\\[^\s'\"<>`|]*")
 # "</Key>" closes an XML element in a cloud error body; it is not a path
-_POSIX_PATH_RE = re.compile(
+_POSIX_PATH_RE = compile_pattern(
     r"(?<![\w.~/\\+=-])(?!(?<=<)/[A-Za-z][\w.:-]*>)"
     r"(?:~[\w.-]*|\.{1,2})?/(?=[^\s'\"<>`])[^\s'\"<>`]*"
 )
-_REL_PATH_RE = re.compile(r"(?<![\w.~/\\-])[\w.~+-]+/[^\s'\"<>`]*")
+_REL_PATH_RE = compile_pattern(r"(?<![\w.~/\\-])[\w.~+-]+/[^\s'\"<>`]*")
 # a dotted name: a file name, a host, or harmless (``botocore.exceptions.ClientError``)
-_DOTTED_RE = re.compile(r"(?<![\w@/\\~-])(?<![\w-]\.)[\w-]++(?:\.[\w-]++)++")
-_HOST_LABEL_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+_DOTTED_RE = compile_pattern(r"(?<![\w@/\\~-])(?<![\w-]\.)[\w-]++(?:\.[\w-]++)++")
+_HOST_LABEL_RE = compile_pattern(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 # base64 wrapped at 64 or 76 columns: the short last line is part of the secret too
-_WRAPPED_BASE64_RE = re.compile(
+_WRAPPED_BASE64_RE = compile_pattern(
     r"(?<![A-Za-z0-9+/=])(?:[A-Za-z0-9+/]{40,}\r?\n)+[A-Za-z0-9+/]+={0,2}(?![A-Za-z0-9+/=])"
 )
 # <Password>...</Password> in a cloud error body
-_XML_ELEMENT_RE = re.compile(r"<(?P<tag>[A-Za-z][\w.-]{0,63})>(?P<val>[^<]{1,512})</(?P=tag)>")
+_XML_ELEMENT_RE = compile_pattern(r"<(?P<tag>[A-Za-z][\w.-]{0,63})>(?P<val>[^<]{1,512})</(?P=tag)>")
 # a lowercase word short enough to be English ("the password is wrong"), not a value
-_ENGLISH_WORD_RE = re.compile(r"[a-z]{1,8}[.,;:!?]?")
-_CREDENTIAL_NAME_RE = re.compile(r"[A-Za-z][\w.-]{1,63}")
+_ENGLISH_WORD_RE = compile_pattern(r"[a-z]{1,8}[.,;:!?]?")
+_CREDENTIAL_NAME_RE = compile_pattern(r"[A-Za-z][\w.-]{1,63}")
 _SECRET_WORD_HINTS = (
     "pass",
     "secret",
@@ -147,10 +151,10 @@ _SECRET_WORD_HINTS = (
     "cred",
     "key",
 )
-_XML_PART_RE = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+")
+_XML_PART_RE = compile_pattern(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+")
 _XML_DATA_PARTS = _words("key resource argument value prefix marker name object blob path")
 _TYPE_SUFFIXES = ("Error", "Exception", "Exceeded", "Denied", "Found", "Invalid", "Failed")
-_LONG_TOKEN_RE = re.compile(r"(?<![\w+/=-])[\w+/=-]{20,}(?![\w+/=-])")
+_LONG_TOKEN_RE = compile_pattern(r"(?<![\w+/=-])[\w+/=-]{20,}(?![\w+/=-])")
 _CONTEXT_WORDS = _words(
     "bucket buckets container containers project projects account accounts user users"
     " username usernames object objects blob blobs key keys file files prefix prefixes"
@@ -175,7 +179,7 @@ _KV_KEY_HINTS = _words(
     "secret pass pwd token key cred auth sas sig cookie user login account"
     " project bucket container host email owner tenant subscription"
 )
-_KV_HINT_RE = re.compile("|".join(sorted(_KV_KEY_HINTS)))
+_KV_HINT_RE = compile_pattern("|".join(sorted(_KV_KEY_HINTS)))
 # what an error says about a credential: "the password is incorrect"
 _SECRET_STATE_WORDS = _words(
     "wrong incorrect invalid required expired empty blank set unset correct weak short"
@@ -193,14 +197,14 @@ _SECRET_HINTS = _words(
     " github_pat_ xox ya29. _live_ _test_ -----BEGIN"
 )
 # a hardware (MAC) address identifies a machine
-_MAC_RE = re.compile(
+_MAC_RE = compile_pattern(
     r"(?<![\w:-])[0-9A-Fa-f]{2}([:-])[0-9A-Fa-f]{2}(?:\1[0-9A-Fa-f]{2}){4}(?![\w:-])"
 )
-_IPV4_HINT_RE = re.compile(r"[0-9]\.[0-9]")
-_DIGITS_HINT_RE = re.compile(r"[0-9]{5}")
+_IPV4_HINT_RE = compile_pattern(r"[0-9]\.[0-9]")
+_DIGITS_HINT_RE = compile_pattern(r"[0-9]{5}")
 _PLAIN_PUNCTUATION = "()[]{},;:!?."
 _QUOTE_CHARS = "'\"`\u2018\u201c"
-_LONG_NUMBER_RE = re.compile(
+_LONG_NUMBER_RE = compile_pattern(
     r"(?<![\w.])[0-9]{10,}(?![\w.]|\.[0-9])|(?<![\w.-])[A-Za-z][\w-]*-[0-9]{5,}(?![\w-])"
 )
 
@@ -208,12 +212,11 @@ _SLASH_WORDS = _words(
     "and/or i/o n/a read/write tcp/ip udp/ip yes/no on/off true/false input/output"
     " client/server he/she s/he y/n w/o r/w"
 )
-_HARMLESS_SLASH_RE = re.compile(
-    r"[0-9]+(?:[/.:-][0-9]+)*"
+_HARMLESS_SLASH_RE = compile_pattern(
+    r"(?i)[0-9]+(?:[/.:-][0-9]+)*"
     r"|[0-9.]*[A-Za-z]{1,6}/(?:s|sec|h|hr|min|ms|day)"
     r"|HTTPS?/[0-9.]+"
-    r"|(?:text|application|image|audio|video|multipart|font)/[\w.+-]+",
-    re.I,
+    r"|(?:text|application|image|audio|video|multipart|font)/[\w.+-]+"
 )
 # Only names under these labels are taken for hosts without a dotted lowercase tail:
 # ``botocore.exceptions.ClientError`` must survive, ``db.acme.io`` must not.
@@ -362,6 +365,8 @@ def _ipv6_sub(match: re.Match[str]) -> str:
                 continue
             if piece[-1] == ":" and piece[-2:] != "::":
                 continue
+            import ipaddress  # only once a piece has the shape of an IPv6 address
+
             try:
                 ipaddress.IPv6Address(piece)
             except ValueError:
@@ -665,51 +670,129 @@ def _run_passes(text: str, safe: Collection[str]) -> str:
 # -- the allow-list --------------------------------------------------------------------
 
 
+class WordSet:
+    """One section of the vocabulary, its words grouped by their first two characters.
+
+    A group is one string, `` word word word ``, and a word is looked up by searching
+    its group for it with a space on either side. A scrub asks about a few dozen words,
+    so this costs it less than hashing 18,000 words into sets would, and a host
+    process that records one error loads the groups as a few hundred strings.
+    """
+
+    __slots__ = ("groups",)
+
+    def __init__(self, groups: dict[str, str]) -> None:
+        self.groups = groups
+
+    @classmethod
+    def of(cls, words: Iterable[str]) -> WordSet:
+        groups: dict[str, list[str]] = {}
+        for word in words:
+            groups.setdefault(word[:2], []).append(word)
+        return cls({key: f" {' '.join(group)} " for key, group in groups.items()})
+
+    def __contains__(self, word: object) -> bool:
+        # a space inside ``word`` would match two neighbours; a vocabulary word has none
+        return (
+            isinstance(word, str)
+            and " " not in word
+            and f" {word} " in self.groups.get(word[:2], "")
+        )
+
+    def __iter__(self) -> Iterator[str]:
+        for group in self.groups.values():
+            yield from group.split()
+
+    def __len__(self) -> int:
+        return sum(len(group.split()) for group in self.groups.values())
+
+
 class Vocabulary:
     """The shipped vocabulary: words, acronyms, provider error codes, module names."""
 
     __slots__ = ("acronyms", "codes", "given", "modules", "words")
 
-    def __init__(self, sections: dict[str, frozenset[str]]) -> None:
-        self.words = sections.get("words", frozenset())
-        self.acronyms = sections.get("acronyms", frozenset())
-        self.codes = sections.get("codes", frozenset())
-        self.modules = sections.get("modules", frozenset())
-        self.given = sections.get("given", frozenset())
+    def __init__(self, sections: dict[str, WordSet]) -> None:
+        empty = WordSet({})
+        self.words = sections.get("words", empty)
+        self.acronyms = sections.get("acronyms", empty)
+        self.codes = sections.get("codes", empty)
+        self.modules = sections.get("modules", empty)
+        self.given = sections.get("given", empty)
+
+    @classmethod
+    def from_text(cls, text: str) -> Vocabulary:
+        return cls(_sections_of(text))
+
+
+def _sections_of(text: str) -> dict[str, WordSet]:
+    """Parse ``vocabulary.txt``'s format: ``[section]`` lines, each over its words."""
+    sections = {}
+    for chunk in text.split("\n[")[1:]:
+        title, _, body = chunk.partition("]\n")
+        sections[title] = WordSet.of(body.split())
+    return sections
 
 
 VOCABULARY_FILE = os.path.join(os.path.dirname(__file__), "vocabulary.txt")
+# changes with WordSet's layout of a group, so that a cache of another layout is not read
+_GROUP_LAYOUT = "spaced-2"
+_vocabulary: Vocabulary | None = None
 
 
-@functools.cache
 def vocabulary() -> Vocabulary:
-    """Read ``vocabulary.txt`` once, on the first error scrubbed."""
-    with open(VOCABULARY_FILE, encoding="ascii") as file:
-        text = file.read()
-    sections: dict[str, frozenset[str]] = {}
-    for chunk in text.split("\n[")[1:]:
-        title, _, body = chunk.partition("]\n")
-        sections[title] = frozenset(body.split())
+    """The shipped vocabulary, loaded on the first error scrubbed."""
+    global _vocabulary
+    if _vocabulary is None:
+        _vocabulary = load_vocabulary()
+    return _vocabulary
+
+
+def load_vocabulary() -> Vocabulary:
+    """Read the vocabulary: its word groups from the cache, else from ``vocabulary.txt``.
+
+    The cache (consent.scrub._cache) is keyed, like a ``.pyc``, by the file's size and
+    modification time, so a regenerated vocabulary is never read from a stale cache.
+    """
+    stat = os.stat(VOCABULARY_FILE)
+    key = (_GROUP_LAYOUT, stat.st_size, stat.st_mtime_ns)
+    cached = load("vocabulary", key)
+    if _is_grouped_sections(cached):
+        return Vocabulary({title: WordSet(groups) for title, groups in cached.items()})
+    with open(VOCABULARY_FILE, "rb") as file:
+        # bytes.decode("ascii") needs no codec lookup, unlike a text-mode open
+        sections = _sections_of(file.read().decode("ascii"))
+    store("vocabulary", key, {title: words.groups for title, words in sections.items()})
     return Vocabulary(sections)
+
+
+def _is_grouped_sections(value: object) -> TypeGuard[dict[str, dict[str, str]]]:
+    """Whether a cached value has the shape ``load_vocabulary`` stored (not damaged)."""
+    return type(value) is dict and all(
+        type(title) is str
+        and type(groups) is dict
+        and all(type(key) is str and type(words) is str for key, words in groups.items())
+        for title, groups in value.items()
+    )
 
 
 # A token: anything but spaces, brackets, quotes, separators and the sentinels. An
 # apostrophe between letters stays inside ("doesn't"); "%" stays, so URL-encoded text
 # is one token that no vocabulary holds.
-_TOKEN_RE = re.compile(
+_TOKEN_RE = compile_pattern(
     r"(?:[^\s()\[\]{}<>\"`,;=!?|*&^$#\\'\u2018\u2019\u201c\u201d\u2026\ue000-\uf8ff]"
     r"|(?<=[A-Za-z])'(?=[A-Za-z]))+"
 )
 _EDGE = ".:/-+~@%_"
-_NUMBER_RE = re.compile(
+_NUMBER_RE = compile_pattern(
     r"[+-]?(?:[0-9]{1,6}(?:\.[0-9]{1,6})?%?|\.[0-9]{1,6}|[vV]?[0-9]{1,4}(?:\.[0-9]{1,4}){1,3})"
     r"|0x[0-9a-fA-F]{1,16}"
 )
-_UNIT_RE = re.compile(r"([0-9]{1,6}(?:\.[0-9]{1,4})?)([A-Za-z]{1,5})")
-_DASHED_ID_RE = re.compile(r"[0-9]{3,6}(?:-[0-9]{3,6}){1,4}")
+_UNIT_RE = compile_pattern(r"([0-9]{1,6}(?:\.[0-9]{1,4})?)([A-Za-z]{1,5})")
+_DASHED_ID_RE = compile_pattern(r"[0-9]{3,6}(?:-[0-9]{3,6}){1,4}")
 # CamelCase parts: an upper run before a capitalised word, a capitalised word, digits.
 # Kept in step with scripts/gen_vocabulary.py, which splits SDK names the same way.
-_PART_RE = re.compile(r"[A-Z]+[0-9]*(?=[A-Z][a-z]|[^A-Za-z0-9]|$)|[A-Z]?[a-z]+[0-9]*|[0-9]+")
+_PART_RE = compile_pattern(r"[A-Z]+[0-9]*(?=[A-Z][a-z]|[^A-Za-z0-9]|$)|[A-Z]?[a-z]+[0-9]*|[0-9]+")
 # units of size, rate and time, which no word list holds in these short forms, and the
 # HTTP authentication schemes the credential passes keep in front of a <secret>
 _UNITS = _words(
@@ -719,27 +802,30 @@ _UNITS = _words(
 # after these a capitalised word starts something: "Error: Will retry", "(Max ...)"
 _OPENERS = frozenset(".:;!?([{<>\"'\n\u2018\u201c`-=,") | _HELD
 _CONTRACTIONS = frozenset({"t", "s", "re", "ve", "ll", "d", "m"})
-_TITLE_RUN_RE = re.compile(
+_TITLE_RUN_RE = compile_pattern(
     rf"(?P<before>(?:(?<![\w'.-])[A-Z][a-z]+ )*){_TITLE_NAME}"
     rf"(?P<after>(?: [A-Z][a-z]+(?![\w'-]))*)"
 )
-_NAME_RUN_RE = re.compile(f"{SENTINEL[NAME]}(?:[ \\-_.]+{SENTINEL[NAME]})+")
+_NAME_RUN_RE = compile_pattern(f"{SENTINEL[NAME]}(?:[ \\-_.]+{SENTINEL[NAME]})+")
 _CODE = r"([A-Z][a-z][A-Za-z0-9]{1,62}(?:\.[A-Z][A-Za-z0-9]{1,62})?)"
-_CODE_PLACE_RE = re.compile(
+_CODE_PLACE_RE = compile_pattern(
     rf"An error occurred \({_CODE}\)|ErrorCode: ?{_CODE}|<Code>{_CODE}</Code>"
     rf"|\bCode: {_CODE}|^\({_CODE}\) |\b(AADSTS[0-9]{{4,6}})(?=:)"
 )
 # Machine types by each provider's naming grammar (a family with a generation digit,
 # then a size): AWS m5.8xlarge, g4dn.xlarge; GCP n2-standard-32, e2-medium, a2-highgpu-1g;
 # Azure Standard_D32_v5, Standard_B2s
-_INSTANCE_TYPE_RE = re.compile(
+_INSTANCE_TYPE_RE = compile_pattern(
     r"[a-z]{1,4}[0-9]{1,2}[a-z]{0,6}(?:-flex)?\.(?:nano|micro|small|medium|large|xlarge"
     r"|[0-9]{1,2}xlarge|metal(?:-[0-9]{1,2}xl)?)"
     r"|[a-z][0-9][a-z]?-(?:standard|highmem|highcpu|highgpu|megagpu|ultragpu|megamem|ultramem"
     r"|micro|small|medium|custom)(?:-[0-9]{1,3}g?){0,2}(?:-lssd)?"
     r"|(?:Standard|Basic)_[A-Z]{1,3}[0-9]{1,3}[a-z]{0,6}(?:_[A-Za-z0-9]{1,6}){0,3}"
 )
-_MARKER_TEXT_RE = re.compile("|".join(re.escape(marker) for marker in MARKERS))
+# s3:ListBucket, I/O, HTTP/1.1: the pieces between the separators, and the separators
+_SEPARATOR_RE = compile_pattern(r"([:/])")
+# every marker is "<word>", which a pattern matches as it is
+_MARKER_TEXT_RE = compile_pattern("|".join(MARKERS))
 
 
 def _word_ok(word: str, vocab: Vocabulary) -> bool:
@@ -899,7 +985,7 @@ def _judge(token: str, vocab: Vocabulary, safe: Collection[str], opens: bool) ->
     lead, tail = token[:start], token[start + len(core) :]
     if ":" in core or "/" in core:
         # s3:ListBucket, I/O, HTTP/1.1: judge the pieces, keep the separators
-        pieces = re.split(r"([:/])", core)
+        pieces = _SEPARATOR_RE.split(core)
         judged = [
             piece if piece in ":/" or not piece or _kept(piece, vocab, safe) else _unknown(piece)
             for piece in pieces

@@ -1,0 +1,202 @@
+"""The scrubber's cache (consent.scrub._cache) changes its cost, never its answers.
+
+The cache lives beside the package's bytecode; each test that writes one gives its
+interpreter a private ``PYTHONPYCACHEPREFIX``, so nothing here touches the repo's
+``__pycache__``.
+"""
+
+from __future__ import annotations
+
+import _sre  # type: ignore[import-not-found]
+import marshal
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from consent.scrub import _cache, text
+from tests import redteam_corpus, scrub_corpus
+
+REPO = Path(__file__).resolve().parent.parent
+
+# Every error text of both corpora, and argv values that reach the lazy patterns.
+TEXTS = [case[3] for case in scrub_corpus.cases()] + [case[0] for case in redteam_corpus.cases()]
+
+# No json in the child: it imports re, which is what the test looks for.
+_SCRUB_ALL = """
+import marshal, sys
+from consent.scrub import scrub_arguments, scrub_text
+texts = marshal.loads(sys.stdin.buffer.read())
+out = [scrub_text(t) for t in texts]
+out.append(scrub_arguments(["cp", "--id", "123-4567-890", "--region", "mx-central-1"]))
+sys.stdout.buffer.write(marshal.dumps([out, "re" in sys.modules]))
+"""
+
+
+def _scrub_all(prefix: Path, *, write: bool = True) -> tuple[list[object], bool]:
+    """Scrub every text in a fresh interpreter whose bytecode (and cache) go to ``prefix``."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env.update(PYTHONPYCACHEPREFIX=str(prefix), PYTHONPATH=str(REPO))
+    if not write:
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
+    proc = subprocess.run(
+        [sys.executable, "-c", _SCRUB_ALL],
+        input=marshal.dumps(TEXTS),
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr.decode()
+    out, re_loaded = marshal.loads(proc.stdout)  # noqa: S302
+    return out, re_loaded
+
+
+def _cache_files(prefix: Path) -> dict[str, Path]:
+    files = {path.name.split(".")[0]: path for path in prefix.rglob("*.marshal")}
+    assert set(files) == {"patterns", "vocabulary"}, files
+    return files
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory) -> list[object]:
+    """Every answer with nothing cached and nothing written: ``re`` compiled each pattern."""
+    out, re_loaded = _scrub_all(tmp_path_factory.mktemp("nocache"), write=False)
+    assert re_loaded
+    return out
+
+
+def test_a_warm_cache_gives_the_same_answers_without_re(
+    tmp_path: Path, reference: list[object]
+) -> None:
+    cold, _ = _scrub_all(tmp_path)
+    _cache_files(tmp_path)
+    warm, re_loaded = _scrub_all(tmp_path)
+    assert cold == reference
+    assert warm == reference
+    assert not re_loaded
+
+
+def test_each_cached_pattern_is_what_re_compiles(tmp_path: Path) -> None:
+    _scrub_all(tmp_path)
+    stored = marshal.loads(_cache_files(tmp_path)["patterns"].read_bytes())  # noqa: S302
+    version, engine, entries = stored
+    assert (version, engine) == (_cache._CACHE_FORMAT, _cache._ENGINE)
+    # the module's own patterns, the lazily compiled region and argv ones among them
+    assert text._TOKEN_RE.pattern in entries
+    assert text._QUOTED_RE.pattern in entries
+    assert len(entries) >= 60
+    for pattern, entry in entries.items():
+        compiled, fresh = _cache._compile_with_re(pattern)
+        assert fresh == entry, pattern
+        rebuilt = _sre.compile(pattern, *entry)
+        assert (rebuilt.pattern, rebuilt.flags, rebuilt.groups, rebuilt.groupindex) == (
+            compiled.pattern,
+            compiled.flags,
+            compiled.groups,
+            compiled.groupindex,
+        )
+
+
+def _damage_entries(path: Path) -> None:
+    version, key, entries = marshal.loads(path.read_bytes())  # noqa: S302
+    if path.name.startswith("patterns"):
+        # code the engine refuses (an opcode past the last): each is compiled afresh
+        for pattern in list(entries)[::2]:
+            flags, code, groups, groupindex, indexgroup = entries[pattern]
+            entries[pattern] = (flags, [10_000, *code[1:]], groups, groupindex, indexgroup)
+    else:
+        entries["words"]["bu"] = 5  # a group that is not text: the whole cache is refused
+    path.write_bytes(marshal.dumps((version, key, entries)))
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        pytest.param(lambda path: path.write_bytes(b"\x00garbage\xff" * 50), id="garbage"),
+        pytest.param(lambda path: path.write_bytes(path.read_bytes()[:1000]), id="truncated"),
+        pytest.param(lambda path: path.write_bytes(marshal.dumps([1, 2, 3])), id="wrong-shape"),
+        pytest.param(
+            lambda path: path.write_bytes(marshal.dumps((_cache._CACHE_FORMAT, ("other",), {}))),
+            id="another-interpreter",
+        ),
+        pytest.param(_damage_entries, id="damaged-entries"),
+        pytest.param(lambda path: path.write_bytes(b""), id="empty"),
+    ],
+)
+def test_a_damaged_cache_is_rebuilt_and_changes_no_answer(
+    tmp_path: Path, reference: list[object], damage: object
+) -> None:
+    _scrub_all(tmp_path)
+    files = _cache_files(tmp_path)
+    for path in files.values():
+        damage(path)  # type: ignore[operator]
+    damaged, _ = _scrub_all(tmp_path)
+    assert damaged == reference
+    # rewritten whole: the next run reads it without compiling
+    again, re_loaded = _scrub_all(tmp_path)
+    assert again == reference
+    assert not re_loaded
+
+
+def test_a_cache_path_that_cannot_be_a_directory_is_not_an_error(
+    tmp_path: Path, reference: list[object]
+) -> None:
+    # a file where the cache directory would be: every write fails, even for root
+    blocked = tmp_path / "blocked"
+    blocked.write_text("not a directory")
+    out, re_loaded = _scrub_all(blocked)
+    assert out == reference
+    assert re_loaded
+    assert blocked.read_text() == "not a directory"
+
+
+def test_a_regenerated_vocabulary_is_not_read_from_a_stale_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = tmp_path / "vocabulary.txt"
+    source.write_text("# test\n[words]\nalpha beta\n[codes]\nNoSuchThing\n", encoding="ascii")
+    monkeypatch.setattr(text, "VOCABULARY_FILE", str(source))
+    monkeypatch.setattr(sys, "pycache_prefix", str(tmp_path / "pycache"))
+    monkeypatch.setattr(sys, "dont_write_bytecode", False)
+    first = text.load_vocabulary()
+    assert "alpha" in first.words and "gamma" not in first.words
+    assert "NoSuchThing" in first.codes and "alpha" not in first.codes
+    assert any((tmp_path / "pycache").rglob("vocabulary.*.marshal"))
+    # a longer file: a different size, so a different key
+    source.write_text("# test\n[words]\nalpha beta gamma\n", encoding="ascii")
+    second = text.load_vocabulary()
+    assert "gamma" in second.words
+    assert "NoSuchThing" not in second.codes
+    # and read back from the cache, the same words
+    third = text.load_vocabulary()
+    assert sorted(third.words) == ["alpha", "beta", "gamma"]
+
+
+WORD = st.text(st.sampled_from(list("aAbz0_.-é")), min_size=0, max_size=6)
+
+
+@given(st.lists(WORD.filter(bool), max_size=40), WORD)
+def test_a_word_set_answers_as_a_set_does(words: list[str], probe: str) -> None:
+    word_set = text.WordSet.of(words)
+    assert (probe in word_set) == (probe in set(words))
+    assert sorted(word_set) == sorted(words)
+    assert len(word_set) == len(words)
+    assert all(word in word_set for word in words)
+
+
+def test_the_cache_holds_only_the_packages_own_text(tmp_path: Path) -> None:
+    _scrub_all(tmp_path)
+    planted = [case[1] for case in redteam_corpus.cases()]
+    for path in _cache_files(tmp_path).values():
+        data = path.read_bytes()
+        for values in planted:
+            for value in values.values():
+                if len(value) >= 8 and not re.fullmatch(r"[a-z]+", value):
+                    assert value.encode() not in data
