@@ -10,10 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import re
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,7 +28,9 @@ from consent.scrub import (
     scrub_error,
     scrub_text,
 )
+from consent.scrub.argv import _SAFE_WORDS
 from consent.scrub.regions import REGION_PROVIDERS as PROVIDERS
+from tests.probes import imports_of
 from tests.scrub_corpus.regions import REAL_REGIONS, WORDS
 
 REPO = Path(__file__).resolve().parent.parent
@@ -85,25 +84,7 @@ def scrub(argv: list[str], **kwargs: Any) -> dict[str, object]:
     return scrub_arguments(argv, known_flags=KNOWN_FLAGS, **kwargs)
 
 
-BUILTIN_SAFE = {
-    "ilp",
-    "direct",
-    "ron",
-    "greedy",
-    "lz4",
-    "zstd",
-    "gzip",
-    "none",
-    "auto",
-    "on",
-    "off",
-    "aws",
-    "gcp",
-    "azure",
-    "ibmcloud",
-    "cloudflare",
-    "local",
-}
+BUILTIN_SAFE = _SAFE_WORDS  # the values argv keeps as they are
 COMMANDS = {"cp", "sync", "init", "deprovision", "ssh", "config"}
 
 
@@ -1240,58 +1221,21 @@ def test_arbitrary_words_are_not_regions(provider: str, word: str) -> None:
 
 
 def test_import_loads_only_the_standard_library() -> None:
-    code = (
-        "import json, sys\n"
-        "before = set(sys.modules)\n"
-        "import consent.scrub\n"
-        "print(json.dumps(sorted(set(sys.modules) - before)))\n"
-    )
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(REPO)
-    proc = subprocess.run(
-        [sys.executable, "-c", code],
-        env=env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        stdin=subprocess.DEVNULL,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
-    new: list[str] = json.loads(proc.stdout)
-    assert "consent.scrub" in new
-    foreign = [
-        name
-        for name in new
-        if name.split(".")[0] not in sys.stdlib_module_names and name.split(".")[0] != "consent"
-    ]
-    assert foreign == []
+    probe = imports_of("import consent.scrub")
+    assert "consent.scrub" in probe.new
+    assert probe.foreign == []
 
 
 def test_argv_path_loads_neither_text_rules_nor_vocabulary() -> None:
-    code = (
-        "import json, sys\n"
+    probe = imports_of(
+        "import sys\n"
         "import consent.scrub as scrub\n"
         "scrub.scrub_arguments(['cp', '--max-instances', '8', '--acme-x', 'y'],"
         " known_flags=['max-instances'])\n"
-        "before = 'consent.scrub.text' in sys.modules\n"
+        "text_for_argv = 'consent.scrub.text' in sys.modules\n"
         "scrub.scrub_text('NoSuchBucket: zorvak')\n"
         "from consent.scrub import text\n"
-        "print(json.dumps([before, text._vocabulary is not None]))\n"
+        "result = [text_for_argv, text._vocabulary is not None]\n"
     )
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(REPO)
-    proc = subprocess.run(
-        [sys.executable, "-c", code],
-        env=env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        stdin=subprocess.DEVNULL,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
     # the text rules were not imported for argv; the first text scrub loaded the vocabulary
-    assert json.loads(proc.stdout) == [False, True]
+    assert probe.result == [False, True]
