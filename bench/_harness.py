@@ -65,9 +65,17 @@ def peak_rss_kib(code: str, env: Mapping[str, str], runs: int = 5) -> int:
     return int(statistics.median(peaks))
 
 
-def instructions(argv: Sequence[str], env: Mapping[str, str]) -> int | None:
+def instructions(
+    argv: Sequence[str],
+    env: Mapping[str, str],
+    *,
+    pythonpath: Sequence[str] | None = None,
+    cwd: str | os.PathLike[str] | None = None,
+) -> int | None:
     """Instructions executed, counted by callgrind: repeatable whatever the machine's load.
 
+    valgrind runs the real interpreter, not a venv's symlink to it, so the venv's
+    packages come through ``PYTHONPATH``: ``pythonpath``, or this process's own path.
     ``None`` when valgrind is not installed.
     """
     import re
@@ -75,15 +83,15 @@ def instructions(argv: Sequence[str], env: Mapping[str, str]) -> int | None:
 
     if shutil.which("valgrind") is None:
         return None
-    # the venv's python is a symlink to the real interpreter; valgrind must run that
     real = [os.path.realpath(argv[0]), *argv[1:]]
-    env = {**env, "PYTHONPATH": os.pathsep.join([*sys.path[1:], env.get("PYTHONPATH", "")])}
+    path = [*sys.path[1:], env.get("PYTHONPATH", "")] if pythonpath is None else pythonpath
     err = subprocess.run(
         ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *real],
-        env=env,
+        env={**env, "PYTHONPATH": os.pathsep.join(path)},
         capture_output=True,
         text=True,
         check=True,
+        cwd=cwd,
     ).stderr
     match = re.search(r"Collected : (\d+)", err)
     return int(match.group(1)) if match else None

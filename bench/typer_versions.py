@@ -20,7 +20,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench._harness import Row, print_table, sandbox_env, side_by_side
+from bench._harness import Row, instructions, print_table, sandbox_env, side_by_side
 from bench.decision import MINIMAL_TYPER_APP
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -74,33 +74,14 @@ def interpreters(extra: list[str]) -> list[str]:
 
 
 def instructions_with(python: str, args: list[str], env: dict[str, str]) -> int | None:
-    """Instructions of ``python args`` under callgrind (repeatable whatever the load).
-
-    valgrind runs the real interpreter, not the venv's symlink, so the venv's
-    site-packages and this checkout go on ``PYTHONPATH``. ``None`` without valgrind.
-    """
-    import os
-    import shutil
-
-    if shutil.which("valgrind") is None:
-        return None
+    """Instructions of ``python args`` under callgrind, with that venv's packages."""
     site = subprocess.run(
         [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
         capture_output=True,
         text=True,
         check=True,
     ).stdout.strip()
-    valgrind = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"]
-    err = subprocess.run(
-        [*valgrind, os.path.realpath(python), *args],
-        env={**env, "PYTHONPATH": os.pathsep.join([str(ROOT), site])},
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=ROOT,
-    ).stderr
-    match = re.search(r"Collected : (\d+)", err)
-    return int(match.group(1)) if match else None
+    return instructions([python, *args], env, pythonpath=[str(ROOT), site], cwd=ROOT)
 
 
 def measure(runs: int, pythons: list[str]) -> list[Row]:
