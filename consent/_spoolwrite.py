@@ -37,6 +37,7 @@ __all__ = [
     "open_root",
     "read_backoff",
     "stamp_flush",
+    "vet_configured_root",
     "write_new",
 ]
 
