@@ -16,8 +16,8 @@ import _thread  # loaded at interpreter start-up, unlike threading
 import time
 
 from consent._exceptions import ConsentError
-from consent.decision import Decision, decide, is_enabled
-from consent.profile import DEFAULT_PROFILE, AppProfile
+from consent.decision import Decision, decide_in
+from consent.profile import DEFAULT_PROFILE, AppProfile, Scope
 
 TYPE_CHECKING = False  # importing typing for this would cost the decision path ~10 ms
 if TYPE_CHECKING:
@@ -45,6 +45,27 @@ _reported: set[str] = set()
 _open: dict[str, Session] = {}
 _done: dict[str, str] = {}
 _DONE_KEPT = 1024  # a long-lived host must not grow this without bound
+
+
+def decide(
+    profile: AppProfile = DEFAULT_PROFILE, environ: Mapping[str, str] | None = None
+) -> Decision:
+    """Whether usage statistics are collected, which rule decided, and what looked wrong.
+
+    Never raises: bad input fails closed, with a warning that says how to fix it.
+    ``environ`` replaces ``os.environ`` for every rule and path.
+    """
+    return decide_in(Scope(profile, environ))
+
+
+def is_enabled(
+    profile: AppProfile = DEFAULT_PROFILE, environ: Mapping[str, str] | None = None
+) -> bool:
+    """Fast check for hosts: ``True`` only when collection is on. Never raises."""
+    try:
+        return decide_in(Scope(profile, environ)).enabled
+    except Exception:  # the host must never fail because of telemetry
+        return False
 
 
 def _report_once(message: str, key: str | None = None) -> None:
@@ -111,6 +132,7 @@ class Session:
         "_profile",
         "_runtime",
         "_safe_values",
+        "_scope",
         "_src",
         "_started",
         "_throughput",
@@ -141,6 +163,7 @@ class Session:
         self._key = key
         self._profile = profile
         self._environ = environ
+        self._scope: Scope | None = None  # built on entry, inside the never-raise guard
         self._nbytes: object = None
         self._runtime: float | None = None
         self._throughput: float | None = None
@@ -242,7 +265,8 @@ class Session:
     # -- the block -------------------------------------------------------------------------
     def __enter__(self) -> Session:
         try:
-            decision = decide(self._profile, self._environ)
+            self._scope = Scope(self._profile, self._environ)
+            decision = decide_in(self._scope)
             self._active, self._warnings = decision.enabled, decision.warnings
         except Exception:  # decide() does not raise; this is the belt to its braces
             self._active = False
@@ -316,8 +340,7 @@ class Session:
         self.session_id = _record(
             **figures,
             session_id=self._id,
-            profile=self._profile,
-            environ=self._environ,
+            scope=self._scope,
         )
         if self._key is not None and self._id is not None and self.session_id is None:
             _unclaim(self._key, self._id)
@@ -406,7 +429,8 @@ def record_session(
                 open_session = _open.get(key)
                 if open_session is not None:
                     return open_session._merge(**figures)  # type: ignore[arg-type]
-        decision = decide(profile, environ)
+        scope = Scope(profile, environ)
+        decision = decide_in(scope)
         if not decision.enabled:
             for warning in decision.warnings:
                 _report_once(warning)
@@ -424,8 +448,7 @@ def record_session(
         recorded = _record(
             **figures,
             session_id=claimed,
-            profile=profile,
-            environ=environ,
+            scope=scope,
             decision=decision,
         )
         if key is not None and claimed is not None and recorded is None:

@@ -26,17 +26,17 @@ import sys
 
 from consent import Session, StatusText, _report_once, record_session, session
 from consent._exceptions import ConsentError, InvalidValueError
-from consent.decision import decide
-from consent.profile import DEFAULT_PROFILE, AppProfile
+from consent.decision import decide_in
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Collection, Mapping, Sequence
+    from collections.abc import Callable, Collection, Sequence
     from typing import Any, Literal
 
     from consent.decision import Decision
     from consent.notices import NoticeText
     from consent.policy import Policy
+    from consent.profile import AppProfile, Scope
 
 __all__ = [
     "RecordOutcome",
@@ -193,20 +193,6 @@ class _Terms:
         """The policy, when these terms were read from the TOML files, not the cache."""
 
 
-def _policy_file(profile: AppProfile, env: Mapping[str, str]) -> str:
-    # profile.policy_path() without pathlib
-    override = env.get(profile.policy_env)
-    if override:
-        return override
-    raw = getattr(profile, "_policy_file", None)
-    return raw if isinstance(raw, str) else os.fspath(profile.policy_file)
-
-
-def _record_file(profile: AppProfile, env: Mapping[str, str]) -> str:
-    # profile.record_path() without pathlib
-    return os.path.join(profile.config_dir_name(env), "consent.toml")
-
-
 def _file_key(path: str) -> list[object] | None:
     """What identifies one version of a file: replaced or edited, some part changes."""
     try:
@@ -216,21 +202,21 @@ def _file_key(path: str) -> list[object] | None:
     return [path, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
 
 
-def _cached_terms(profile: AppProfile, env: Mapping[str, str]) -> _Terms | None:
+def _cached_terms(scope: Scope) -> _Terms | None:
     """The terms from the cache, or ``None`` when there is none or it is stale."""
     from consent.config import parse_json
 
     try:
-        with open(os.path.join(profile.config_dir_name(env), _CACHE_NAME), "rb") as handle:
+        with open(os.path.join(scope.config_dir, _CACHE_NAME), "rb") as handle:
             doc = parse_json(handle.read())
     except (OSError, ValueError, RecursionError):
         return None
     try:
         if not isinstance(doc, dict) or doc.get("format") != _CACHE_FORMAT:
             return None
-        if doc["policy"] != _file_key(_policy_file(profile, env)):
+        if doc["policy"] != _file_key(scope.policy_file):
             return None
-        if doc["record"] != _file_key(_record_file(profile, env)):
+        if doc["record"] != _file_key(scope.record_file):
             return None
         version, client_id = doc["version"], doc["client_id"]
         fields = [(str(n), str(t), str(c)) for n, t, c in doc["fields"]]
@@ -242,7 +228,7 @@ def _cached_terms(profile: AppProfile, env: Mapping[str, str]) -> _Terms | None:
     return _Terms(version, fields, client_id, acknowledged)
 
 
-def _save_terms(profile: AppProfile, env: Mapping[str, str], policy: Policy) -> None:
+def _save_terms(scope: Scope, policy: Policy) -> None:
     """Cache the terms once no notice is due, if the files on disk are those just read.
 
     Both files are identified before and after they are read: a change by another
@@ -252,13 +238,13 @@ def _save_terms(profile: AppProfile, env: Mapping[str, str], policy: Policy) -> 
     from consent.policy import load_policy
     from consent.record import load_record
 
-    policy_path, record_path = _policy_file(profile, env), _record_file(profile, env)
+    policy_path, record_path = scope.policy_file, scope.record_file
     policy_key, record_key = _file_key(policy_path), _file_key(record_path)
     if policy_key is None or record_key is None:
         return
     try:
         record = load_record(record_path)
-        on_disk = load_policy(policy.path, profile=profile, environ=env)
+        on_disk = load_policy(policy.path)
     except ConsentError:
         return
     if record is None or record.acknowledgement is None:
@@ -282,7 +268,7 @@ def _save_terms(profile: AppProfile, env: Mapping[str, str], policy: Policy) -> 
         "client_id": record.client_id,
         "acknowledged": {name: list(kind) for name, kind in record.acknowledgement.schema.items()},
     }
-    path = os.path.join(profile.config_dir_name(env), _CACHE_NAME)
+    path = os.path.join(scope.config_dir, _CACHE_NAME)
     try:  # noqa: SIM105 - contextlib is not loaded on this path
         atomic_write(path, (dumps_json(doc) + "\n").encode(), durable=False)
     except (OSError, ValueError):
@@ -292,7 +278,7 @@ def _save_terms(profile: AppProfile, env: Mapping[str, str], policy: Policy) -> 
 _policy_cache: dict[str, tuple[list[object], Policy]] = {}
 
 
-def _load_policy(profile: AppProfile, environ: Mapping[str, str] | None) -> Policy:
+def _load_policy(scope: Scope) -> Policy:
     """The policy in force, parsed once per file version.
 
     Parsing and validating the TOML is most of the cost of recording a session, and
@@ -301,29 +287,25 @@ def _load_policy(profile: AppProfile, environ: Mapping[str, str] | None) -> Poli
     """
     from consent.policy import load_policy
 
-    path = profile.policy_path(environ)
-    key = _file_key(str(path))
+    path = scope.policy_file
+    key = _file_key(path)
     if key is None:
-        return load_policy(path, profile=profile, environ=environ)  # raises the clear error
-    cached = _policy_cache.get(str(path))
+        return load_policy(scope.policy_path)  # raises the clear error
+    cached = _policy_cache.get(path)
     if cached is not None and cached[0] == key:
         return cached[1]
-    policy = load_policy(path, profile=profile, environ=environ)
-    _policy_cache[str(path)] = (key, policy)
+    policy = load_policy(scope.policy_path)
+    _policy_cache[path] = (key, policy)
     return policy
 
 
-def _announced_terms(
-    profile: AppProfile,
-    environ: Mapping[str, str] | None,
-    show_notice: Callable[[NoticeText], None] | None,
-) -> _Terms:
+def _announced_terms(scope: Scope, show_notice: Callable[[NoticeText], None] | None) -> _Terms:
     """The full path: parse the policy and the record, show a notice that is due."""
     from consent.actions import announce
     from consent.notices import print_plain
 
-    policy = _load_policy(profile, environ)
-    told = announce(policy, include_first=True, profile=profile, environ=environ)
+    policy = _load_policy(scope)
+    told = announce(policy, include_first=True, scope=scope)
     if told.notice is not None:
         (show_notice or print_plain)(told.notice)
     if told.record is None:  # include_first always leaves a record; fail closed if not
@@ -339,13 +321,8 @@ def _announced_terms(
     )
 
 
-def _terms(
-    profile: AppProfile,
-    environ: Mapping[str, str] | None,
-    show_notice: Callable[[NoticeText], None] | None,
-) -> _Terms:
-    env = os.environ if environ is None else environ
-    return _cached_terms(profile, env) or _announced_terms(profile, environ, show_notice)
+def _terms(scope: Scope, show_notice: Callable[[NoticeText], None] | None) -> _Terms:
+    return _cached_terms(scope) or _announced_terms(scope, show_notice)
 
 
 # -- recording -----------------------------------------------------------------------------
@@ -377,8 +354,7 @@ def _record(
     safe_values: Collection[str],
     known_flags: Collection[str] = (),
     strict: bool,
-    profile: AppProfile,
-    environ: Mapping[str, str] | None,
+    scope: Scope,
     decision: Decision | None = None,
     session_id: str | None = None,
     show_notice: Callable[[NoticeText], None] | None = None,
@@ -412,10 +388,11 @@ def _record(
             raise InvalidValueError("--runtime-s must be a finite number of seconds, zero or more.")
         if throughput_gbps is not None and throughput is None:
             raise InvalidValueError("--gbps must be a finite number, zero or more.")
+    profile = scope.profile
     version = _host_version(host_version, profile, strict=strict)
 
     if decision is None:
-        decision = decide(profile, environ)
+        decision = decide_in(scope)
     warnings = list(decision.warnings)
     if not decision.enabled:
         return RecordOutcome(None, "disabled", warnings=tuple(warnings))
@@ -425,16 +402,16 @@ def _record(
     from consent.payload import _build, encode_payload, project_fields, random_uuid4
     from consent.scrub import scrub_arguments
 
-    terms = _terms(profile, environ, show_notice)
-    root, root_warnings, durable = open_root(profile, environ)
+    terms = _terms(scope, show_notice)
+    root, root_warnings, durable = open_root(scope)
     warnings += root_warnings
     if terms.client_id in retired_ids(root):
         # A `stats forget` killed between retiring this id and replacing it in the
         # record: finish it, or every later session would be dropped under that id.
         from consent.forget import finish_stopped_forget
 
-        finish_stopped_forget(root, profile, environ)
-        terms = _terms(profile, environ, show_notice)
+        finish_stopped_forget(root, scope)
+        terms = _terms(scope, show_notice)
     session_id = session_id or random_uuid4()
     payload = _build(
         schema_version=terms.version,
@@ -457,7 +434,7 @@ def _record(
     # the notice was shown or the payload built must still win, and an opt-out's drop
     # of unsent payloads holds that lock exclusively (docs/architecture.md §3.6).
     def still_enabled() -> bool:
-        return decide(profile, environ).enabled
+        return decide_in(scope).enabled
 
     written = write_new(
         root,
@@ -474,14 +451,14 @@ def _record(
     if terms.parsed is not None:
         # Only once a session is on disk: a run that cannot record changes no file in
         # the home beyond what announcing the policy had to write.
-        _save_terms(profile, os.environ if environ is None else environ, terms.parsed)
+        _save_terms(scope, terms.parsed)
     if not held:
         # The payload is safe on disk now; failing to start the sender only delays it.
         try:
             # the spawner, not the package: its lazy loader stays out of the host
             from consent.upload.spawn import start_background_flush
 
-            start_background_flush(root, profile=profile, environ=environ)
+            start_background_flush(root, scope=scope)
         except Exception as exc:
             warnings.append(
                 f"the background upload could not start ({type(exc).__name__}); the payload "
@@ -501,8 +478,7 @@ def record_strict(
     throughput_gbps: float | None,
     error: str | None,
     host_version: str | None = None,
-    profile: AppProfile = DEFAULT_PROFILE,
-    environ: Mapping[str, str] | None = None,
+    scope: Scope,
     show_notice: Callable[[NoticeText], None] | None = None,
 ) -> RecordOutcome:
     """Like :func:`record_session`, but bad input and failures raise :class:`ConsentError`.
@@ -519,8 +495,7 @@ def record_strict(
         host_version=host_version,
         safe_values=(),
         strict=True,
-        profile=profile,
-        environ=environ,
+        scope=scope,
         show_notice=show_notice,
     )
 

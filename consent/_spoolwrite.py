@@ -23,7 +23,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection, Mapping, Sequence
 
-    from consent.profile import AppProfile
+    from consent.profile import Scope
 
 __all__ = [
     "BACKOFF_FILE",
@@ -37,6 +37,7 @@ __all__ = [
     "open_root",
     "read_backoff",
     "stamp_flush",
+    "vet_configured_root",
     "write_new",
 ]
 
@@ -161,28 +162,6 @@ def _prepare_root(
     return _check_chain(parent, (os.path.basename(root),), create=create)
 
 
-def _shared_root(profile: AppProfile) -> str:
-    # the string the profile holds; its public property wraps it in pathlib
-    raw = getattr(profile, "_shared_temp_root", None)
-    return raw if isinstance(raw, str) else os.fspath(profile.shared_temp_root)
-
-
-def roots(profile: AppProfile, environ: Mapping[str, str] | None) -> tuple[str, str, bool]:
-    """``(candidate root, shared temp root, chosen by the spool-directory variable)``."""
-    env = os.environ if environ is None else environ
-    shared_raw = _shared_root(profile)
-    override = env.get(profile.spool_dir_env)
-    candidate = os.path.abspath(override or os.path.join(shared_raw, profile.name, "usage"))
-    return candidate, os.path.abspath(shared_raw), bool(override)
-
-
-def fallback_root(profile: AppProfile) -> str:
-    """The per-user fallback spool root (``/tmp/skyplane-UID/usage``)."""
-    return os.path.abspath(
-        os.path.join(_shared_root(profile), f"{profile.name}-{os.getuid()}", "usage")
-    )
-
-
 def override_refused(refusal: _Refusal, env_name: str) -> str:
     # An explicit choice is never swapped for the shared fallback: the user said
     # where their data lives, and the fallback may hold other people's sessions.
@@ -198,9 +177,21 @@ def fallback_warning(candidate: str, refusal: _Refusal, fallback: str) -> str:
     return f"{candidate} is not safe to use because {refusal}; using {fallback} instead."
 
 
-def open_root(
-    profile: AppProfile, environ: Mapping[str, str] | None
-) -> tuple[str, list[str], bool]:
+def vet_configured_root(scope: Scope, *, create: bool = True) -> _Refusal | None:
+    """Why the spool root ``scope`` names is refused, or None once it is (made and) vetted.
+
+    The shared default is vetted from the shared temp root down; a root the user
+    named, from its parent.
+    """
+    return _prepare_root(
+        scope.spool_dir,
+        scope.shared_temp_dir,
+        whole_chain=scope.spool_override is None,
+        create=create,
+    )
+
+
+def open_root(scope: Scope) -> tuple[str, list[str], bool]:
     """Create (0700, one level at a time) and vet the spool root, falling back once:
     ``(root, warnings, durable)``. :meth:`consent.spool.Spool.open` is this.
 
@@ -208,20 +199,20 @@ def open_root(
     per-user fallback is a private directory of ours, and when the root named
     by the spool-directory variable is refused: that one never falls back.
     """
-    candidate, shared, overridden = roots(profile, environ)
-    refusal = _prepare_root(candidate, shared, whole_chain=not overridden)
+    candidate, shared = scope.spool_dir, scope.shared_temp_dir
+    refusal = vet_configured_root(scope)
     if refusal is None:
         return candidate, [], not _inside(candidate, shared)
-    if overridden:
-        raise StorageError(override_refused(refusal, profile.spool_dir_env))
-    fallback = fallback_root(profile)
+    if scope.spool_override is not None:
+        raise StorageError(override_refused(refusal, scope.profile.spool_dir_env))
+    fallback = scope.fallback_spool_dir
     second = _prepare_root(fallback, shared, whole_chain=True)
     if second is None:
         warning = fallback_warning(candidate, refusal, fallback)
         return fallback, [warning], not _inside(fallback, shared)
     raise StorageError(
         f"No safe directory for usage statistics: {refusal}, and {second}. "
-        f"Set {profile.spool_dir_env} to a private directory of yours."
+        f"Set {scope.profile.spool_dir_env} to a private directory of yours."
     )
 
 

@@ -5,10 +5,13 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from consent._exceptions import InsecureEndpointError
+
+if TYPE_CHECKING:
+    from consent.profile import Scope
 
 __all__ = ["check_endpoint", "idna_host", "is_loopback_host", "resolve_endpoints"]
 
@@ -99,11 +102,7 @@ def idna_host(host: str) -> str | None:
 
 
 def resolve_endpoints(
-    policy_endpoint: str,
-    config: Mapping[str, Any],
-    environ: Mapping[str, str],
-    endpoint_env: str,
-    override: str | None = None,
+    policy_endpoint: str, config: Mapping[str, Any], scope: Scope, override: str | None = None
 ) -> list[str]:
     """The primary endpoint then the extras, each checked, without duplicates.
 
@@ -112,8 +111,8 @@ def resolve_endpoints(
     """
     if override:
         primary, source = override, "--endpoint"
-    elif environ.get(endpoint_env):
-        primary, source = environ[endpoint_env], endpoint_env
+    elif scope.endpoint_override:
+        primary, source = scope.endpoint_override, scope.profile.endpoint_env
     elif isinstance(config.get("usage_stats_endpoint"), str):
         primary, source = config["usage_stats_endpoint"], "usage_stats_endpoint"
     else:

@@ -13,10 +13,10 @@ from typing import Any
 
 from consent._exceptions import ConsentError
 from consent.config import CONFIG_KEYS, config_key, load_config, update_config, update_ini_flag
-from consent.decision import Decision, decide
+from consent.decision import Decision, decide_in
 from consent.notices import NoticeText, change_notice, first_notice, policy_status
 from consent.policy import Policy, load_policy
-from consent.profile import DEFAULT_PROFILE, AppProfile
+from consent.profile import DEFAULT_PROFILE, AppProfile, Scope
 from consent.record import (
     Acknowledgement,
     Choice,
@@ -61,13 +61,11 @@ def _acknowledgement(policy: Policy, choice: Choice, via: Via) -> Acknowledgemen
     )
 
 
-def drop_unsent(
-    profile: AppProfile = DEFAULT_PROFILE, environ: Mapping[str, str] | None = None
-) -> int:
+def drop_unsent(scope: Scope) -> int:
     """Delete every pending and held payload (opting out); returns how many."""
     from consent.spool import Spool
 
-    spool = Spool.existing(profile, environ)
+    spool = Spool.existing(scope=scope)
     if spool is None:
         return 0
     # exclusive against writers: one that decided "on" before the opt-out finishes
@@ -88,18 +86,21 @@ def apply_choice(
     choice: Choice,
     via: Via,
     *,
+    scope: Scope | None = None,
+    policy: Policy | None = None,
     profile: AppProfile = DEFAULT_PROFILE,
     environ: Mapping[str, str] | None = None,
-    policy: Policy | None = None,
 ) -> ChoiceResult:
     """Record a share / review / don't-share answer: config, acknowledgement, opt-out.
 
     The answer goes to every store the host keeps it in (``config.json``, and the
     host's INI file when it exists), so they agree afterwards. The INI file is
     written first: a damaged one stops an opt-in before anything changed, and never
-    stops an opt-out.
+    stops an opt-out. The library passes ``scope``; ``profile`` and ``environ``
+    build one for callers written before it (bench/).
     """
-    policy = policy or load_policy(profile=profile, environ=environ)
+    scope = scope or Scope(profile, environ)
+    policy = policy or load_policy(scope.policy_path)
     share = choice != "dont-share"
 
     def write_config(config: dict[str, Any]) -> None:
@@ -108,7 +109,7 @@ def apply_choice(
             # opting out keeps the review preference for when the user opts back in
             config["usage_stats_review"] = choice == "review"
 
-    ini = profile.legacy_ini_file(environ)
+    ini = scope.legacy_ini_file
     if share:
         update_ini_flag(ini, True)  # a damaged INI file refuses, before anything changed
     else:
@@ -116,13 +117,13 @@ def apply_choice(
         # still records the opt-out, so it holds once the file is fixed
         with contextlib.suppress(ConsentError):
             update_ini_flag(ini, False)
-    update_config(profile.config_path(environ), write_config)
+    update_config(scope.config_path, write_config)
     record = update_record(
-        profile.record_path(environ),
+        scope.record_path,
         lambda current: current.acknowledge(_acknowledgement(policy, choice, via)),
     )
-    dropped = drop_unsent(profile, environ) if choice == "dont-share" else 0
-    return ChoiceResult(choice, decide(profile, environ), dropped, record)
+    dropped = drop_unsent(scope) if choice == "dont-share" else 0
+    return ChoiceResult(choice, decide_in(scope), dropped, record)
 
 
 @dataclass(frozen=True)
@@ -139,8 +140,7 @@ def announce(
     policy: Policy,
     *,
     include_first: bool,
-    profile: AppProfile = DEFAULT_PROFILE,
-    environ: Mapping[str, str] | None = None,
+    scope: Scope,
 ) -> Announcement:
     """Decide what the user must be told about ``policy`` now, and remember it was told.
 
@@ -152,27 +152,27 @@ def announce(
     - Descriptions changed: a one-line notice, and the version is acknowledged,
       because nothing new is collected.
     """
-    path = profile.record_path(environ)
+    path = scope.record_path
     existing, _ = read_record(path)
     status = policy_status(policy, existing)
     quiet = status.kind == "up_to_date" or status.already_notified
     if (existing is not None and quiet) or (status.kind == "unacknowledged" and not include_first):
         return Announcement(existing, None, False)  # the common case: no lock, no write
-    choice = choice_of(decide(profile, environ))
+    choice = choice_of(decide_in(scope))
     told: list[tuple[NoticeText | None, bool]] = []
 
     def change(current: ConsentRecord) -> ConsentRecord | None:
         status = policy_status(policy, current)
         ack = current.acknowledgement
         if status.kind == "unacknowledged" and include_first:
-            told.append((first_notice(policy, profile, environ=environ), True))
+            told.append((first_notice(policy, scope), True))
             return current.acknowledge(_acknowledgement(policy, choice, "notice"))
         if status.kind == "description_changed" and ack is not None:
-            told.append((change_notice(policy, status, profile, environ=environ), False))
+            told.append((change_notice(policy, status, scope), False))
             new = replace(_acknowledgement(policy, ack.decision, "notice"), schema=ack.schema)
             return current.acknowledge(new)
         if status.kind == "schema_changed" and not status.already_notified:
-            told.append((change_notice(policy, status, profile, environ=environ), False))
+            told.append((change_notice(policy, status, scope), False))
             return replace(current, notice=Notice(policy.version, policy.fingerprint, utc_now()))
         told.append((None, False))
         return None
@@ -182,12 +182,10 @@ def announce(
     return Announcement(record, notice, first)
 
 
-def accept_policy(
-    *, profile: AppProfile = DEFAULT_PROFILE, environ: Mapping[str, str] | None = None
-) -> tuple[ConsentRecord, bool]:
+def accept_policy(*, scope: Scope) -> tuple[ConsentRecord, bool]:
     """Acknowledge the policy in force (``via = "policy-accept"``); ``(record, changed)``."""
-    policy = load_policy(profile=profile, environ=environ)
-    decision = decide(profile, environ)
+    policy = load_policy(scope.policy_path)
+    decision = decide_in(scope)
     changed: list[bool] = []
 
     def change(current: ConsentRecord) -> ConsentRecord | None:
@@ -199,7 +197,7 @@ def accept_policy(
         choice = ack.decision if ack else choice_of(decision)
         return current.acknowledge(_acknowledgement(policy, choice, "policy-accept"))
 
-    record = update_record(profile.record_path(environ), change)
+    record = update_record(scope.record_path, change)
     return record, changed[-1]
 
 
@@ -215,46 +213,34 @@ class ConfigChange:
     decision: Decision | None = None
 
 
-def config_get(
-    key: str, *, profile: AppProfile = DEFAULT_PROFILE, environ: Mapping[str, str] | None = None
-) -> object:
+def config_get(key: str, *, scope: Scope) -> object:
     config_key(key)
-    return load_config(profile.config_path(environ)).get(key)
+    return load_config(scope.config_path).get(key)
 
 
-def config_list(
-    *, profile: AppProfile = DEFAULT_PROFILE, environ: Mapping[str, str] | None = None
-) -> dict[str, object]:
+def config_list(*, scope: Scope) -> dict[str, object]:
     """Every setting this tool owns, ``None`` where unset. Foreign keys are not shown."""
-    config = load_config(profile.config_path(environ))
+    config = load_config(scope.config_path)
     return {name: config.get(name) for name in CONFIG_KEYS}
 
 
-def config_set(
-    key: str,
-    raw: str,
-    *,
-    profile: AppProfile = DEFAULT_PROFILE,
-    environ: Mapping[str, str] | None = None,
-) -> ConfigChange:
+def config_set(key: str, raw: str, *, scope: Scope) -> ConfigChange:
     """Validate and store one setting; turning collection off drops unsent payloads."""
     value = config_key(key).parse(key, raw)
     if key == "usage_stats":
-        before = load_config(profile.config_path(environ)).get(key)
-        review = decide(profile, environ).review_before_upload
+        before = load_config(scope.config_path).get(key)
+        review = decide_in(scope).review_before_upload
         choice: Choice = "dont-share" if not value else ("review" if review else "share")
-        result = apply_choice(choice, "config-set", profile=profile, environ=environ)
+        result = apply_choice(choice, "config-set", scope=scope)
         return ConfigChange(key, before, value, result.dropped, result.decision)
-    previous, _ = update_config(profile.config_path(environ), lambda c: c.__setitem__(key, value))
-    return ConfigChange(key, previous.get(key), value, decision=decide(profile, environ))
+    previous, _ = update_config(scope.config_path, lambda c: c.__setitem__(key, value))
+    return ConfigChange(key, previous.get(key), value, decision=decide_in(scope))
 
 
-def config_unset(
-    key: str, *, profile: AppProfile = DEFAULT_PROFILE, environ: Mapping[str, str] | None = None
-) -> ConfigChange:
+def config_unset(key: str, *, scope: Scope) -> ConfigChange:
     config_key(key)
-    before, _ = update_config(profile.config_path(environ), lambda c: c.pop(key, None))
+    before, _ = update_config(scope.config_path, lambda c: c.pop(key, None))
     if key == "usage_stats":
         # the default applies only once no store holds the setting
-        update_ini_flag(profile.legacy_ini_file(environ), None)
-    return ConfigChange(key, before.get(key, None), None, decision=decide(profile, environ))
+        update_ini_flag(scope.legacy_ini_file, None)
+    return ConfigChange(key, before.get(key, None), None, decision=decide_in(scope))

@@ -17,16 +17,16 @@ import os
 
 from consent._exceptions import ConsentError
 from consent.config import invalid_value_message, load_config, parse_switch
-from consent.profile import DEFAULT_PROFILE, AppProfile
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Mapping
     from typing import Any, Literal
+
+    from consent.profile import Scope
 
     Source = Literal["env", "do_not_track", "config", "legacy_config", "invalid_config", "default"]
 
-__all__ = ["SOURCES", "Decision", "decide", "is_enabled"]
+__all__ = ["SOURCES", "Decision", "decide_in"]
 
 SOURCES = ("env", "do_not_track", "config", "legacy_config", "invalid_config", "default")
 
@@ -64,13 +64,14 @@ class Decision:
         )
 
 
-def decide(
-    profile: AppProfile = DEFAULT_PROFILE, environ: Mapping[str, str] | None = None
-) -> Decision:
-    """Resolve the decision. Bad input fails closed, with a warning that says how to fix it."""
-    env = os.environ if environ is None else environ
-    config, config_warning = _read_config(profile, env)
-    review, review_warning = _review_mode(profile, env, config)
+def decide_in(scope: Scope) -> Decision:
+    """Resolve the decision. Bad input fails closed, with a warning that says how to fix it.
+
+    The public :func:`consent.decide` builds the scope from a profile and an environment.
+    """
+    profile, env = scope.profile, scope.environ
+    config, config_warning = _read_config(scope)
+    review, review_warning = _review_mode(scope, config)
     warnings = tuple(w for w in (config_warning, review_warning) if w)
 
     raw = env.get(profile.enabled_env)
@@ -93,21 +94,19 @@ def decide(
     stored: bool | None = None
     if "usage_stats" in config:
         value = config["usage_stats"]
-        problem = invalid_value_message(
-            profile.config_file(env), "usage_stats", value, profile.cli_name
-        )
+        problem = invalid_value_message(scope.config_file, "usage_stats", value, profile.cli_name)
         if problem:
             return Decision(False, "invalid_config", review, (problem, *warnings))
         stored = bool(value)
 
-    legacy, legacy_warning = _legacy_flag(profile, env)
+    legacy, legacy_warning = _legacy_flag(scope)
     if legacy_warning:
         return Decision(False, "invalid_config", review, (legacy_warning, *warnings))
     if stored is not None and legacy is not None and stored != legacy:
         # Two stores, two answers (edited by hand, or written by an older host): the
         # opt-out wins, and the warning names the file that says no.
         source: Source = "config" if stored is False else "legacy_config"
-        return Decision(False, source, review, (_disagreement(profile, env, source), *warnings))
+        return Decision(False, source, review, (_disagreement(scope, source), *warnings))
     if stored is not None:
         return Decision(stored, "config", review, warnings)
     if legacy is not None:
@@ -115,42 +114,29 @@ def decide(
     return Decision(True, "default", review, warnings)
 
 
-def _disagreement(profile: AppProfile, env: Mapping[str, str], off: Source) -> str:
-    json_file, ini_file = profile.config_file(env), profile.legacy_ini_file(env)
+def _disagreement(scope: Scope, off: Source) -> str:
+    json_file, ini_file = scope.config_file, scope.legacy_ini_file
     no, yes = (json_file, ini_file) if off == "config" else (ini_file, json_file)
+    cli = scope.profile.cli_name
     return (
         f"{no} turns usage statistics off while {yes} turns them on; the opt-out wins. "
-        f"Make them agree with `{profile.cli_name} stats on` or `{profile.cli_name} stats off`."
+        f"Make them agree with `{cli} stats on` or `{cli} stats off`."
     )
 
 
-def is_enabled(
-    profile: AppProfile = DEFAULT_PROFILE, environ: Mapping[str, str] | None = None
-) -> bool:
-    """Fast check for hosts: ``True`` only when collection is on. Never raises."""
+def _read_config(scope: Scope) -> tuple[dict[str, Any] | None, str | None]:
     try:
-        return decide(profile, environ).enabled
-    except Exception:  # the host must never fail because of telemetry
-        return False
-
-
-def _read_config(
-    profile: AppProfile, env: Mapping[str, str]
-) -> tuple[dict[str, Any] | None, str | None]:
-    try:
-        return load_config(profile.config_file(env)), None
+        return load_config(scope.config_file), None
     except ConsentError as exc:
         return None, f"{exc} Usage statistics are off until it is fixed."
 
 
-def _review_mode(
-    profile: AppProfile, env: Mapping[str, str], config: dict[str, Any] | None
-) -> tuple[bool, str | None]:
+def _review_mode(scope: Scope, config: dict[str, Any] | None) -> tuple[bool, str | None]:
     if not config or "usage_stats_review" not in config:
         return False, None
     value = config["usage_stats_review"]
     problem = invalid_value_message(
-        profile.config_file(env), "usage_stats_review", value, profile.cli_name
+        scope.config_file, "usage_stats_review", value, scope.profile.cli_name
     )
     if problem:
         # holding payloads is the safe reading of a value we cannot understand
@@ -158,8 +144,8 @@ def _review_mode(
     return bool(value), None
 
 
-def _legacy_flag(profile: AppProfile, env: Mapping[str, str]) -> tuple[bool | None, str | None]:
-    path = profile.legacy_ini_file(env)
+def _legacy_flag(scope: Scope) -> tuple[bool | None, str | None]:
+    path, profile = scope.legacy_ini_file, scope.profile
     if not os.path.isfile(path):
         return None, None
     unreadable = (

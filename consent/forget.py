@@ -29,13 +29,13 @@ import datetime as dt
 import json
 import os
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from consent._exceptions import ConsentError, StorageError
 from consent._fileio import read_bytes_nofollow
-from consent.profile import DEFAULT_PROFILE, AppProfile
+from consent.profile import Scope
 from consent.record import ConsentRecord, new_client_id, read_record, update_record
 from consent.spool import PAYLOAD_FILE, Entry, Spool, State
 
@@ -78,18 +78,18 @@ def deletion_email(
     return DeletionEmail(contact, f"Please delete my {tool} usage statistics", body)
 
 
-def _spools(profile: AppProfile, env: Mapping[str, str]) -> list[Spool]:
+def _spools(scope: Scope) -> list[Spool]:
     """The spools that may hold this user's payloads: the one in use, and the fallback.
 
     The per-user fallback is looked at only when the spool root is not set
     explicitly: a refused explicit root is never replaced by the fallback.
     """
     spools: list[Spool] = []
-    main = Spool.existing(profile, env)
+    main = Spool.existing(scope=scope)
     if main is not None:
         spools.append(main)
-    if not env.get(profile.spool_dir_env):
-        fallback = Spool.existing_fallback(profile)
+    if scope.spool_override is None:
+        fallback = Spool.existing_fallback(scope)
         if fallback is not None and all(fallback.root != s.root for s in spools):
             spools.append(fallback)
     return spools
@@ -170,12 +170,9 @@ class ForgetPlan:
     """The id the consent record holds now, which is replaced; ``None`` without one."""
 
 
-def plan_forget(
-    *, profile: AppProfile = DEFAULT_PROFILE, environ: Mapping[str, str] | None = None
-) -> ForgetPlan:
-    env = os.environ if environ is None else environ
-    spools = _spools(profile, env)
-    record, _ = read_record(profile.record_path(env))
+def plan_forget(*, scope: Scope) -> ForgetPlan:
+    spools = _spools(scope)
+    record, _ = read_record(scope.record_path)
     mine = _mine(spools, record.client_id if record else None)
     return ForgetPlan(
         payloads=len(mine.entries),
@@ -242,24 +239,24 @@ def _rotate_despite_interrupts(record_path: Path) -> tuple[str | None, str | Non
     raise interrupted
 
 
-def _contact(profile: AppProfile, env: Mapping[str, str]) -> str:
+def _contact(scope: Scope) -> str:
     from consent.policy import load_policy
 
     try:
-        return load_policy(profile=profile, environ=env).contact
+        return load_policy(scope.policy_path).contact
     except ConsentError:
         # the policy in force is broken; the shipped one still names who to write to
-        return load_policy(profile.policy_file).contact
+        return load_policy(scope.profile.policy_file).contact
 
 
 def _request_deletion(
-    client_ids: Sequence[str], profile: AppProfile, env: Mapping[str, str]
+    client_ids: Sequence[str], scope: Scope
 ) -> tuple[tuple[str, ...], str | None]:
     """(endpoints that accepted, problem)."""
     from consent.upload.deletion import send_deletion_request
 
     try:
-        accepted = send_deletion_request(list(client_ids), profile=profile, environ=env)
+        accepted = send_deletion_request(list(client_ids), scope=scope)
     except ConsentError as exc:
         return (), str(exc)
     except Exception as exc:  # a sender bug must not cost the user the e-mail fallback
@@ -270,9 +267,7 @@ def _request_deletion(
     return endpoints, None
 
 
-def finish_stopped_forget(
-    root: str, profile: AppProfile = DEFAULT_PROFILE, environ: Mapping[str, str] | None = None
-) -> bool:
+def finish_stopped_forget(root: str, scope: Scope) -> bool:
     """Replace the record's client id if a killed ``stats forget`` left it retired.
 
     Forget retires the old id in the spool, then replaces it in the record; a SIGKILL
@@ -281,7 +276,7 @@ def finish_stopped_forget(
     was left by a dead one. Returns whether the id was replaced.
     """
     spool = Spool(Path(root))
-    record_path = profile.record_path(environ)
+    record_path = scope.record_path
     with spool.forgetting():
         record, _ = read_record(record_path)
         if record is None or record.client_id not in spool.retired_ids():
@@ -290,9 +285,7 @@ def finish_stopped_forget(
     return True
 
 
-def forget(
-    *, profile: AppProfile = DEFAULT_PROFILE, environ: Mapping[str, str] | None = None
-) -> ForgetResult:
+def forget(*, scope: Scope) -> ForgetResult:
     """Delete this user's local payloads, rotate the client id, and ask the server to delete.
 
     Local deletion happens first and does not depend on the network. The deletion
@@ -302,14 +295,13 @@ def forget(
     If the client id cannot be replaced, it stays retired in the spool all the same:
     nothing more is written or sent under an id whose deletion was requested.
     """
-    env = os.environ if environ is None else environ
-    record_path = profile.record_path(env)
-    spools = _spools(profile, env)
+    record_path = scope.record_path
+    spools = _spools(scope)
     if not spools and os.path.lexists(record_path):
         # No spool yet, but a recorder may have read the id and be about to make one:
         # make it now, so the old id can be retired where that recorder will write.
         with contextlib.suppress(ConsentError):  # refused: no recorder can write there
-            spools.append(Spool.open(profile, env))
+            spools.append(Spool.open(scope))
     rotation_problem = None
     with contextlib.ExitStack() as stack:
         for spool in spools:
@@ -341,11 +333,11 @@ def forget(
     old_ids = [cid for cid in old_ids if _is_personal_id(cid)]
     if not old_ids:
         return ForgetResult(removed, _roots(spools), (), new_id, (), None, None, rotation_problem)
-    accepted, problem = _request_deletion(old_ids, profile, env)
+    accepted, problem = _request_deletion(old_ids, scope)
     email = None
     ever_sent = [cid for cid in old_ids if cid in mine.sent_ids]
     if not accepted and ever_sent:
-        email = deletion_email(ever_sent, _contact(profile, env), tool=profile.display_name)
+        email = deletion_email(ever_sent, _contact(scope), tool=scope.profile.display_name)
     return ForgetResult(
         removed, _roots(spools), tuple(old_ids), new_id, accepted, problem, email, rotation_problem
     )

@@ -9,16 +9,14 @@ every hint is a command that works in the state it is given for
 
 from __future__ import annotations
 
-import os
 import shlex
 import sys
 import textwrap
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, TextIO
 
 from consent.policy import Policy, PolicyDiff, diff_schemas
-from consent.profile import DEFAULT_PROFILE, AppProfile
+from consent.profile import DEFAULT_PROFILE, AppProfile, Scope
 from consent.record import ConsentRecord
 
 if TYPE_CHECKING:
@@ -118,9 +116,7 @@ def mode_of(decision: Decision) -> Mode:
     return "review" if decision.review_before_upload else "share"
 
 
-def endpoints_in_force(
-    policy: Policy, profile: AppProfile = DEFAULT_PROFILE, environ: Mapping[str, str] | None = None
-) -> tuple[list[str], str | None]:
+def endpoints_in_force(policy: Policy, scope: Scope) -> tuple[list[str], str | None]:
     """Every endpoint a send would use now, and the problem if there is one.
 
     The same resolution as the sender (``consent._urls.resolve_endpoints``): the
@@ -131,23 +127,28 @@ def endpoints_in_force(
     from consent._urls import resolve_endpoints
     from consent.config import load_config
 
-    env = os.environ if environ is None else environ
     try:
-        config = load_config(profile.config_path(env))
+        config = load_config(scope.config_file)
     except ConsentError:
         config = {}  # the decision already reports a damaged config file
     try:
-        return resolve_endpoints(policy.endpoint, config, env, profile.endpoint_env), None
+        return resolve_endpoints(policy.endpoint, config, scope), None
     except ConsentError as exc:
         return [], str(exc)
 
 
-def _override_env(decision: Decision, profile: AppProfile, env: Mapping[str, str]) -> str | None:
+def _deciding_env_name(decision: Decision, scope: Scope) -> str | None:
+    """The environment variable that decides instead of the files, if one does."""
+    sources = {"env": scope.profile.enabled_env, "do_not_track": "DO_NOT_TRACK"}
+    return sources.get(decision.source)
+
+
+def _override_env(decision: Decision, scope: Scope) -> str | None:
     """``NAME=value`` of the environment variable that decides, if one does."""
-    name = {"env": profile.enabled_env, "do_not_track": "DO_NOT_TRACK"}.get(decision.source)
+    name = _deciding_env_name(decision, scope)
     if name is None:
         return None
-    value = env.get(name, "")
+    value = scope.environ.get(name, "")
     # a value is echoed only when it is a plain switch: anything else may be long or odd
     return f"{name}={value}" if value.lower() in _SWITCH_WORDS else name
 
@@ -155,38 +156,31 @@ def _override_env(decision: Decision, profile: AppProfile, env: Mapping[str, str
 _SWITCH_WORDS = frozenset({"0", "1", "true", "false", "yes", "no", "on", "off"})
 
 
-def override_words(
-    decision: Decision, profile: AppProfile = DEFAULT_PROFILE, env: Mapping[str, str] | None = None
-) -> str | None:
+def override_words(decision: Decision, scope: Scope) -> str | None:
     """``DO_NOT_TRACK=1 is set``: the variable that decides instead of the files, if one does."""
-    override = _override_env(decision, profile, os.environ if env is None else env)
+    override = _override_env(decision, scope)
     return None if override is None else f"{override} is set"
 
 
-def why_off(decision: Decision, profile: AppProfile, env: Mapping[str, str] | None = None) -> str:
+def why_off(decision: Decision, scope: Scope) -> str:
     """Why collection is off, naming the variable or file that decides."""
-    env = os.environ if env is None else env
-    override = _override_env(decision, profile, env)
+    override = _override_env(decision, scope)
     if override:
         return f"{override} is set"
     if decision.source == "invalid_config":
-        return f"{profile.config_file(env)} has a problem"
+        return f"{scope.config_file} has a problem"
     if decision.source == "legacy_config":
-        return f"{profile.legacy_ini_file(env)} says so"
-    return f"usage_stats is false in {profile.config_file(env)}"
+        return f"{scope.legacy_ini_file} says so"
+    return f"usage_stats is false in {scope.config_file}"
 
 
-def mode_sentence(
-    decision: Decision,
-    profile: AppProfile = DEFAULT_PROFILE,
-    environ: Mapping[str, str] | None = None,
-) -> str:
+def mode_sentence(decision: Decision, scope: Scope) -> str:
     """What happens to a transfer's payload in the mode in force, in one sentence."""
-    cli = profile.cli_name
+    cli = scope.profile.cli_name
     mode = mode_of(decision)
     if mode == "off":
         return (
-            f"Usage statistics are off ({why_off(decision, profile, environ)}): "
+            f"Usage statistics are off ({why_off(decision, scope)}): "
             "nothing is collected, and nothing is sent."
         )
     if mode == "review":
@@ -197,73 +191,52 @@ def mode_sentence(
     return "Each transfer sends one payload when it ends."
 
 
-def _without(env: Mapping[str, str], name: str) -> dict[str, str]:
-    return {key: value for key, value in env.items() if key != name}
-
-
-def turn_off_steps(
-    decision: Decision,
-    profile: AppProfile = DEFAULT_PROFILE,
-    environ: Mapping[str, str] | None = None,
-) -> list[str]:
+def turn_off_steps(decision: Decision, scope: Scope) -> list[str]:
     """Shell commands, in order, that turn collection off in this state (it is on)."""
-    from consent.decision import decide
+    from consent.decision import decide_in
 
-    env = os.environ if environ is None else environ
+    profile = scope.profile
     if decision.source == "env":
         # the variable wins over any file: only changing it changes anything
-        rest = _without(env, profile.enabled_env)
-        after = decide(profile, rest)
+        rest = scope.without(profile.enabled_env)
+        after = decide_in(rest)
         steps = [f"unset {profile.enabled_env}"]
-        return steps + (turn_off_steps(after, profile, rest) if after.enabled else [])
+        return steps + (turn_off_steps(after, rest) if after.enabled else [])
     return [f"{profile.cli_name} stats off"]
 
 
-def turn_on_steps(
-    decision: Decision,
-    profile: AppProfile = DEFAULT_PROFILE,
-    environ: Mapping[str, str] | None = None,
-) -> list[str]:
+def turn_on_steps(decision: Decision, scope: Scope) -> list[str]:
     """Shell commands, in order, that turn collection on in this state (it is off)."""
-    from consent.decision import decide
+    from consent.decision import decide_in
 
-    env = os.environ if environ is None else environ
-    name = {"env": profile.enabled_env, "do_not_track": "DO_NOT_TRACK"}.get(decision.source)
+    name = _deciding_env_name(decision, scope)
     if name is not None:
-        rest = _without(env, name)
-        after = decide(profile, rest)
-        return [f"unset {name}"] + ([] if after.enabled else turn_on_steps(after, profile, rest))
+        rest = scope.without(name)
+        after = decide_in(rest)
+        return [f"unset {name}"] + ([] if after.enabled else turn_on_steps(after, rest))
     steps: list[str] = []
     if decision.source == "invalid_config":
-        path = profile.config_file(env)
+        path = scope.config_file
         if _config_is_damaged(path):
             steps.append(f"mv {shlex.quote(path)} {shlex.quote(path + '.broken')}")
-    return [*steps, f"{profile.cli_name} stats on"]
+    return [*steps, f"{scope.profile.cli_name} stats on"]
 
 
 def _steps(steps: list[str]) -> str:
     return ", then ".join(steps)
 
 
-def turn_off_hint(
-    decision: Decision,
-    profile: AppProfile = DEFAULT_PROFILE,
-    environ: Mapping[str, str] | None = None,
-) -> str:
+def turn_off_hint(decision: Decision, scope: Scope) -> str:
     """How to turn collection off in this state, in words (collection is on)."""
-    steps = turn_off_steps(decision, profile, environ)
+    steps = turn_off_steps(decision, scope)
     if decision.source == "env":
         return _steps(steps)
     return f"{_steps(steps)}   (or set DO_NOT_TRACK=1)"
 
 
-def turn_on_hint(
-    decision: Decision,
-    profile: AppProfile = DEFAULT_PROFILE,
-    environ: Mapping[str, str] | None = None,
-) -> str:
+def turn_on_hint(decision: Decision, scope: Scope) -> str:
     """How to turn collection on in this state, in words (collection is off)."""
-    return _steps(turn_on_steps(decision, profile, environ))
+    return _steps(turn_on_steps(decision, scope))
 
 
 def file_free_opt_outs(profile: AppProfile = DEFAULT_PROFILE) -> str:
@@ -303,10 +276,9 @@ def _where(endpoints: list[str], problem: str | None) -> list[str]:
 
 def first_notice(
     policy: Policy,
-    profile: AppProfile = DEFAULT_PROFILE,
+    scope: Scope,
     *,
     held: bool = True,
-    environ: Mapping[str, str] | None = None,
     decision: Decision | None = None,
 ) -> NoticeText:
     """What is collected, where it goes, what happens now, and how to change it.
@@ -315,13 +287,11 @@ def first_notice(
     Short enough (about 14 lines) that it and the answer to a question fit on an
     80x24 terminal with the summary still in view.
     """
-    from consent.decision import decide
+    from consent.decision import decide_in
 
-    env = os.environ if environ is None else environ
-    decision = decision or decide(profile, env)
-    cli = profile.cli_name
-    _endpoints, _problem = endpoints_in_force(policy, profile, env)
-    lines = [*_what_and_where(policy, profile, env), ""]
+    decision = decision or decide_in(scope)
+    cli = scope.profile.cli_name
+    lines = [*_what_and_where(policy, scope), ""]
     mode = mode_of(decision)
     if mode == "share" and held:
         lines += _wrap(
@@ -330,52 +300,45 @@ def first_notice(
             "one payload when it ends."
         )
     else:
-        lines += _wrap(mode_sentence(decision, profile, env))
+        lines += _wrap(mode_sentence(decision, scope))
     if mode == "off":
-        lines += _wrap(f"Turn them on: {turn_on_hint(decision, profile, env)}", "  ")
+        lines += _wrap(f"Turn them on: {turn_on_hint(decision, scope)}", "  ")
     else:
-        lines += _wrap(f"Turn this off: {turn_off_hint(decision, profile, env)}", "  ")
+        lines += _wrap(f"Turn this off: {turn_off_hint(decision, scope)}", "  ")
     lines += [f"Choose share, review or don't share:  {cli} init", f"Read more: {policy.docs_url}"]
-    return NoticeText("first", _title(policy, profile), tuple(lines))
+    return NoticeText("first", _title(policy, scope.profile), tuple(lines))
 
 
 def _title(policy: Policy, profile: AppProfile) -> str:
     return f"{profile.display_name} anonymous usage statistics (policy version {policy.version})"
 
 
-def _what_and_where(policy: Policy, profile: AppProfile, env: Mapping[str, str]) -> list[str]:
+def _what_and_where(policy: Policy, scope: Scope) -> list[str]:
     """The summary, the categories, every endpoint in force, and where every field is listed."""
-    endpoints, problem = endpoints_in_force(policy, profile, env)
+    endpoints, problem = endpoints_in_force(policy, scope)
     lines = [*_wrap(policy.summary), ""]
     lines += _wrap(f"Collected: {_categories(policy)}", "           ")
     lines += _where(endpoints, problem)
-    lines.append(f"Every field, and why:  {profile.cli_name} policy show")
+    lines.append(f"Every field, and why:  {scope.profile.cli_name} policy show")
     return lines
 
 
-def choice_notice(
-    policy: Policy,
-    profile: AppProfile = DEFAULT_PROFILE,
-    *,
-    environ: Mapping[str, str] | None = None,
-    decision: Decision | None = None,
-) -> NoticeText:
+def choice_notice(policy: Policy, scope: Scope, *, decision: Decision | None = None) -> NoticeText:
     """The screen above the init question: what, where, and what each answer means.
 
     With the question below it, it fits on an 80x24 terminal.
     """
-    from consent.decision import decide
+    from consent.decision import decide_in
 
-    env = os.environ if environ is None else environ
-    decision = decision or decide(profile, env)
-    cli = profile.cli_name
-    lines = [*_what_and_where(policy, profile, env), ""]
+    decision = decision or decide_in(scope)
+    cli = scope.profile.cli_name
+    lines = [*_what_and_where(policy, scope), ""]
     lines += [
         "Yes:     each transfer sends one payload when it ends.",
         f"Review:  each payload is held until you approve it ({cli} stats review).",
         "No:      nothing is collected or sent; unsent payloads are deleted.",
     ]
-    override = _override_env(decision, profile, env)
+    override = _override_env(decision, scope)
     if override:
         state = "on" if decision.enabled else "off"
         name = override.split("=", 1)[0]
@@ -384,28 +347,26 @@ def choice_notice(
             f"until you unset {name}."
         )
     lines.append(f"You can change your answer any time with `{cli} init`.")
-    return NoticeText("first", _title(policy, profile), tuple(lines))
+    return NoticeText("first", _title(policy, scope.profile), tuple(lines))
 
 
 def change_notice(
     policy: Policy,
     status: PolicyStatus,
-    profile: AppProfile = DEFAULT_PROFILE,
+    scope: Scope,
     *,
-    environ: Mapping[str, str] | None = None,
     decision: Decision | None = None,
 ) -> NoticeText:
-    from consent.decision import decide
+    from consent.decision import decide_in
 
-    cli = profile.cli_name
+    cli = scope.profile.cli_name
     if status.kind == "description_changed":
         return NoticeText(
             "description",
             f"Usage-statistics policy updated to version {policy.version}",
             ("Only descriptions were reworded; nothing new is collected.",),
         )
-    env = os.environ if environ is None else environ
-    decision = decision or decide(profile, env)
+    decision = decision or decide_in(scope)
     diff = status.diff
     assert diff is not None
     lines: list[str] = []
@@ -418,15 +379,15 @@ def change_notice(
     if diff.removed:
         lines += _wrap("No longer collected: " + ", ".join(diff.removed), "  ")
     lines.append("Everything else is collected as before.")
-    endpoints, problem = endpoints_in_force(policy, profile, env)
+    endpoints, problem = endpoints_in_force(policy, scope)
     lines += _where(endpoints, problem)
-    lines += ["", *_wrap(mode_sentence(decision, profile, env))]
+    lines += ["", *_wrap(mode_sentence(decision, scope))]
     lines += [
         f"See the changes:  {cli} policy diff",
         f"Accept them:      {cli} policy accept",
     ]
     if decision.enabled:
-        lines += _wrap(f"Turn this off:    {turn_off_hint(decision, profile, env)}", "    ")
+        lines += _wrap(f"Turn this off:    {turn_off_hint(decision, scope)}", "    ")
     return NoticeText(
         "change", f"The usage-statistics policy changed (version {policy.version})", tuple(lines)
     )

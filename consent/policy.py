@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from consent._exceptions import ConsentError, PolicyError
-from consent.profile import DEFAULT_PROFILE, AppProfile
+from consent.profile import Scope
 
 __all__ = [
     "CATEGORIES",
@@ -118,15 +118,14 @@ def diff_schemas(old: Schema, new: Schema) -> PolicyDiff:
     )
 
 
-def load_policy(
-    path: Path | None = None,
-    *,
-    profile: AppProfile = DEFAULT_PROFILE,
-    environ: Mapping[str, str] | None = None,
-) -> Policy:
-    """Load and validate the policy in force; raise :class:`PolicyError` naming the problem."""
+def load_policy(path: Path | None = None) -> Policy:
+    """Load and validate the policy at ``path``; raise :class:`PolicyError` naming the problem.
+
+    The library passes its scope's ``policy_path``, the policy in force; without a
+    path, that is the default host's in this process's environment.
+    """
     if path is None:
-        path = profile.policy_path(environ)
+        path = Scope().policy_path
     try:
         with open(path, "rb") as handle:
             data = tomllib.load(handle)

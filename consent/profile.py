@@ -1,12 +1,16 @@
-"""The application profile: every name, path and environment variable in one place.
+"""The application profile, and the scope that resolves it in one environment.
 
-Paths are computed when asked, never cached at import, so tests (and hosts) can
-seam them through ``HOME`` and the ``SKYPLANE_USAGE_STATS_*`` variables.
+An :class:`AppProfile` names one host tool: its command, directories and
+environment variables. A :class:`Scope` is that profile in one environment (the
+process's, or a mapping a caller passes): it reads the environment once and
+holds the paths it leads to. The public API and the CLI build a Scope at the
+edge, per call or per command run; everything below takes it, so no module
+reads ``os.environ`` or resolves a path on its own.
 
 This module is on the decision path, which must cost next to nothing: it avoids
-``dataclasses``, ``typing`` and ``pathlib`` at import. The ``*_file`` methods give
-plain strings for that path; the ``*_path`` methods wrap the same strings in
-:class:`pathlib.Path` for everyone else.
+``dataclasses``, ``typing`` and ``pathlib`` at import. The ``*_file`` and
+``*_dir`` attributes are plain strings for that path; the ``*_path`` properties
+wrap the same strings in :class:`pathlib.Path` for everyone else.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from pathlib import Path
 
-__all__ = ["DEFAULT_PROFILE", "AppProfile"]
+__all__ = ["DEFAULT_PROFILE", "AppProfile", "Scope"]
 
 _POLICY_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "policies")
 
@@ -111,61 +115,169 @@ class AppProfile:
     def endpoint_env(self) -> str:
         return f"{self.env_prefix}_ENDPOINT"
 
-    # -- paths as strings (the decision path) -------------------------------------------
+    # -- paths, for hosts: the library resolves them through a Scope ----------------------
     def home_dir(self, environ: Mapping[str, str] | None = None) -> str:
-        env = os.environ if environ is None else environ
-        return env.get("HOME") or os.path.expanduser("~")
+        return Scope(self, environ).home_dir
 
     def config_dir_name(self, environ: Mapping[str, str] | None = None) -> str:
-        return os.path.join(self.home_dir(environ), self.home_dir_name)
+        return Scope(self, environ).config_dir
 
     def config_file(self, environ: Mapping[str, str] | None = None) -> str:
-        return os.path.join(self.config_dir_name(environ), "config.json")
+        return Scope(self, environ).config_file
 
     def legacy_ini_file(self, environ: Mapping[str, str] | None = None) -> str:
-        """The host's own INI settings file (Skyplane's ``~/.skyplane/config``).
+        """The host's own INI settings file (Skyplane's ``~/.skyplane/config``)."""
+        return Scope(self, environ).legacy_ini_file
 
-        The host's override variable (``SKYPLANE_CONFIG``) moves it, as it does for
-        the host itself; a leading ``~`` means this profile's home.
-        """
-        env = os.environ if environ is None else environ
-        override = env.get(self.config_env) if self.config_env else None
-        if override:
-            if override == "~" or override.startswith("~/"):
-                return self.home_dir(environ) + override[1:]
-            return override
-        return os.path.join(self.config_dir_name(environ), "config")
-
-    # -- paths ----------------------------------------------------------------------------
     def home(self, environ: Mapping[str, str] | None = None) -> Path:
-        return _path(self.home_dir(environ))
+        return Scope(self, environ).home
 
     def config_dir(self, environ: Mapping[str, str] | None = None) -> Path:
-        return _path(self.config_dir_name(environ))
+        return _path(Scope(self, environ).config_dir)
 
     def config_path(self, environ: Mapping[str, str] | None = None) -> Path:
-        return _path(self.config_file(environ))
+        return Scope(self, environ).config_path
 
     def record_path(self, environ: Mapping[str, str] | None = None) -> Path:
-        return self.config_dir(environ) / "consent.toml"
+        return Scope(self, environ).record_path
 
     def legacy_ini_path(self, environ: Mapping[str, str] | None = None) -> Path:
-        return _path(self.legacy_ini_file(environ))
+        return Scope(self, environ).legacy_ini_path
 
     def spool_root(self, environ: Mapping[str, str] | None = None) -> Path:
-        env = os.environ if environ is None else environ
-        override = env.get(self.spool_dir_env)
-        if override:
-            return _path(override)
-        return self.shared_temp_root / self.name / "usage"
+        return Scope(self, environ).spool_root
 
     def fallback_spool_root(self) -> Path:
-        return self.shared_temp_root / f"{self.name}-{os.getuid()}" / "usage"
+        return Scope(self, {}).fallback_spool_root
 
     def policy_path(self, environ: Mapping[str, str] | None = None) -> Path:
-        env = os.environ if environ is None else environ
-        override = env.get(self.policy_env)
-        return _path(override) if override else self.policy_file
+        return Scope(self, environ).policy_path
 
 
 DEFAULT_PROFILE = AppProfile()
+
+
+class Scope:
+    """One host's profile in one environment, and the paths they resolve to.
+
+    ``environ`` is the mapping every rule reads (``os.environ`` when not given),
+    kept as given: a switch changed during a long transfer is still seen. The paths
+    are resolved once, when the Scope is built; the spool directories, which need
+    the working directory and the uid, on first use.
+    """
+
+    __slots__ = (
+        "_spool_dirs",
+        "config_dir",
+        "config_file",
+        "endpoint_override",
+        "environ",
+        "home_dir",
+        "legacy_ini_file",
+        "policy_file",
+        "profile",
+        "record_file",
+        "spool_override",
+    )
+
+    def __init__(
+        self, profile: AppProfile = DEFAULT_PROFILE, environ: Mapping[str, str] | None = None
+    ) -> None:
+        env = os.environ if environ is None else environ
+        self.profile = profile
+        self.environ: Mapping[str, str] = env
+        self.home_dir: str = env.get("HOME") or os.path.expanduser("~")
+        self.config_dir = os.path.join(self.home_dir, profile.home_dir_name)
+        self.config_file = os.path.join(self.config_dir, "config.json")
+        self.record_file = os.path.join(self.config_dir, "consent.toml")
+        self.legacy_ini_file = self._legacy_ini_file()
+        self.policy_file: str = env.get(profile.policy_env) or profile._policy_file
+        self.spool_override: str | None = env.get(profile.spool_dir_env) or None
+        """The spool directory the user chose: an explicit choice never falls back."""
+        self.endpoint_override: str | None = env.get(profile.endpoint_env) or None
+
+    def _legacy_ini_file(self) -> str:
+        # The host's override variable (SKYPLANE_CONFIG) moves it, as it does for the
+        # host itself; a leading "~" means this scope's home.
+        name = self.profile.config_env
+        override = self.environ.get(name) if name else None
+        if override:
+            if override == "~" or override.startswith("~/"):
+                return self.home_dir + override[1:]
+            return override
+        return os.path.join(self.config_dir, "config")
+
+    def __repr__(self) -> str:
+        # not the environment: it may hold secrets
+        return f"Scope(profile={self.profile!r}, home_dir={self.home_dir!r})"
+
+    def without(self, *names: str) -> Scope:
+        """This scope with the environment variables ``names`` unset: what-if hints."""
+        rest = {key: value for key, value in self.environ.items() if key not in names}
+        return Scope(self.profile, rest)
+
+    # -- the spool directories (absolute, as they are created and vetted) -----------------
+    def _spool_paths(self) -> tuple[str, str, str]:
+        try:
+            return self._spool_dirs
+        except AttributeError:  # the first use: not resolved yet
+            pass
+        profile = self.profile
+        shared = profile._shared_temp_root
+        fallback = os.path.join(shared, f"{profile.name}-{os.getuid()}", "usage")
+        self._spool_dirs: tuple[str, str, str] = (
+            os.path.abspath(self._configured_spool_root()),
+            os.path.abspath(shared),
+            os.path.abspath(fallback),
+        )
+        return self._spool_dirs
+
+    def _configured_spool_root(self) -> str:
+        profile = self.profile
+        default = os.path.join(profile._shared_temp_root, profile.name, "usage")
+        return self.spool_override or default
+
+    @property
+    def spool_dir(self) -> str:
+        """The spool root to use: the spool-directory variable's, or the shared default."""
+        return self._spool_paths()[0]
+
+    @property
+    def shared_temp_dir(self) -> str:
+        """The shared temporary directory (``/tmp``) the default spool lives under."""
+        return self._spool_paths()[1]
+
+    @property
+    def fallback_spool_dir(self) -> str:
+        """The per-user fallback spool root (``/tmp/skyplane-UID/usage``)."""
+        return self._spool_paths()[2]
+
+    # -- the same places as pathlib.Path, off the decision path ----------------------------
+    @property
+    def home(self) -> Path:
+        return _path(self.home_dir)
+
+    @property
+    def config_path(self) -> Path:
+        return _path(self.config_file)
+
+    @property
+    def record_path(self) -> Path:
+        return _path(self.record_file)
+
+    @property
+    def legacy_ini_path(self) -> Path:
+        return _path(self.legacy_ini_file)
+
+    @property
+    def policy_path(self) -> Path:
+        return _path(self.policy_file)
+
+    @property
+    def spool_root(self) -> Path:
+        """The spool root as configured, for display (``spool_dir`` is it made absolute)."""
+        return _path(self._configured_spool_root())
+
+    @property
+    def fallback_spool_root(self) -> Path:
+        return _path(self.fallback_spool_dir)

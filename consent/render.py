@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from consent.forget import ForgetPlan, ForgetResult
     from consent.notices import NoticeText
     from consent.policy import Policy, PolicyDiff
-    from consent.profile import AppProfile
+    from consent.profile import Scope
     from consent.review import FieldView, ReviewItem, ReviewListing
     from consent.status import Snapshot
 
@@ -145,38 +145,35 @@ def _yes_no(flag: bool) -> str:
     return "[green]on[/]" if flag else "[red]off[/]"
 
 
-def _source_words(decision: Decision, profile: AppProfile) -> str:
+def _source_words(decision: Decision, scope: Scope) -> str:
     """Which rule decided, naming the variable or file, so the user knows what to change."""
     from consent.notices import override_words
 
     source = decision.source
-    override = override_words(decision, profile)
+    override = override_words(decision, scope)
     if override:
         return override
     if source == "config":
-        return f"set in {profile.config_file()}"
+        return f"set in {scope.config_file}"
     if source == "legacy_config":
-        return f"set in {profile.legacy_ini_file()} (Skyplane 0.3)"
+        return f"set in {scope.legacy_ini_file} (Skyplane 0.3)"
     if source == "invalid_config":
-        return f"{profile.config_file()} has a problem, see below"
+        return f"{scope.config_file} has a problem, see below"
     return "the default: you have not chosen yet"
 
 
-def status_panel(snap: Snapshot, profile: AppProfile | str) -> Panel:
+def status_panel(snap: Snapshot, scope: Scope) -> Panel:
     """``stats status``: the state, why, and the commands that work in this state."""
     from consent.notices import REVIEW_MODE, turn_off_hint, turn_on_hint
-    from consent.profile import AppProfile
 
-    if isinstance(profile, str):
-        profile = AppProfile(cli_name=profile)
-    cli = profile.cli_name
+    cli = scope.profile.cli_name
     decision = snap.decision
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold", no_wrap=True)
     grid.add_column()
     grid.add_row(
         "Usage statistics",
-        f"{_yes_no(decision.enabled)} ({escape(_source_words(decision, profile))})",
+        f"{_yes_no(decision.enabled)} ({escape(_source_words(decision, scope))})",
     )
     review = _yes_no(decision.review_before_upload)
     if decision.review_before_upload:
@@ -204,9 +201,9 @@ def status_panel(snap: Snapshot, profile: AppProfile | str) -> Panel:
     hints.add_column(overflow="fold")  # a command cut short by an ellipsis would not work
     hints.add_row("See every payload", f"{cli} stats review")
     if decision.enabled:
-        hints.add_row("Turn them off", escape(turn_off_hint(decision, profile)))
+        hints.add_row("Turn them off", escape(turn_off_hint(decision, scope)))
     else:
-        hints.add_row("Turn them on", escape(turn_on_hint(decision, profile)))
+        hints.add_row("Turn them on", escape(turn_on_hint(decision, scope)))
     hints.add_row("Every field, and why", f"{cli} policy show")
     return Panel(
         Group(grid, Text(""), hints),

@@ -25,7 +25,7 @@ from consent._exceptions import InvalidValueError, UnknownSessionError
 from consent._fileio import read_bytes_nofollow
 from consent._time import utc_stamp
 from consent.policy import Policy
-from consent.profile import DEFAULT_PROFILE, AppProfile
+from consent.profile import Scope
 from consent.spool import PAYLOAD_FILE, Entry, Receipt, Spool, State, StateFilter, filter_states
 
 __all__ = [
@@ -312,19 +312,13 @@ def _sort_key(item: ReviewItem) -> tuple[str, str]:
     return (item.collected_at or "", item.session_id)
 
 
-def list_review(
-    state: StateFilter | str = "all",
-    *,
-    profile: AppProfile = DEFAULT_PROFILE,
-    environ: Mapping[str, str] | None = None,
-) -> ReviewListing:
+def list_review(state: StateFilter | str = "all", *, scope: Scope) -> ReviewListing:
     """Every spooled payload in ``state`` (or all), with the counts of every state."""
-    from consent.decision import decide
+    from consent.decision import decide_in
 
-    env = os.environ if environ is None else environ
     wanted = filter_states(state)
-    decision = decide(profile, env)
-    spool = Spool.existing(profile, env)
+    decision = decide_in(scope)
+    spool = Spool.existing(scope=scope)
     counts = {s.value: 0 for s in State}
     items: list[ReviewItem] = []
     every_id: list[str] = []
@@ -340,38 +334,32 @@ def list_review(
     return ReviewListing(
         items=items,
         counts=counts,
-        spool_dir=str(spool.root if spool else profile.spool_root(env)),
+        spool_dir=str(spool.root if spool else scope.spool_root),
         spool_exists=spool is not None,
         enabled=decision.enabled,
         review_mode=decision.review_before_upload,
-        warnings=[*decision.warnings, *_spool_warnings(spool, profile, env)],
+        warnings=[*decision.warnings, *_spool_warnings(spool, scope)],
         short_ids=unique_prefixes(every_id),
     )
 
 
-def _spool_warnings(spool: Spool | None, profile: AppProfile, env: Mapping[str, str]) -> list[str]:
+def _spool_warnings(spool: Spool | None, scope: Scope) -> list[str]:
     if spool is not None:
         return list(spool.warnings)
-    refusal = Spool.refusal(profile, env)  # a refused root lists as empty: say why
+    refusal = Spool.refusal(scope)  # a refused root lists as empty: say why
     return [refusal] if refusal else []
 
 
-def _spool_or_unknown(profile: AppProfile, env: Mapping[str, str], wanted: str) -> Spool:
-    spool = Spool.existing(profile, env)
+def _spool_or_unknown(scope: Scope, wanted: str) -> Spool:
+    spool = Spool.existing(scope=scope)
     if spool is None:
         raise UnknownSessionError(f"No session in the spool matches {wanted!r}: it is empty.")
     return spool
 
 
-def find_item(
-    id_or_prefix: str,
-    *,
-    profile: AppProfile = DEFAULT_PROFILE,
-    environ: Mapping[str, str] | None = None,
-) -> ReviewItem:
+def find_item(id_or_prefix: str, *, scope: Scope) -> ReviewItem:
     """The one session whose id starts with ``id_or_prefix``; exit-2 errors otherwise."""
-    env = os.environ if environ is None else environ
-    entry = _spool_or_unknown(profile, env, id_or_prefix).find(id_or_prefix)
+    entry = _spool_or_unknown(scope, id_or_prefix).find(id_or_prefix)
     item = _item(entry)
     if item is None:
         raise UnknownSessionError(f"Session {entry.session_id} is no longer in the spool.")
@@ -488,27 +476,21 @@ def _refuse(entry: Entry, verb: str) -> InvalidValueError:
     return InvalidValueError(f"Cannot {verb} session {sid}: it {why}.")
 
 
-def approve(
-    ids: Sequence[str] | None,
-    *,
-    profile: AppProfile = DEFAULT_PROFILE,
-    environ: Mapping[str, str] | None = None,
-) -> list[Change]:
+def approve(ids: Sequence[str] | None, *, scope: Scope) -> list[Change]:
     """Move held payloads to pending: the ones named by id or prefix, or all when ``None``.
 
     Every id is checked first; an unknown, ambiguous or non-held one raises and
     nothing changes. A payload that is already pending is left as it is, without
     complaint, so approving twice is harmless.
     """
-    env = os.environ if environ is None else environ
     if ids is None:
-        spool = Spool.existing(profile, env)
+        spool = Spool.existing(scope=scope)
         if spool is None:
             return []
         with spool.lock():
             targets = spool.entries((State.HELD,))
             return [_approve_one(spool, entry) for entry in targets]
-    spool = _spool_or_unknown(profile, env, ids[0] if ids else "")
+    spool = _spool_or_unknown(scope, ids[0] if ids else "")
     with spool.lock():
         targets = _resolve(spool, ids)
         for entry in targets:
@@ -517,25 +499,22 @@ def approve(
         return [_approve_one(spool, e) for e in targets if e.state is State.HELD]
 
 
-def send_approved(
-    *, profile: AppProfile = DEFAULT_PROFILE, environ: Mapping[str, str] | None = None
-) -> bool:
+def send_approved(*, scope: Scope) -> bool:
     """Start a background send for newly approved payloads; False if none can start.
 
     In review mode no transfer ever queues a send (its payload is held), so without
     this an approved payload would wait for an explicit `stats send`.
     """
-    from consent.decision import decide
+    from consent.decision import decide_in
 
-    env = os.environ if environ is None else environ
-    if not decide(profile, env).enabled:
+    if not decide_in(scope).enabled:
         return False
-    spool = Spool.existing(profile, env)
+    spool = Spool.existing(scope=scope)
     if spool is None:
         return False
     from consent.upload.spawn import start_background_flush
 
-    start_background_flush(spool, profile=profile, environ=env)
+    start_background_flush(spool, scope=scope)
     return True
 
 
@@ -548,15 +527,13 @@ def discard(
     ids: Sequence[str] | None,
     *,
     states: Collection[State] = (State.HELD,),
-    profile: AppProfile = DEFAULT_PROFILE,
-    environ: Mapping[str, str] | None = None,
+    scope: Scope,
 ) -> list[Change]:
     """Delete payloads that were not sent: by id or prefix, or every one in ``states``.
 
     Held, pending, failed and legacy payloads may be discarded; sent ones may not
     (see the module docstring). Every id is checked before anything is deleted.
     """
-    env = os.environ if environ is None else environ
     if ids is None:
         refused = sorted(s.value for s in set(states) - DISCARDABLE)
         if refused:
@@ -564,12 +541,12 @@ def discard(
                 f"Only held, pending, failed or legacy payloads can be discarded, not "
                 f"{', '.join(refused)}; `stats forget` deletes everything."
             )
-        spool = Spool.existing(profile, env)
+        spool = Spool.existing(scope=scope)
         if spool is None:
             return []
         with spool.lock():
             return [_discard_one(spool, e) for e in spool.entries(tuple(states))]
-    spool = _spool_or_unknown(profile, env, ids[0] if ids else "")
+    spool = _spool_or_unknown(scope, ids[0] if ids else "")
     with spool.lock():
         targets = _resolve(spool, ids)
         for entry in targets:

@@ -56,17 +56,16 @@ from consent._spoolwrite import (
     STATE_FILE,
     _prepare_root,
     check_id,
-    fallback_root,
     fallback_warning,
     is_id,
     open_root,
     override_refused,
-    roots,
     state_bytes,
+    vet_configured_root,
     write_new,
 )
 from consent._time import utc_stamp
-from consent.profile import DEFAULT_PROFILE, AppProfile
+from consent.profile import DEFAULT_PROFILE, AppProfile, Scope
 
 __all__ = [
     "PAYLOAD_FILE",
@@ -366,64 +365,66 @@ class Spool:
 
     # -- choosing the root --------------------------------------------------------------
     @classmethod
-    def open(
-        cls, profile: AppProfile = DEFAULT_PROFILE, environ: Mapping[str, str] | None = None
-    ) -> Spool:
+    def open(cls, scope: Scope | None = None) -> Spool:
         """Create (0700, one level at a time) and vet the spool root, falling back once.
 
         Raises :class:`StorageError` when neither the configured root nor the
         per-user fallback is a private directory of ours, and when the root named
         by the spool-directory variable is refused: that one never falls back.
+        Without a scope: the default host's spool, in this process's environment.
         """
-        root, warnings, durable = open_root(profile, environ)
+        root, warnings, durable = open_root(scope or Scope())
         return cls(Path(root), warnings, durable=durable)
 
     @classmethod
     def existing(
-        cls, profile: AppProfile = DEFAULT_PROFILE, environ: Mapping[str, str] | None = None
+        cls,
+        profile: AppProfile = DEFAULT_PROFILE,
+        environ: Mapping[str, str] | None = None,
+        *,
+        scope: Scope | None = None,
     ) -> Spool | None:
         """The spool :meth:`open` would use, if it already exists; creates nothing.
 
         A hostile default root leads to the fallback when that exists (with a
         warning); otherwise, and always for a refused explicit root (see
         :meth:`refusal`), the answer is ``None``, meaning "nothing spooled".
+        The library passes ``scope``; ``profile`` and ``environ`` build one for
+        callers written before it (bench/).
         """
-        candidate, shared, overridden = roots(profile, environ)
-        refusal = _prepare_root(candidate, shared, whole_chain=not overridden, create=False)
+        scope = scope or Scope(profile, environ)
+        candidate = scope.spool_dir
+        refusal = vet_configured_root(scope, create=False)
         if refusal is None:
             return cls(Path(candidate))
-        if refusal.missing or overridden:
+        if refusal.missing or scope.spool_override is not None:
             return None
-        fallback = cls.existing_fallback(profile)
+        fallback = cls.existing_fallback(scope)
         if fallback is not None:
             warning = fallback_warning(candidate, refusal, str(fallback.root))
             return cls(fallback.root, [warning])
         return None
 
     @staticmethod
-    def refusal(
-        profile: AppProfile = DEFAULT_PROFILE, environ: Mapping[str, str] | None = None
-    ) -> str | None:
+    def refusal(scope: Scope) -> str | None:
         """Why the configured root would be refused, or ``None`` (fine, or not made yet).
 
         For ``stats status``: before anything is spooled there is no fallback to
         report, but a hostile root is worth a warning all the same.
         """
-        candidate, shared, overridden = roots(profile, environ)
-        refused = _prepare_root(candidate, shared, whole_chain=not overridden, create=False)
+        refused = vet_configured_root(scope, create=False)
         if refused is None or refused.missing:
             return None
-        if overridden:
-            return override_refused(refused, profile.spool_dir_env)
-        fallback = profile.fallback_spool_root()
+        if scope.spool_override is not None:
+            return override_refused(refused, scope.profile.spool_dir_env)
+        fallback = scope.fallback_spool_root
         return f"{refused}; usage statistics will be kept in {fallback} instead."
 
     @classmethod
-    def existing_fallback(cls, profile: AppProfile = DEFAULT_PROFILE) -> Spool | None:
+    def existing_fallback(cls, scope: Scope) -> Spool | None:
         """The per-user fallback spool, if it exists and passes the checks; creates nothing."""
-        fallback = fallback_root(profile)
-        shared = roots(profile, {})[1]
-        if _prepare_root(fallback, shared, whole_chain=True, create=False) is None:
+        fallback = scope.fallback_spool_dir
+        if _prepare_root(fallback, scope.shared_temp_dir, whole_chain=True, create=False) is None:
             return cls(Path(fallback))
         return None
 

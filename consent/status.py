@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from consent._exceptions import ConsentError
-from consent.decision import Decision, decide
+from consent.decision import Decision, decide_in
 from consent.notices import PolicyStatus, endpoints_in_force, plural, policy_status
 from consent.policy import Policy, load_policy
-from consent.profile import DEFAULT_PROFILE, AppProfile
+from consent.profile import Scope
 from consent.record import ConsentRecord, read_record
 from consent.spool import State
 
@@ -38,20 +36,18 @@ class Snapshot:
     last_send_error: str | None
 
 
-def snapshot(
-    profile: AppProfile = DEFAULT_PROFILE, environ: Mapping[str, str] | None = None
-) -> Snapshot:
-    env = os.environ if environ is None else environ
-    decision = decide(profile, env)
+def snapshot(scope: Scope) -> Snapshot:
+    profile = scope.profile
+    decision = decide_in(scope)
     warnings = list(decision.warnings)
 
     policy: Policy | None = None
     try:
-        policy = load_policy(profile=profile, environ=env)
+        policy = load_policy(scope.policy_path)
     except ConsentError as exc:
         warnings.append(str(exc))
 
-    record, record_warning = read_record(profile.record_path(env))
+    record, record_warning = read_record(scope.record_path)
     if record_warning:
         warnings.append(record_warning)
     status = policy_status(policy, record) if policy else None
@@ -63,18 +59,18 @@ def snapshot(
 
     endpoints: list[str] = []
     if policy:
-        endpoints, problem = endpoints_in_force(policy, profile, env)
+        endpoints, problem = endpoints_in_force(policy, scope)
         if problem:
             warnings.append(problem)
 
     counts = dict.fromkeys(STATES, 0)
-    spool_dir = str(profile.spool_root(env))
+    spool_dir = str(scope.spool_root)
     last_send_error: str | None = None
     try:
         from consent.spool import Spool
 
-        spool = Spool.existing(profile, env)
-        if spool is None and (refusal := Spool.refusal(profile, env)):
+        spool = Spool.existing(scope=scope)
+        if spool is None and (refusal := Spool.refusal(scope)):
             warnings.append(refusal)
         if spool is not None:
             spool_dir = str(spool.root)

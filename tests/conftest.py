@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from consent.profile import AppProfile
+from consent.profile import AppProfile, Scope
 from consent.spool import Spool
 
 REPO = Path(__file__).resolve().parent.parent
@@ -142,9 +142,15 @@ def profile(shared: Path) -> AppProfile:
 
 
 @pytest.fixture
-def spool(profile: AppProfile) -> Spool:
+def scope(profile: AppProfile) -> Scope:
+    """The test's profile in an empty environment: its spool lives under the private /tmp."""
+    return Scope(profile, {})
+
+
+@pytest.fixture
+def spool(scope: Scope) -> Spool:
     """A spool chosen and vetted as the CLI would, under the private /tmp."""
-    return Spool.open(profile, environ={})
+    return Spool.open(scope)
 
 
 @dataclass

@@ -15,8 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import consent
+from consent import Decision, decide
 from consent.config import parse_switch
-from consent.decision import Decision, decide
 from tests.conftest import Sandbox, run_cli
 
 TRUE_WORDS = ("1", "true", "yes", "on", "TRUE", "On", "YES", "tRuE")

@@ -34,6 +34,29 @@ def test_decision_path_is_stdlib_only(sandbox: Sandbox, home: str) -> None:
     assert probe.foreign == [], f"non-stdlib modules on the decision path: {probe.foreign}"
 
 
+def test_the_scope_of_an_explicit_environment_stays_on_the_decision_path(
+    sandbox: Sandbox,
+) -> None:
+    # every override set, so every path the Scope resolves is resolved
+    env = {
+        **sandbox.env,
+        "SKYPLANE_USAGE_STATS_POLICY": str(sandbox.home / "policy.toml"),
+        "SKYPLANE_USAGE_STATS_ENDPOINT": "https://stats.example.org/push",
+        "SKYPLANE_CONFIG": "~/skyplane.ini",
+    }
+    probe = imports_of(
+        "import consent\n"
+        "from consent.profile import Scope\n"
+        f"scope = Scope(environ={env!r})\n"
+        "paths = [scope.spool_dir, scope.fallback_spool_dir, scope.legacy_ini_file]\n"
+        f"result = consent.is_enabled(environ={env!r})"
+    )
+    assert probe.result is True
+    lazy = ("pathlib", "typing", "dataclasses", "functools", "json", "re")
+    assert _forbidden(probe.new, lazy) == []
+    assert probe.foreign == []
+
+
 def test_decide_reasons_are_stdlib_only(sandbox: Sandbox) -> None:
     sandbox.write_config("{broken")
     probe = imports_of(

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from consent.decision import decide
+from consent import decide
 from tests.conftest import Sandbox, run_cli
 
 INI_TEXT = (

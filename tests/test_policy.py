@@ -20,7 +20,7 @@ from consent.policy import (
     fingerprint_of,
     load_policy,
 )
-from consent.profile import DEFAULT_PROFILE
+from consent.profile import DEFAULT_PROFILE, Scope
 from tests.conftest import Sandbox, run_cli
 
 SHIPPED = DEFAULT_PROFILE.policy_file
@@ -124,7 +124,7 @@ def test_shipped_policy_declares_every_design_field() -> None:
 
 def test_policy_env_override(sandbox: Sandbox, tmp_path: Path) -> None:
     path = _write(tmp_path, _policy_text(BASE))
-    policy = load_policy(environ={POLICY_ENV: str(path)})
+    policy = load_policy(Scope(environ={POLICY_ENV: str(path)}).policy_path)
     assert policy.path == path
     assert set(policy.fields) == set(BASE)
 

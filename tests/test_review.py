@@ -28,6 +28,7 @@ from consent._exceptions import InvalidValueError, UnknownSessionError
 from consent.actions import apply_choice
 from consent.payload import build_payload, encode_payload, project
 from consent.policy import load_policy
+from consent.profile import Scope
 from consent.record import load_record
 from consent.scrub import scrub_arguments
 from consent.spool import PAYLOAD_FILE, STATE_FILE, Entry, Receipt, Spool, State
@@ -445,8 +446,10 @@ def test_discard_in_bulk_never_takes_sent_payloads(sandbox: Sandbox) -> None:
 
     ids = one_of_each(sandbox)
     with pytest.raises(InvalidValueError, match="stats forget"):
-        review.discard(None, states=[State.SENT, State.HELD])
-    changes = review.discard(None, states=[State.PENDING, State.FAILED, State.LEGACY])
+        review.discard(None, states=[State.SENT, State.HELD], scope=Scope())
+    changes = review.discard(
+        None, states=[State.PENDING, State.FAILED, State.LEGACY], scope=Scope()
+    )
     assert {c.before.value for c in changes} == {"pending", "failed", "legacy"}
     assert {c.after for c in changes} == {None}
     assert states_on_disk() == {ids["held"]: "held", ids["sent"]: "sent"}
@@ -486,7 +489,7 @@ def test_unknown_short_and_ambiguous_ids_exit_2(sandbox: Sandbox) -> None:
     ]:
         ids: Any = wanted if call is review.find_item else [wanted]
         with pytest.raises(UnknownSessionError, match=message) as caught:
-            call(ids)
+            call(ids, scope=Scope())
         assert caught.value.exit_code == 2
     assert states_on_disk() == before
 
@@ -724,7 +727,7 @@ def test_forget_in_a_shared_fallback_touches_only_this_users_client_id(
     (shared / "skyplane").chmod(0o777)
     share()
     own_id = read_record(sandbox)["client_id"]
-    spool = Spool.open(profile, env)
+    spool = Spool.open(Scope(profile, env))
     assert spool.root == profile.fallback_spool_root()
     mine = spool.write(own_id, str(uuid.uuid4()), b"{}", State.PENDING)
     spool.add_receipt(
@@ -733,7 +736,7 @@ def test_forget_in_a_shared_fallback_touches_only_this_users_client_id(
     other_id = str(uuid.uuid4())
     theirs = spool.write(other_id, str(uuid.uuid4()), b"{}", State.PENDING)
 
-    result = forget(profile=profile, environ=env)
+    result = forget(scope=Scope(profile, env))
 
     assert result.removed == 1
     assert result.old_client_ids == (own_id,)
@@ -826,7 +829,7 @@ def test_legacy_payloads_are_listed_counted_and_never_changed(sandbox: Sandbox) 
     assert "Skyplane 0.3" in err
     from consent import review
 
-    assert review.approve(None) == []
+    assert review.approve(None, scope=Scope()) == []
     ok("config", "set", "usage_stats", "false")  # opting out keeps it, as it is not ours to send
     assert path.read_bytes() == before
     assert not (path.parent / STATE_FILE).exists()
@@ -857,7 +860,10 @@ def test_fields_are_described_in_policy_order_with_their_status(sandbox: Sandbox
     (entry.directory / PAYLOAD_FILE).write_bytes(
         encode_payload({**json.loads((entry.directory / PAYLOAD_FILE).read_bytes()), "extra": 1})
     )
-    views = {view.name: view for view in describe_fields(find_item(entry.session_id), policy)}
+    views = {
+        view.name: view
+        for view in describe_fields(find_item(entry.session_id, scope=Scope()), policy)
+    }
     assert list(views)[: len(policy.fields)] == list(policy.fields)
     assert views["throughput_gbps"].status == "withheld"
     assert views["error"].status == "absent"  # the transfer worked
@@ -892,7 +898,7 @@ def test_json_text_holds_the_exact_payload_bytes(sandbox: Sandbox) -> None:
     share()
     spool_payload("sent")
     legacy_payload(sandbox)
-    for item in list_review().items:
+    for item in list_review(scope=Scope()).items:
         assert json.loads(item.json_text()) == item.to_json()
         assert item.raw.decode() in item.json_text()
 
@@ -901,7 +907,7 @@ def test_forget_plan_counts_what_would_go(sandbox: Sandbox) -> None:
     from consent.forget import plan_forget
 
     one_of_each(sandbox)
-    plan = plan_forget()
+    plan = plan_forget(scope=Scope())
     assert plan.payloads == 5
     assert plan.spool_dirs == (str(sandbox.spool),)
     assert set(plan.client_ids) == {read_record(sandbox)["client_id"], LEGACY_CLIENT}

@@ -35,7 +35,7 @@ import consent.upload as upload_module
 from consent._exceptions import StorageError
 from consent._fileio import atomic_write
 from consent.actions import apply_choice
-from consent.profile import AppProfile
+from consent.profile import AppProfile, Scope
 from consent.spool import PAYLOAD_FILE, STATE_FILE, Spool, State
 from consent.upload import _FLUSH_STAMP, SEND_LOG, Limits, _log_run, send_pending
 from consent.upload import start_background_flush as _start_background_flush
@@ -181,7 +181,7 @@ def test_a_directory_swapped_during_the_check_is_refused(
         return real_open(path, flags, mode, dir_fd=dir_fd)
 
     monkeypatch.setattr(os, "open", racing_open)
-    spool = Spool.open(profile, environ={})
+    spool = Spool.open(Scope(profile, {}))
     monkeypatch.undo()
 
     assert swapped == [swap]
@@ -249,7 +249,7 @@ def world_reachable(tmp_path: Path) -> Iterator[Path]:
 @as_root
 def test_other_users_cannot_read_list_or_plant_in_the_spool(world_reachable: Path) -> None:
     profile = AppProfile(shared_temp_root=world_reachable)
-    spool = Spool.open(profile, environ={})
+    spool = Spool.open(Scope(profile, {}))
     entry = spool.write(CLIENT, str(uuid.uuid4()), b'{"os": "Linux"}', State.PENDING)
     payload = entry.directory / PAYLOAD_FILE
     tool_dir = world_reachable / "skyplane"
@@ -303,7 +303,7 @@ def test_another_users_spool_root_is_never_used(world_reachable: Path) -> None:
     for path in (squatted.parent, squatted):
         path.chmod(0o700)
         os.chown(path, FOREIGN_UID, FOREIGN_UID)
-    spool = Spool.open(AppProfile(shared_temp_root=world_reachable), environ={})
+    spool = Spool.open(Scope(AppProfile(shared_temp_root=world_reachable), {}))
     assert spool.root == world_reachable / f"skyplane-{os.getuid()}" / "usage"
     assert "owned by another user" in spool.warnings[0]
     spool.write(CLIENT, str(uuid.uuid4()), b"{}", State.PENDING)

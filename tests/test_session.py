@@ -32,7 +32,7 @@ import consent.scrub
 from consent.actions import apply_choice, config_set
 from consent.payload import dumps_json, random_uuid4
 from consent.policy import Policy, load_policy
-from consent.profile import AppProfile
+from consent.profile import AppProfile, Scope
 from consent.record import Choice
 from consent.scrub import MARKERS
 from tests.conftest import Sandbox
@@ -392,7 +392,7 @@ def test_turned_off_during_the_session(
     acknowledge()
     with consent.session(ARGV, src="aws:us-east-1", dst=["gcp:us-central1"]) as s:
         if how == "config":
-            config_set("usage_stats", "false")
+            config_set("usage_stats", "false", scope=Scope())
         else:
             monkeypatch.setenv("SKYPLANE_USAGE_STATS_ENABLED", "off")
     assert s.session_id is None

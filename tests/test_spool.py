@@ -24,7 +24,7 @@ import pytest
 
 from consent._exceptions import InvalidValueError, StorageError, UnknownSessionError
 from consent._fileio import atomic_write, file_lock
-from consent.profile import AppProfile
+from consent.profile import AppProfile, Scope
 from consent.spool import PAYLOAD_FILE, STATE_FILE, Entry, Receipt, Spool, State
 
 REPO = Path(__file__).resolve().parents[1]
@@ -146,7 +146,7 @@ def test_restrictive_umask_still_gives_usable_private_dirs(
     profile: AppProfile, restore_umask: None
 ) -> None:
     os.umask(0o277)
-    spool = Spool.open(profile, environ={})
+    spool = Spool.open(Scope(profile, {}))
     entry = spool.write(CLIENT, new_id(), payload_bytes(), State.PENDING)
     os.umask(0o022)
     for directory in (spool.root.parent, spool.root, spool.root / CLIENT, entry.directory):
@@ -745,12 +745,12 @@ def fallback_of(shared: Path) -> Path:
 def test_default_root_created_one_private_level_at_a_time(
     profile: AppProfile, shared: Path
 ) -> None:
-    spool = Spool.open(profile, environ={})
+    spool = Spool.open(Scope(profile, {}))
     assert spool.root == shared / "skyplane" / "usage"
     assert mode_of(shared / "skyplane") == 0o700
     assert mode_of(spool.root) == 0o700
     assert spool.warnings == []
-    again = Spool.open(profile, environ={})
+    again = Spool.open(Scope(profile, {}))
     assert again.root == spool.root
     assert again.warnings == []
 
@@ -760,7 +760,7 @@ def test_skyplane_03_directories_are_accepted(profile: AppProfile, shared: Path)
     (shared / "skyplane").chmod(0o755)
     (shared / "skyplane" / "usage").chmod(0o755)
     write_legacy(shared / "skyplane" / "usage", "unknown", "20230322_171911-1a2b3c4d")
-    spool = Spool.open(profile, environ={})
+    spool = Spool.open(Scope(profile, {}))
     assert spool.root == shared / "skyplane" / "usage"
     assert spool.warnings == []
     assert mode_of(spool.root) == 0o755  # someone else's choice of mode is never "fixed"
@@ -785,7 +785,7 @@ def test_symlinked_root_falls_back_with_one_warning(
     elsewhere.mkdir(mode=0o700)
     (shared / "skyplane").mkdir(mode=0o700)
     (shared / "skyplane" / "usage").symlink_to(elsewhere)
-    spool = Spool.open(profile, environ={})
+    spool = Spool.open(Scope(profile, {}))
     assert_fell_back(spool, shared, shared / "skyplane" / "usage", "symbolic link")
     spool.write(CLIENT, new_id(), payload_bytes(), State.PENDING)
     assert list(elsewhere.iterdir()) == []
@@ -796,7 +796,7 @@ def test_symlinked_tool_dir_falls_back(profile: AppProfile, shared: Path, tmp_pa
     (elsewhere / "usage").mkdir(parents=True, mode=0o700)
     elsewhere.chmod(0o700)
     (shared / "skyplane").symlink_to(elsewhere)
-    spool = Spool.open(profile, environ={})
+    spool = Spool.open(Scope(profile, {}))
     assert_fell_back(spool, shared, shared / "skyplane", "symbolic link")
     assert str(shared / "skyplane" / "usage") in spool.warnings[0]
 
@@ -809,7 +809,7 @@ def test_foreign_owned_dir_falls_back_and_is_left_alone(
     (shared / "skyplane").chmod(0o700)
     hostile = shared / level
     os.chown(hostile, FOREIGN_UID, FOREIGN_UID)
-    spool = Spool.open(profile, environ={})
+    spool = Spool.open(Scope(profile, {}))
     assert_fell_back(spool, shared, hostile, "owned by another user")
     assert os.lstat(hostile).st_uid == FOREIGN_UID
     assert mode_of(hostile) == 0o700
@@ -823,14 +823,14 @@ def test_group_or_world_writable_dir_falls_back_and_is_left_alone(
     (shared / "skyplane").chmod(0o700)
     hostile = shared / "skyplane" / "usage"
     hostile.chmod(mode)
-    spool = Spool.open(profile, environ={})
+    spool = Spool.open(Scope(profile, {}))
     assert_fell_back(spool, shared, hostile, "writable by group or others")
     assert mode_of(hostile) == mode
 
 
 def test_a_file_in_place_of_the_dir_falls_back(profile: AppProfile, shared: Path) -> None:
     (shared / "skyplane").write_text("squatter")
-    spool = Spool.open(profile, environ={})
+    spool = Spool.open(Scope(profile, {}))
     assert_fell_back(spool, shared, shared / "skyplane", "not a directory")
 
 
@@ -842,7 +842,7 @@ def test_fallback_also_hostile_is_a_storage_error(
     hostile_fallback.mkdir(mode=0o700)
     os.chown(hostile_fallback, FOREIGN_UID, FOREIGN_UID)
     with pytest.raises(StorageError) as info:
-        Spool.open(profile, environ={})
+        Spool.open(Scope(profile, {}))
     message = str(info.value)
     assert str(shared / "skyplane") in message
     assert str(hostile_fallback) in message
@@ -852,7 +852,7 @@ def test_fallback_also_hostile_is_a_storage_error(
 
 def test_env_override_root_is_created_and_checked(tmp_path: Path, profile: AppProfile) -> None:
     root = tmp_path / "custom" / "nested" / "spool"
-    spool = Spool.open(profile, environ={"SKYPLANE_USAGE_STATS_DIR": str(root)})
+    spool = Spool.open(Scope(profile, {"SKYPLANE_USAGE_STATS_DIR": str(root)}))
     assert spool.root == root
     assert mode_of(root) == 0o700
     assert spool.warnings == []
@@ -880,14 +880,14 @@ def test_hostile_env_override_is_refused_never_replaced_by_the_fallback(
     other_root.mkdir(mode=0o700)
     Spool(other_root).write("c" * 8, "s" * 8, b"{}", State.PENDING)
     with pytest.raises(StorageError) as info:
-        Spool.open(profile, environ=env)
+        Spool.open(Scope(profile, env))
     message = str(info.value)
     assert str(root) in message
     assert "SKYPLANE_USAGE_STATS_DIR" in message
     assert str(other_root) not in message
     assert message.count(". ") <= 1  # one or two sentences
     assert Spool.existing(profile, env) is None
-    refusal = Spool.refusal(profile, env)
+    refusal = Spool.refusal(Scope(profile, env))
     assert refusal is not None
     assert "SKYPLANE_USAGE_STATS_DIR" in refusal
     assert str(other_root) not in refusal
@@ -919,7 +919,7 @@ def test_existing_creates_nothing(profile: AppProfile, shared: Path, tmp_path: P
 
 
 def test_existing_finds_what_open_made(profile: AppProfile) -> None:
-    made = Spool.open(profile, environ={})
+    made = Spool.open(Scope(profile, {}))
     made.write(CLIENT, new_id(), payload_bytes(), State.PENDING)
     found = Spool.existing(profile, environ={})
     assert found is not None
@@ -935,7 +935,7 @@ def test_existing_applies_the_same_checks(
     assert Spool.existing(profile, environ={}) is None
     assert not fallback_of(shared).parent.exists()
 
-    made = Spool.open(profile, environ={})
+    made = Spool.open(Scope(profile, {}))
     assert made.root == fallback_of(shared)
     made.write(CLIENT, new_id(), payload_bytes(), State.HELD)
     found = Spool.existing(profile, environ={})
@@ -951,11 +951,11 @@ WRITER = textwrap.dedent(
     """
     import json, sys, uuid
     from pathlib import Path
-    from consent.profile import AppProfile
+    from consent.profile import AppProfile, Scope
     from consent.spool import Spool, State
 
     shared, worker, count = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
-    spool = Spool.open(AppProfile(shared_temp_root=shared), environ={})
+    spool = Spool.open(Scope(AppProfile(shared_temp_root=shared), {}))
     assert not spool.warnings, spool.warnings
     n = 0
     while count < 0 or n < count:
@@ -1052,10 +1052,12 @@ def test_a_spool_in_the_shared_temp_dir_is_not_fsynced_elsewhere_it_is(
     tmp_path: Path, shared: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """/tmp is emptied at boot, so fsync there buys nothing; a spool elsewhere is durable."""
-    in_tmp = Spool.open(AppProfile(shared_temp_root=shared), environ={})
+    in_tmp = Spool.open(Scope(AppProfile(shared_temp_root=shared), {}))
     elsewhere = Spool.open(
-        AppProfile(shared_temp_root=shared),
-        environ={"SKYPLANE_USAGE_STATS_DIR": str(tmp_path / "persistent" / "spool")},
+        Scope(
+            AppProfile(shared_temp_root=shared),
+            {"SKYPLANE_USAGE_STATS_DIR": str(tmp_path / "persistent" / "spool")},
+        )
     )
     assert (in_tmp.durable, elsewhere.durable) == (False, True)
 

@@ -14,7 +14,7 @@ import pytest
 
 from consent import _spoolwrite
 from consent._exceptions import ConsentError, InvalidValueError
-from consent.profile import AppProfile
+from consent.profile import AppProfile, Scope
 from consent.spool import Entry, Spool, State, _state_bytes
 
 CLIENT = "0b6f1c9e-3f1d-4d8e-9a57-6c0f3e1d2a4b"
@@ -117,8 +117,8 @@ def test_the_root_is_chosen_as_the_spool_chooses_it(
     else:
         monkeypatch.delenv("SKYPLANE_USAGE_STATS_DIR", raising=False)
     _arrange(setup, shared, override)
-    light = _outcome(lambda: _spoolwrite.open_root(profile, None))
+    light = _outcome(lambda: _spoolwrite.open_root(Scope(profile)))
     # the spool is asked second, so it sees what the light writer left (both create)
-    full = _outcome(lambda: Spool.open(profile))
+    full = _outcome(lambda: Spool.open(Scope(profile)))
     assert light == full
     assert json.dumps(light)  # plain values, comparable across the two

@@ -23,7 +23,7 @@ import pytest
 from pytest_httpserver import HTTPServer
 
 from consent._exceptions import InsecureEndpointError, UploadError
-from consent.profile import DEFAULT_PROFILE, AppProfile
+from consent.profile import DEFAULT_PROFILE, AppProfile, Scope
 from consent.record import load_record
 from consent.spool import Entry, Spool, State
 from consent.upload import (
@@ -597,7 +597,7 @@ def test_crash_between_answer_and_receipt_resends_only_unreceipted(
 
 
 def test_deletion_request_loki(receiver: Receiver) -> None:
-    accepted = send_deletion_request(["c1d2e3", "a9b8c7"])
+    accepted = send_deletion_request(["c1d2e3", "a9b8c7"], scope=Scope())
 
     assert accepted == [receiver.url]
     (request,) = receiver.requests
@@ -618,7 +618,7 @@ def test_deletion_request_json_and_extra_endpoints(
     monkeypatch.setenv("SKYPLANE_USAGE_STATS_POLICY", str(json_policy(tmp_path)))
     sandbox.write_config({"usage_stats_extra_endpoints": [CLOSED_ENDPOINT]})
 
-    accepted = send_deletion_request(["c1"], environ=dict(os.environ))
+    accepted = send_deletion_request(["c1"], scope=Scope(environ=dict(os.environ)))
 
     assert accepted == [receiver.url]
     ((record,),) = [r.json() for r in receiver.requests]
@@ -628,7 +628,7 @@ def test_deletion_request_json_and_extra_endpoints(
 
 def test_deletion_request_raises_when_nobody_accepts(sandbox: Sandbox) -> None:
     with pytest.raises(UploadError, match="could not be delivered"):
-        send_deletion_request(["c1"])
+        send_deletion_request(["c1"], scope=Scope())
 
 
 def test_deletion_request_with_an_insecure_endpoint_raises_upload_error(
@@ -636,7 +636,7 @@ def test_deletion_request_with_an_insecure_endpoint_raises_upload_error(
 ) -> None:
     monkeypatch.setenv("SKYPLANE_USAGE_STATS_ENDPOINT", "http://198.51.100.7/push")
     with pytest.raises(UploadError, match="refusing plain http"):
-        send_deletion_request(["c1"])
+        send_deletion_request(["c1"], scope=Scope())
 
 
 # -- the background flush, its log and its backoff ----------------------------------------
@@ -713,7 +713,7 @@ def test_a_failed_background_run_is_logged_and_backs_off(sandbox: Sandbox) -> No
     make_payloads(2)
     spool = Spool.open()
 
-    result = run_background(spool_root=spool.root)
+    result = run_background(scope=Scope(), spool_root=spool.root)
 
     assert result is not None
     assert result.pending == 2
@@ -780,18 +780,18 @@ def test_a_custom_profile_reaches_the_detached_sender(
         cli_name="acme",
     )
     assert _profile_from_json(_profile_json(profile)) == profile
-    env = {**sandbox.env, "ACME_STATS_ENDPOINT": receiver.url}
-    apply_choice("share", "init-flag", profile=profile, environ=env)
-    spool = Spool.open(profile, env)
+    scope = Scope(profile, {**sandbox.env, "ACME_STATS_ENDPOINT": receiver.url})
+    apply_choice("share", "init-flag", scope=scope)
+    spool = Spool.open(scope)
     assert spool.root != sandbox.spool
-    record = load_record(profile.record_path(env))
+    record = load_record(scope.record_path)
     assert record is not None
     session_id = str(uuid.uuid4())
     payload = {"client_id": record.client_id, "session_id": session_id}
     spool.write(record.client_id, session_id, json.dumps(payload).encode(), State.PENDING)
 
     earlier = list(_children)  # the call reaps those that have exited meanwhile
-    start_background_flush(spool, profile=profile, environ=env)
+    start_background_flush(spool, scope=scope)
 
     started = [child for child in _children if child not in earlier]
     assert len(started) == 1, "a detached sender was started"
@@ -832,7 +832,7 @@ def test_a_background_run_logs_a_bad_endpoint(
     monkeypatch.setenv("SKYPLANE_USAGE_STATS_ENDPOINT", "http://198.51.100.7/push")
     spool = Spool.open()
 
-    assert run_background(spool_root=spool.root) is None
+    assert run_background(scope=Scope(), spool_root=spool.root) is None
 
     error = last_error(spool)
     assert error is not None
@@ -866,7 +866,7 @@ def test_the_background_sender_removes_stale_incomplete_sessions(sandbox: Sandbo
     hour_ago = time.time() - 3700
     os.utime(husk, (hour_ago, hour_ago))
 
-    run_background(spool_root=spool.root)
+    run_background(scope=Scope(), spool_root=spool.root)
 
     assert not husk.exists(), "an hour-old husk is removed"
     assert fresh.exists(), "a writer may still be finishing a fresh one"

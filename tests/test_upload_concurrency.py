@@ -18,6 +18,7 @@ from collections import Counter
 import pytest
 from pytest_httpserver import HTTPServer
 
+from consent.profile import DEFAULT_PROFILE, Scope
 from consent.record import load_record
 from consent.spool import Spool, State
 from consent.upload import run_background, send_pending
@@ -223,7 +224,8 @@ def test_a_session_recorded_during_forget_never_arrives_under_the_old_id(
     # every sender that may run now: a manual send, then a background one
     result = run_cli("stats", "send", env={"SKYPLANE_USAGE_STATS_ENDPOINT": endpoint})
     assert result.returncode == 0, result.stderr
-    assert run_background(environ={**os.environ, "SKYPLANE_USAGE_STATS_ENDPOINT": endpoint})
+    endpoint_env = {**os.environ, "SKYPLANE_USAGE_STATS_ENDPOINT": endpoint}
+    assert run_background(scope=Scope(DEFAULT_PROFILE, endpoint_env))
 
     _, after = _bodies_after_deletion(httpserver)
     assert not [body for body in after if old_id in body], "data arrived under a deleted id"

@@ -20,7 +20,7 @@ from consent.cli._main import main
 if TYPE_CHECKING:
     from consent.cli._app import HostApps, app, build, mount
     from consent.cli._config import config_app
-    from consent.cli._context import current_profile
+    from consent.cli._context import current_profile, current_scope
     from consent.cli._init import run_init_flow
     from consent.cli._policy import policy_app
     from consent.cli._stats import stats_app
@@ -31,6 +31,7 @@ __all__ = [
     "build",
     "config_app",
     "current_profile",
+    "current_scope",
     "main",
     "mount",
     "policy_app",
@@ -45,6 +46,7 @@ _LAZY = {
     "mount": "consent.cli._app",
     "config_app": "consent.cli._config",
     "current_profile": "consent.cli._context",
+    "current_scope": "consent.cli._context",
     "run_init_flow": "consent.cli._init",
     "policy_app": "consent.cli._policy",
     "stats_app": "consent.cli._stats",

@@ -16,9 +16,9 @@ import typer
 import consent.cli._review  # noqa: F401  (registers stats review/forget)
 from consent.cli import _send  # noqa: F401  (registers stats send)
 from consent.cli._config import config_app, run_settings
-from consent.cli._context import bind_profile
+from consent.cli._context import bind_profile, current_scope
 from consent.cli._hostapps import HostApps
-from consent.cli._init import init, run_init_flow
+from consent.cli._init import init, init_flow
 from consent.cli._policy import policy_app
 from consent.cli._record import record
 from consent.cli._stats import stats_app
@@ -26,6 +26,7 @@ from consent.cli._terminal import is_interactive, print_out, reports_errors
 from consent.profile import DEFAULT_PROFILE, AppProfile
 
 if TYPE_CHECKING:
+    from consent.profile import Scope
     from consent.record import Choice
 
 __all__ = ["HostApps", "app", "build", "mount"]
@@ -56,9 +57,7 @@ def build(profile: AppProfile = DEFAULT_PROFILE) -> HostApps:
 
     @reports_errors  # a damaged file is one sentence and an exit code inside the host too
     def init_(answer: Choice | None = None, *, non_interactive: bool = False) -> Choice | None:
-        return bind_profile(profile, run_host_init)(
-            answer, non_interactive=non_interactive, profile=profile
-        )
+        return bind_profile(profile, run_host_init)(answer, non_interactive=non_interactive)
 
     def settings(key: str, value: str | None = None) -> None:
         bind_profile(profile, run_settings)(key, value)
@@ -73,48 +72,45 @@ def build(profile: AppProfile = DEFAULT_PROFILE) -> HostApps:
     )
 
 
-def run_host_init(
-    answer: Choice | None = None,
-    *,
-    non_interactive: bool = False,
-    profile: AppProfile = DEFAULT_PROFILE,
-) -> Choice | None:
+def run_host_init(answer: Choice | None = None, *, non_interactive: bool = False) -> Choice | None:
     """The consent step of a host's ``init``: it runs after the host's own questions.
 
     The host's non-interactive flag means "don't ask; keep the current answer". Once
     the user has chosen, a non-interactive run prints one line (the choice in force
     and how to change it) instead of the notice; before that it shows the notice as
-    :func:`run_init_flow` does.
+    :func:`~consent.cli._init.run_init_flow` does.
     """
+    scope = current_scope()
     if answer is None and (non_interactive or not is_interactive()):
-        line = _chosen_line(profile)
+        line = _chosen_line(scope)
         if line is not None:
             print_out(line)
             return None
-    return run_init_flow(answer, non_interactive=non_interactive, profile=profile)
+    return init_flow(answer, non_interactive=non_interactive, scope=scope)
 
 
-def _chosen_line(profile: AppProfile) -> str | None:
+def _chosen_line(scope: Scope) -> str | None:
     """One line for a user who has chosen: what is in force and how to change it."""
     from consent._exceptions import ConsentError
-    from consent.decision import decide
+    from consent.decision import decide_in
     from consent.notices import policy_status
     from consent.policy import load_policy
     from consent.record import read_record
 
-    record, _ = read_record(profile.record_path())
+    record, _ = read_record(scope.record_path)
     ack = record.acknowledgement if record else None
-    decision = decide(profile)
+    decision = decide_in(scope)
     if (ack is None or ack.via == "notice") and decision.source not in (
         "config",
         "legacy_config",
     ):
         return None
     try:
-        if not policy_status(load_policy(profile=profile), record).up_to_date:
-            return None  # a policy change: run_init_flow tells it in full
+        if not policy_status(load_policy(scope.policy_path), record).up_to_date:
+            return None  # a policy change: init_flow tells it in full
     except ConsentError:
-        return None  # run_init_flow reports it
+        return None  # init_flow reports it
+    profile = scope.profile
     cli = profile.cli_name
     if not decision.enabled:
         line = f"Usage statistics are off. To share them: {cli} stats on"

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
-from consent.cli._context import current_profile
+from consent.cli._context import current_scope
 from consent.cli._terminal import (
     display_error,
     display_info,
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from consent._exceptions import ConsentError
     from consent.actions import ConfigChange
     from consent.decision import Decision
-    from consent.profile import AppProfile
+    from consent.profile import AppProfile, Scope
 
 config_app = typer.Typer(
     name="config",
@@ -41,50 +41,47 @@ def _show(value: object) -> str:
     return "(unset)" if value is None else json.dumps(value)
 
 
-def _source_words(decision: Decision, profile: AppProfile) -> str:
+def _source_words(decision: Decision, scope: Scope) -> str:
     """Where the value in force comes from, naming the variable or file."""
     source = decision.source
     if source == "env":
-        return f"environment variable {profile.enabled_env}"
+        return f"environment variable {scope.profile.enabled_env}"
     if source == "do_not_track":
         return "environment variable DO_NOT_TRACK"
     if source == "config":
-        return str(profile.config_path())
+        return str(scope.config_path)
     if source == "legacy_config":
-        return f"{profile.legacy_ini_file()} [flags]"
+        return f"{scope.legacy_ini_file} [flags]"
     if source == "invalid_config":
         return "a settings file that cannot be used (see `stats status`)"
     return "default"
 
 
-def effective(key: str, profile: AppProfile) -> tuple[object, str]:
+def effective(key: str, scope: Scope) -> tuple[object, str]:
     """The value in force for ``key`` and where it comes from."""
     from consent._exceptions import ConsentError
     from consent.actions import config_get
-    from consent.decision import decide
+    from consent.decision import decide_in
 
-    stored = config_get(key, profile=profile)
+    stored = config_get(key, scope=scope)
+    stored_in = str(scope.config_path) if stored is not None else "default"
     if key == "usage_stats":
-        decision = decide(profile)
-        return decision.enabled, _source_words(decision, profile)
+        decision = decide_in(scope)
+        return decision.enabled, _source_words(decision, scope)
     if key == "usage_stats_review":
-        decision = decide(profile)
-        where = str(profile.config_path()) if stored is not None else "default"
-        return decision.review_before_upload, where
+        return decide_in(scope).review_before_upload, stored_in
     if key == "usage_stats_endpoint":
-        import os
-
         from consent.policy import load_policy
 
-        if os.environ.get(profile.endpoint_env):
-            return os.environ[profile.endpoint_env], f"environment variable {profile.endpoint_env}"
+        if scope.endpoint_override:
+            return scope.endpoint_override, f"environment variable {scope.profile.endpoint_env}"
         if stored is not None:
-            return stored, str(profile.config_path())
+            return stored, stored_in
         try:
-            return load_policy(profile=profile).endpoint, "the policy"
+            return load_policy(scope.policy_path).endpoint, "the policy"
         except ConsentError:
             return None, "the policy (which cannot be loaded)"
-    return (stored or [], str(profile.config_path()) if stored is not None else "default")
+    return (stored or [], stored_in)
 
 
 @config_app.command("get")
@@ -101,9 +98,9 @@ def get(
     from consent._exceptions import ExitCode
     from consent.actions import config_get
 
-    profile = current_profile()
+    scope = current_scope()
     if effective_:
-        value, source = effective(key, profile)
+        value, source = effective(key, scope)
         if json_:
             print_json({"key": key, "value": value, "source": source})
         else:
@@ -111,7 +108,7 @@ def get(
 
             print_out(escape(f"{json.dumps(value)} (from {source})"))
         return
-    value = config_get(key, profile=profile)
+    value = config_get(key, scope=scope)
     if json_:
         print_json({key: value})
     elif value is not None:
@@ -126,7 +123,7 @@ def list_(json_: JsonOption = False) -> None:
     """Print every usage-statistics setting (keys the host owns are not shown)."""
     from consent.actions import config_list
 
-    values = config_list(profile=current_profile())
+    values = config_list(scope=current_scope())
     if json_:
         print_json(values)
         return
@@ -165,7 +162,7 @@ def say_file_free_opt_outs(exc: ConsentError, profile: AppProfile, unsaved: str)
     raise typer.Exit(int(exc.exit_code))
 
 
-def set_and_report(key: str, value: str, profile: AppProfile, *, json_: bool = False) -> None:
+def set_and_report(key: str, value: str, scope: Scope, *, json_: bool = False) -> None:
     """`config set`, `stats on/off` and a host's routed `config set`: write, then report.
 
     An opt-out that cannot be written (an unwritable HOME, a damaged settings file)
@@ -176,12 +173,12 @@ def set_and_report(key: str, value: str, profile: AppProfile, *, json_: bool = F
     from consent.config import parse_switch
 
     try:
-        change = config_set(key, value, profile=profile)
+        change = config_set(key, value, scope=scope)
     except (StorageError, CorruptFileError) as exc:
         if key == "usage_stats" and parse_switch(value) is False:
-            say_file_free_opt_outs(exc, profile, "The setting was not saved.")
+            say_file_free_opt_outs(exc, scope.profile, "The setting was not saved.")
         raise
-    report_change(change, profile, json_=json_)
+    report_change(change, scope.profile, json_=json_)
 
 
 @config_app.command("set")
@@ -192,7 +189,7 @@ def set_(
     json_: JsonOption = False,
 ) -> None:
     """Change one setting. `usage_stats` takes 1/true/yes/on or 0/false/no/off."""
-    set_and_report(key, value, current_profile(), json_=json_)
+    set_and_report(key, value, current_scope(), json_=json_)
 
 
 @config_app.command("unset")
@@ -203,7 +200,7 @@ def unset(
     """Remove one setting, so its default applies."""
     from consent.actions import config_unset
 
-    change = config_unset(key, profile=current_profile())
+    change = config_unset(key, scope=current_scope())
     if json_:
         print_json({"key": key, "before": change.before, "after": None})
     else:
@@ -218,11 +215,11 @@ def run_settings(key: str, value: str | None = None) -> None:
     value in force and where it comes from. Bad input prints one sentence and raises
     ``typer.Exit(2)``, so a host command can call this and return.
     """
-    profile = current_profile()
+    scope = current_scope()
     if value is None:
-        shown, source = effective(key, profile)
+        shown, source = effective(key, scope)
         from rich.markup import escape
 
         print_out(escape(f"{key} = {json.dumps(shown)} (from {source})"))
         return
-    set_and_report(key, value, profile)
+    set_and_report(key, value, scope)

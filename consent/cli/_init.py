@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from consent._exceptions import ConsentError
-from consent.cli._context import current_profile
+from consent.cli._context import current_scope
 from consent.cli._terminal import (
     ask,
     display_info,
@@ -19,14 +19,14 @@ from consent.cli._terminal import (
     print_out,
     reports_errors,
 )
-from consent.profile import DEFAULT_PROFILE, AppProfile
+from consent.profile import DEFAULT_PROFILE, AppProfile, Scope
 
 if TYPE_CHECKING:
     from consent.decision import Decision
     from consent.policy import Policy
     from consent.record import Choice, Via
 
-__all__ = ["ANSWERS", "INSTRUCTION", "QUESTION", "init", "run_init_flow"]
+__all__ = ["ANSWERS", "INSTRUCTION", "QUESTION", "init", "init_flow", "run_init_flow"]
 
 QUESTION = "Share anonymous usage statistics?"
 ANSWERS: dict[Choice, str] = {
@@ -38,7 +38,7 @@ ANSWERS: dict[Choice, str] = {
 INSTRUCTION = "(arrow keys, Enter; Esc cancels)"
 
 
-def _ask(policy: Policy, default: Choice, profile: AppProfile) -> Choice:
+def _ask(policy: Policy, default: Choice, scope: Scope) -> Choice:
     """Show what is collected, where it goes and what each answer means, then ask.
 
     The panel is short enough that it, the question and its answers fit on an
@@ -50,7 +50,7 @@ def _ask(policy: Policy, default: Choice, profile: AppProfile) -> Choice:
     from consent.notices import choice_notice
     from consent.render import notice_panel
 
-    out_console().print(notice_panel(choice_notice(policy, profile)))
+    out_console().print(notice_panel(choice_notice(policy, scope)))
     question = questionary.select(
         QUESTION,
         choices=[questionary.Choice(title, value=value) for value, title in ANSWERS.items()],
@@ -61,7 +61,7 @@ def _ask(policy: Policy, default: Choice, profile: AppProfile) -> Choice:
     return answer
 
 
-def _current_choice(decision: Decision, profile: AppProfile) -> Choice:
+def _current_choice(decision: Decision, scope: Scope) -> Choice:
     """The answer to pre-select: what the user chose before, else "share" (upstream's default).
 
     Read from the config file rather than the decision, so an environment override
@@ -73,7 +73,7 @@ def _current_choice(decision: Decision, profile: AppProfile) -> Choice:
     if decision.source in ("config", "legacy_config"):
         return choice_of(decision)
     try:
-        config = load_config(profile.config_path())
+        config = load_config(scope.config_path)
     except ConsentError:
         return "share"
     stored = config.get("usage_stats")
@@ -124,9 +124,9 @@ def _why_not_asked(non_interactive: bool) -> str:
     return "not an interactive terminal"
 
 
-def _damaged_backup(profile: AppProfile) -> str | None:
+def _damaged_backup(scope: Scope) -> str | None:
     """The newest copy ``update_record`` set aside for a damaged consent.toml."""
-    path = profile.record_path()
+    path = scope.record_path
     copies = sorted(path.parent.glob(f"{path.name}.damaged-*"))
     return str(copies[-1]) if copies else None
 
@@ -145,25 +145,31 @@ def run_init_flow(
     (returns ``None``). Ctrl-C or Esc at the prompt writes nothing and raises
     ``typer.Exit(130)``. Library errors (a damaged file) raise :class:`ConsentError`.
     """
+    return init_flow(answer, non_interactive=non_interactive, scope=Scope(profile))
+
+
+def init_flow(answer: Choice | None, *, non_interactive: bool, scope: Scope) -> Choice | None:
+    """:func:`run_init_flow` in the scope of the command running it."""
     from consent._exceptions import StorageError
     from consent.actions import announce, apply_choice
-    from consent.decision import decide
+    from consent.decision import decide_in
     from consent.notices import first_notice
     from consent.policy import load_policy
     from consent.record import read_record
 
-    policy = load_policy(profile=profile)
+    profile = scope.profile
+    policy = load_policy(scope.policy_path)
     cli = profile.cli_name
-    _, damaged = read_record(profile.record_path())
+    _, damaged = read_record(scope.record_path)
     if answer is None and (non_interactive or not is_interactive()):
-        told = announce(policy, include_first=True, profile=profile)
-        _say_if_moved_aside(damaged, profile)
-        decision = decide(profile)
+        told = announce(policy, include_first=True, scope=scope)
+        _say_if_moved_aside(damaged, scope)
+        decision = decide_in(scope)
         if told.notice is not None and told.notice.kind != "first":
             # a policy change the user has not heard of: the diff says more than the list
             display_notice(told.notice)
         else:
-            display_notice(first_notice(policy, profile, held=False, decision=decision))
+            display_notice(first_notice(policy, scope, held=False, decision=decision))
         state = "on" if decision.enabled else "off"
         override = _override(decision, profile)
         if override:
@@ -178,18 +184,18 @@ def run_init_flow(
 
     via: Via = "init-flag"
     if answer is None:
-        default = _current_choice(decide(profile), profile)
-        answer = _ask(policy, default, profile)
+        default = _current_choice(decide_in(scope), scope)
+        answer = _ask(policy, default, scope)
         via = "init-prompt"
     try:
-        result = apply_choice(answer, via, profile=profile, policy=policy)
+        result = apply_choice(answer, via, scope=scope, policy=policy)
     except StorageError as exc:
         if answer == "dont-share":
             from consent.cli._config import say_file_free_opt_outs
 
             say_file_free_opt_outs(exc, profile, "Your answer was not saved.")
         raise
-    _say_if_moved_aside(damaged, profile)
+    _say_if_moved_aside(damaged, scope)
     for line in _outcome_lines(answer, result.dropped, profile):
         print_out(line)
     decision = result.decision
@@ -201,14 +207,14 @@ def run_init_flow(
     return answer
 
 
-def _say_if_moved_aside(damaged: str | None, profile: AppProfile) -> None:
+def _say_if_moved_aside(damaged: str | None, scope: Scope) -> None:
     if damaged is None:
         return
-    backup = _damaged_backup(profile)
+    backup = _damaged_backup(scope)
     if backup is None:
         return
     display_warning(
-        f"{profile.record_path()} was damaged, so it was moved aside to {backup} and a new "
+        f"{scope.record_path} was damaged, so it was moved aside to {backup} and a new "
         "record (with a new client id) was started."
     )
 
@@ -239,10 +245,10 @@ def init(
     if len(chosen) > 1:
         raise BadInputError("Give at most one of --yes, --review and --no.")
     try:
-        run_init_flow(
+        init_flow(
             chosen[0] if chosen else None,
             non_interactive=non_interactive,
-            profile=current_profile(),
+            scope=current_scope(),
         )
     except typer.Exit as exc:
         # typer.Exit is an Exception, which reports_errors would turn into an

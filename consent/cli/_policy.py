@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
-from consent.cli._context import current_profile
+from consent.cli._context import current_scope
 from consent.cli._terminal import (
     display_info,
     print_json,
@@ -37,9 +37,9 @@ def show(
     from consent.notices import endpoints_in_force
     from consent.policy import load_policy
 
-    profile = current_profile()
-    policy = load_policy(profile=profile)
-    endpoints, problem = endpoints_in_force(policy, profile)
+    scope = current_scope()
+    policy = load_policy(scope.policy_path)
+    endpoints, problem = endpoints_in_force(policy, scope)
     if json_:
         print_json(
             {
@@ -79,10 +79,10 @@ def diff(json_: JsonOption = False) -> None:
     from consent.policy import diff_schemas, load_policy
     from consent.record import load_record
 
-    profile = current_profile()
-    cli = profile.cli_name
-    policy = load_policy(profile=profile)
-    record = load_record(profile.record_path())
+    scope = current_scope()
+    cli = scope.profile.cli_name
+    policy = load_policy(scope.policy_path)
+    record = load_record(scope.record_path)
     status = policy_status(policy, record)
     ack = record.acknowledgement if record else None
     changes = diff_schemas(ack.schema if ack else {}, policy.schema)
@@ -139,15 +139,15 @@ def accept(json_: JsonOption = False) -> None:
     from consent.config import load_config
     from consent.record import read_record
 
-    profile = current_profile()
-    cli = profile.cli_name
-    before, _ = read_record(profile.record_path())
+    scope = current_scope()
+    cli = scope.profile.cli_name
+    before, _ = read_record(scope.record_path)
     first = before is None or before.acknowledgement is None
-    record, changed = accept_policy(profile=profile)
+    record, changed = accept_policy(scope=scope)
     ack = record.acknowledgement
     assert ack is not None
     # on a fresh setup the record notes the default in force; no answer was given
-    chosen = "usage_stats" in load_config(profile.config_path())
+    chosen = "usage_stats" in load_config(scope.config_path)
     if json_:
         print_json(
             {
@@ -171,9 +171,9 @@ def accept(json_: JsonOption = False) -> None:
             f"Accepted policy version {ack.version}: its new fields may be collected from now on."
         )
     if not chosen:
-        from consent.decision import decide
+        from consent.decision import decide_in
         from consent.notices import mode_sentence
 
-        in_force = mode_sentence(decide(profile), profile)
+        in_force = mode_sentence(decide_in(scope), scope)
         print_out(f"You have not chosen yet, so the default is in force. {in_force}")
         print_out(f"Choose: `{cli} stats on`, `{cli} stats off`, or `{cli} init` on a terminal.")

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from consent.cli._context import current_profile
+from consent.cli._context import current_scope
 from consent.cli._terminal import display_notice, display_warning, reports_errors
 
 
@@ -51,7 +51,7 @@ def record(
         throughput_gbps=gbps,
         error=error,
         host_version=host_version,
-        profile=current_profile(),
+        scope=current_scope(),
         show_notice=display_notice,
     )
     for warning in outcome.warnings:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from consent._exceptions import BadInputError
-from consent.cli._context import current_cli_name, current_profile
+from consent.cli._context import current_cli_name, current_scope
 from consent.cli._stats import JsonOption, stats_app
 from consent.cli._terminal import (
     ask,
@@ -102,11 +102,11 @@ def _interactive_approval(listing: ReviewListing) -> None:
         return
     print_out("")
     chosen = _ask_approval(held, listing)
-    changes = approve(chosen, profile=current_profile()) if chosen else []
+    changes = approve(chosen, scope=current_scope()) if chosen else []
     left = len(held) - len(changes)
     _report_changes(changes, "Approved", "Nothing approved.")
     if changes:
-        _say_when_sent(send_approved(profile=current_profile()))
+        _say_when_sent(send_approved(scope=current_scope()))
     if left:
         from consent.notices import plural
 
@@ -165,8 +165,8 @@ def _act(
     if approve or approve_all:
         if state not in (None, "held", "all"):
             raise BadInputError("Only held payloads can be approved; drop --state or use held.")
-        changes = lib.approve(approve or None, profile=current_profile())
-        sending = bool(changes) and lib.send_approved(profile=current_profile())
+        changes = lib.approve(approve or None, scope=current_scope())
+        sending = bool(changes) and lib.send_approved(scope=current_scope())
         if json_:
             print_json([change.to_json() for change in changes])
             return
@@ -175,7 +175,7 @@ def _act(
             _say_when_sent(sending)
         return
     states = tuple(State(s) for s in _discard_states(state)) if discard_all else ()
-    changes = lib.discard(discard or None, states=states, profile=current_profile())
+    changes = lib.discard(discard or None, states=states, scope=current_scope())
     if json_:
         print_json([change.to_json() for change in changes])
         return
@@ -285,7 +285,7 @@ def review(
 
     from consent.review import list_review, review_json
 
-    listing = list_review(state or "all", profile=current_profile())
+    listing = list_review(state or "all", scope=current_scope())
     items = sorted(listing.items, key=_time_order)
     if json_:
         typer.echo(review_json(items))
@@ -295,11 +295,11 @@ def review(
     shown = items[-limit:] if limit else items
     turn_on = None
     if not listing.enabled:
-        from consent.decision import decide
+        from consent.decision import decide_in
         from consent.notices import turn_on_hint
 
-        profile = current_profile()
-        turn_on = turn_on_hint(decide(profile), profile)
+        scope = current_scope()
+        turn_on = turn_on_hint(decide_in(scope), scope)
     summary = review_summary(
         listing, shown, current_cli_name(), width=out_console().width, turn_on=turn_on
     )
@@ -338,7 +338,7 @@ def _first_notice_run(item: ReviewItem) -> bool:
 
     from consent.record import read_record
 
-    record, _ = read_record(current_profile().record_path())
+    record, _ = read_record(current_scope().record_path)
     if record is None or item.collected_at is None:
         return False
     try:
@@ -353,23 +353,23 @@ def _first_notice_run(item: ReviewItem) -> bool:
 
 
 def _situation(item: ReviewItem) -> Situation:
-    from consent.decision import decide
+    from consent.decision import decide_in
     from consent.notices import why_off
     from consent.render import Situation
 
-    profile = current_profile()
-    decision = decide(profile)
+    scope = current_scope()
+    decision = decide_in(scope)
     last: str | None = None
     if item.state.value == "pending":
         from consent.status import snapshot
 
-        last = snapshot(profile).last_send_error
+        last = snapshot(scope).last_send_error
     return Situation(
         enabled=decision.enabled,
         review_mode=decision.review_before_upload,
         first_notice_run=item.state.value == "held" and _first_notice_run(item),
         last_send_error=last,
-        why_off="" if decision.enabled else why_off(decision, profile),
+        why_off="" if decision.enabled else why_off(decision, scope),
     )
 
 
@@ -378,19 +378,19 @@ def _show_session(session: str, json_: bool, *, pager: bool = True) -> None:
     from consent.policy import load_policy
     from consent.review import describe_fields, find_item, list_review
 
-    item = find_item(session, profile=current_profile())
+    item = find_item(session, scope=current_scope())
     if json_:
         print_json([item.to_json()])
         return
     from consent.render import review_detail
 
     try:
-        policy = load_policy(profile=current_profile())
+        policy = load_policy(current_scope().policy_path)
     except ConsentError as exc:
         display_warning(f"{exc} Field descriptions are not shown.")
         policy = None
     width = out_console().width
-    short = list_review("all", profile=current_profile()).short_id(item.session_id)
+    short = list_review("all", scope=current_scope()).short_id(item.session_id)
     detail = review_detail(
         item,
         describe_fields(item, policy),
@@ -455,7 +455,7 @@ def forget(
                 "`stats forget` deletes all your usage statistics and asks before it does; "
                 f"without a terminal to ask on, run `{current_cli_name()} stats forget --yes`."
             )
-        if not _confirm_forget(plan_forget(profile=current_profile())):
+        if not _confirm_forget(plan_forget(scope=current_scope())):
             print_out("Nothing was deleted.")
             return
-    _report_forget(forget_all(profile=current_profile()))
+    _report_forget(forget_all(scope=current_scope()))

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from consent.cli._context import current_cli_name, current_profile
+from consent.cli._context import current_cli_name, current_scope
 from consent.cli._stats import JsonOption, announce_policy_change, stats_app
 from consent.cli._terminal import (
     display_info,
@@ -128,13 +128,13 @@ def _show_result(result: SendResult, json_: bool) -> None:
 
 
 def _say_how_to_turn_on() -> None:
-    from consent.decision import decide
+    from consent.decision import decide_in
     from consent.notices import turn_on_hint
 
-    profile = current_profile()
-    decision = decide(profile)
+    scope = current_scope()
+    decision = decide_in(scope)
     if not decision.enabled:
-        display_info(f"Turn them on: {turn_on_hint(decision, profile)}")
+        display_info(f"Turn them on: {turn_on_hint(decision, scope)}")
 
 
 def _send_with_progress(endpoint: str | None) -> SendResult:
@@ -143,16 +143,16 @@ def _send_with_progress(endpoint: str | None) -> SendResult:
 
     from consent.upload import DEFAULT_LIMITS, send_pending
 
-    profile = current_profile()  # read here: the worker thread does not inherit it
+    scope = current_scope()  # read here: the worker thread does not inherit it
     console = err_console()
     if not console.is_terminal:
-        return send_pending(endpoint=endpoint, profile=profile)
+        return send_pending(endpoint=endpoint, scope=scope)
     results: list[SendResult] = []
     errors: list[BaseException] = []
 
     def work() -> None:
         try:
-            results.append(send_pending(endpoint=endpoint, profile=profile))
+            results.append(send_pending(endpoint=endpoint, scope=scope))
         except BaseException as exc:  # handed to the main thread, which reports it
             errors.append(exc)
 
@@ -204,7 +204,7 @@ def send(
         background_main([])  # detached and silent: everything goes to the send log
         return
     if dry_run:
-        _show_plan(plan_send(endpoint=endpoint, profile=current_profile()), json_)
+        _show_plan(plan_send(endpoint=endpoint, scope=current_scope()), json_)
         return
     with contextlib.suppress(ConsentError):  # the send itself reports a broken policy
         announce_policy_change()

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from consent.cli._context import current_profile
+from consent.cli._context import current_scope
 from consent.cli._terminal import (
     display_notice,
     display_warning,
@@ -31,8 +31,8 @@ def announce_policy_change() -> None:
     from consent.actions import announce
     from consent.policy import load_policy
 
-    profile = current_profile()
-    notice = announce(load_policy(profile=profile), include_first=False, profile=profile).notice
+    scope = current_scope()
+    notice = announce(load_policy(scope.policy_path), include_first=False, scope=scope).notice
     if notice is not None:
         display_notice(notice)
 
@@ -44,16 +44,16 @@ def status(json_: JsonOption = False) -> None:
     from consent._exceptions import ConsentError
     from consent.status import snapshot, status_json
 
-    profile = current_profile()
+    scope = current_scope()
     with contextlib.suppress(ConsentError):  # the snapshot reports it as a warning
         announce_policy_change()
-    snap = snapshot(profile)
+    snap = snapshot(scope)
     if json_:
         print_json(status_json(snap))
         return
     from consent.render import status_panel
 
-    print_out(status_panel(snap, profile))
+    print_out(status_panel(snap, scope))
     for warning in snap.warnings:
         display_warning(warning)
 
@@ -61,7 +61,7 @@ def status(json_: JsonOption = False) -> None:
 def _switch(value: str, json_: bool) -> None:
     from consent.cli._config import set_and_report
 
-    set_and_report("usage_stats", value, current_profile(), json_=json_)
+    set_and_report("usage_stats", value, current_scope(), json_=json_)
 
 
 @stats_app.command("on")

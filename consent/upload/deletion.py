@@ -7,25 +7,19 @@ policy's format, with the same transport and retries as payloads.
 from __future__ import annotations
 
 import json
-import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 from consent._exceptions import ConsentError, InvalidValueError, UploadError
 from consent._time import utc_stamp
-from consent.profile import DEFAULT_PROFILE, AppProfile
+from consent.profile import Scope
 from consent.upload.transport import DEFAULT_LIMITS, _client, _deliver
 from consent.upload.wire import _headers
 
 __all__ = ["send_deletion_request"]
 
 
-def send_deletion_request(
-    client_ids: Sequence[str],
-    *,
-    profile: AppProfile = DEFAULT_PROFILE,
-    environ: Mapping[str, str] | None = None,
-) -> list[str]:
+def send_deletion_request(client_ids: Sequence[str], *, scope: Scope) -> list[str]:
     """Ask every endpoint to delete what it holds for ``client_ids``; the ones that accepted.
 
     Sent whatever the on/off decision: deleting is the user's own request. Raises
@@ -38,14 +32,13 @@ def send_deletion_request(
     ids = [str(cid) for cid in client_ids]
     if not ids:
         raise InvalidValueError("A deletion request needs at least one client id.")
-    env = os.environ if environ is None else environ
     try:
-        policy = load_policy(profile=profile, environ=env)
+        policy = load_policy(scope.policy_path)
         try:
-            config = load_config(profile.config_path(env))
+            config = load_config(scope.config_file)
         except ConsentError:
             config = {}
-        endpoints = resolve_endpoints(policy.endpoint, config, env, profile.endpoint_env)
+        endpoints = resolve_endpoints(policy.endpoint, config, scope)
     except ConsentError as exc:
         raise UploadError(f"The deletion request was not sent: {exc}") from exc
     record = {

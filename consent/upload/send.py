@@ -25,16 +25,15 @@ Rules (docs/architecture.md §3.7, §4), in the order a send applies them:
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from consent._exceptions import ConsentError
-from consent.profile import DEFAULT_PROFILE, AppProfile
+from consent.profile import Scope
 from consent.spool import Entry, Receipt, Spool, State
 from consent.upload.spawn import BACKGROUND_BACKOFF_CAP_S, read_backoff
 from consent.upload.transport import DEFAULT_LIMITS, Limits, _client, _deliver
@@ -140,8 +139,7 @@ class Plan:
 
 @dataclass
 class _Context:
-    env: Mapping[str, str]
-    profile: AppProfile
+    scope: Scope
     decision: Decision
     policy: Policy
     endpoints: list[str]
@@ -150,43 +148,38 @@ class _Context:
     record_problem: str | None
 
 
-def _decide(
-    profile: AppProfile, environ: Mapping[str, str] | None, endpoint: str | None
-) -> Decision:
+def _decide(scope: Scope, endpoint: str | None) -> Decision:
     """The decision, after checking ``endpoint``: bad input is refused whatever the state."""
     from consent._urls import check_endpoint
-    from consent.decision import decide
+    from consent.decision import decide_in
 
     if endpoint is not None:
         check_endpoint(endpoint, source="--endpoint")
-    return decide(profile, os.environ if environ is None else environ)
+    return decide_in(scope)
 
 
-def _context(
-    profile: AppProfile, environ: Mapping[str, str] | None, endpoint: str | None, decision: Decision
-) -> _Context:
+def _context(scope: Scope, endpoint: str | None, decision: Decision) -> _Context:
     from consent._urls import resolve_endpoints
     from consent.config import load_config
     from consent.policy import load_policy
     from consent.record import read_record
 
-    env = os.environ if environ is None else environ
-    policy = load_policy(profile=profile, environ=env)
+    policy = load_policy(scope.policy_path)
     try:
-        config = load_config(profile.config_path(env))
+        config = load_config(scope.config_file)
     except ConsentError:
         config = {}  # the decision warns about it; the extras are unknown, the primary is not
-    endpoints = resolve_endpoints(policy.endpoint, config, env, profile.endpoint_env, endpoint)
-    record, warning = read_record(profile.record_path(env))
+    endpoints = resolve_endpoints(policy.endpoint, config, scope, endpoint)
+    record, warning = read_record(scope.record_path)
     ack = record.acknowledgement if record else None
     allowed = None if ack is None else frozenset(ack.schema) & frozenset(policy.fields)
     problem = None
     if allowed is None:
         problem = warning or (
-            f"No policy has been acknowledged in {profile.record_path(env)}, so nothing can be "
-            f"checked and sent; run `{profile.cli_name} init`."
+            f"No policy has been acknowledged in {scope.record_path}, so nothing can be "
+            f"checked and sent; run `{scope.profile.cli_name} init`."
         )
-    return _Context(env, profile, decision, policy, endpoints, policy.format, allowed, problem)
+    return _Context(scope, decision, policy, endpoints, policy.format, allowed, problem)
 
 
 def _disabled_note(decision: Decision) -> str:
@@ -223,9 +216,9 @@ def _prepare(
 
 
 def _still_enabled(ctx: _Context) -> bool:
-    from consent.decision import decide
+    from consent.decision import decide_in
 
-    return decide(ctx.profile, ctx.env).enabled
+    return decide_in(ctx.scope).enabled
 
 
 @dataclass
@@ -391,8 +384,7 @@ def _run(spool: Spool, ctx: _Context, limits: Limits, *, rounds: int) -> tuple[S
 def send_pending(
     spool: Spool | None = None,
     *,
-    profile: AppProfile = DEFAULT_PROFILE,
-    environ: Mapping[str, str] | None = None,
+    scope: Scope | None = None,
     endpoint: str | None = None,
     background: bool = False,
     limits: Limits = DEFAULT_LIMITS,
@@ -403,14 +395,16 @@ def send_pending(
     config still apply. A manual send waits for a running sender to finish; a
     ``background`` one returns at once instead. Raises :class:`InsecureEndpointError`
     (and other :class:`BadInputError`) for a bad endpoint or policy; network trouble
-    is reported in the result, never raised.
+    is reported in the result, never raised. Without a scope: the default host, in
+    this process's environment.
     """
-    decision = _decide(profile, environ, endpoint)
+    scope = scope or Scope()
+    decision = _decide(scope, endpoint)
     if not decision.enabled:
         return SendResult(enabled=False, note=_disabled_note(decision))
-    ctx = _context(profile, environ, endpoint, decision)
+    ctx = _context(scope, endpoint, decision)
     if spool is None:
-        spool = Spool.existing(profile, ctx.env)
+        spool = Spool.existing(scope=scope)
         if spool is None:
             return SendResult(enabled=True)  # nothing was ever spooled
     with spool.lock("send", blocking=not background) as got:
@@ -432,18 +426,21 @@ def send_pending(
 def plan_send(
     spool: Spool | None = None,
     *,
-    profile: AppProfile = DEFAULT_PROFILE,
-    environ: Mapping[str, str] | None = None,
+    scope: Scope | None = None,
     endpoint: str | None = None,
     limits: Limits = DEFAULT_LIMITS,
 ) -> Plan:
-    """The exact requests a send would make now (``--dry-run``); sends and changes nothing."""
-    decision = _decide(profile, environ, endpoint)
+    """The exact requests a send would make now (``--dry-run``); sends and changes nothing.
+
+    Without a scope: the default host, in this process's environment.
+    """
+    scope = scope or Scope()
+    decision = _decide(scope, endpoint)
     if not decision.enabled:
         return Plan(enabled=False, note=_disabled_note(decision))
-    ctx = _context(profile, environ, endpoint, decision)
+    ctx = _context(scope, endpoint, decision)
     if spool is None:
-        spool = Spool.existing(profile, ctx.env)
+        spool = Spool.existing(scope=scope)
     if spool is None:
         return Plan(enabled=True)
     entries = spool.entries((State.PENDING,))
@@ -505,20 +502,15 @@ def _remember_backoff(spool: Spool, tally: _Tally) -> None:
         spool.write_backoff(0, 0.0)  # also clears one from a clock run ahead
 
 
-def run_background(
-    *,
-    profile: AppProfile = DEFAULT_PROFILE,
-    environ: Mapping[str, str] | None = None,
-    spool_root: Path | None = None,
-) -> SendResult | None:
+def run_background(*, scope: Scope, spool_root: Path | None = None) -> SendResult | None:
     """One background send: never waits for the lock, never raises, logs in the spool."""
     spool = Spool(spool_root) if spool_root is not None else None
     try:
-        result = send_pending(spool, profile=profile, environ=environ, background=True)
+        result = send_pending(spool, scope=scope, background=True)
         with contextlib.suppress(Exception):
             # sessions whose writer died before the payload, and temp files of killed
             # writers, go once they are an hour old; nobody else would remove them
-            tidy = spool or Spool.existing(profile, environ)
+            tidy = spool or Spool.existing(scope=scope)
             if tidy is not None:
                 with tidy.lock(blocking=False) as held:
                     if held:
@@ -529,7 +521,7 @@ def run_background(
     except Exception as exc:
         error = f"internal error ({type(exc).__name__}: {exc})"
     with contextlib.suppress(Exception):
-        spool = spool or Spool.existing(profile, environ)
+        spool = spool or Spool.existing(scope=scope)
         if spool is not None:
             _log_run(spool, "background", None, error)
     return None

@@ -16,7 +16,7 @@ import sys
 import time
 
 from consent import _spoolwrite
-from consent.profile import DEFAULT_PROFILE, AppProfile
+from consent.profile import DEFAULT_PROFILE, AppProfile, Scope
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -94,6 +94,7 @@ _children: list[_Child] = []
 def start_background_flush(
     spool: Spool | str | os.PathLike[str],
     *,
+    scope: Scope | None = None,
     profile: AppProfile = DEFAULT_PROFILE,
     environ: Mapping[str, str] | None = None,
 ) -> None:
@@ -101,17 +102,17 @@ def start_background_flush(
     at once. Never raises.
 
     At most one start per :data:`FLUSH_INTERVAL_S`, none while a sender runs, and
-    none before the backoff after a failed run has passed.
+    none before the backoff after a failed run has passed. The library passes
+    ``scope``; ``profile`` and ``environ`` build one for callers written before it
+    (bench/).
     """
     try:  # noqa: SIM105 - contextlib is not loaded on the host path
-        _start_flush(spool, profile, environ)
+        _start_flush(spool, scope or Scope(profile, environ))
     except Exception:  # noqa: S110 - the host must never fail because of telemetry
         pass
 
 
-def _start_flush(
-    spool: Spool | str | os.PathLike[str], profile: AppProfile, environ: Mapping[str, str] | None
-) -> None:
+def _start_flush(spool: Spool | str | os.PathLike[str], scope: Scope) -> None:
     # Children that have exited are reaped here, so a long-lived host keeps no zombies.
     _children[:] = [child for child in _children if child.poll() is None]
     if getattr(sys, "frozen", False) or not sys.executable:
@@ -131,10 +132,9 @@ def _start_flush(
 
     # -P: the host's working directory must not shadow the consent package.
     command = [sys.executable, "-P", "-m", "consent.upload", "--spool-root", root]
-    if profile != DEFAULT_PROFILE:
-        command += ["--profile", _profile_json(profile)]
-    env = _child_env(profile, environ)
-    _children.append(_launch(command, os.environ if env is None else env))
+    if scope.profile != DEFAULT_PROFILE:
+        command += ["--profile", _profile_json(scope.profile)]
+    _children.append(_launch(command, _child_env(scope)))
 
 
 def _launch(command: list[str], env: Mapping[str, str]) -> _Child:
@@ -184,17 +184,18 @@ def _spawn_with_subprocess(command: list[str], env: Mapping[str, str]) -> int:
     ).pid
 
 
-def _child_env(profile: AppProfile, environ: Mapping[str, str] | None) -> dict[str, str] | None:
-    if environ is None:
-        return None
-    # The host decided with ``environ``; its own process settings (PATH, proxies)
-    # still apply, but no decision input may leak in from outside ``environ``.
+def _child_env(scope: Scope) -> Mapping[str, str]:
+    if scope.environ is os.environ:
+        return os.environ
+    # The host decided with its own mapping; the process's settings (PATH, proxies)
+    # still apply, but no decision input may leak in from outside that mapping.
+    prefix = scope.profile.env_prefix + "_"
     env = {
         name: value
         for name, value in os.environ.items()
-        if not name.startswith(profile.env_prefix + "_") and name != "DO_NOT_TRACK"
+        if not name.startswith(prefix) and name != "DO_NOT_TRACK"
     }
-    env.update(environ)
+    env.update(scope.environ)
     return env
 
 
@@ -251,5 +252,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     from consent.upload.send import run_background
 
-    run_background(profile=profile, spool_root=args.spool_root)
+    # the sender's own edge: its scope is the profile it was handed, in its environment
+    run_background(scope=Scope(profile), spool_root=args.spool_root)
     return 0

@@ -722,9 +722,10 @@ def check_home(sandbox: Sandbox) -> tuple[dict[str, Any] | None, dict[str, Any] 
 
 def check_listings(sandbox: Sandbox, scan: SpoolScan) -> None:
     """In-process: review and status see exactly the complete sessions on disk."""
+    from consent.profile import Scope
     from consent.review import list_review
 
-    listing = list_review()
+    listing = list_review(scope=Scope())
     assert {item.session_id for item in listing.items} == scan.ids()
     assert sum(listing.counts.values()) == len(scan.states)
     for state in ("pending", "held", "sent", "failed"):

@@ -19,7 +19,7 @@ import pytest
 
 from consent import record_session
 from consent.actions import apply_choice
-from consent.profile import AppProfile
+from consent.profile import AppProfile, Scope
 from consent.review import list_review
 from consent.spool import Spool
 from tests.conftest import Sandbox
@@ -201,7 +201,7 @@ def test_unusable_override_is_refused_not_replaced_by_the_fallback(
     assert [line for line in err.splitlines() if "SKYPLANE_USAGE_STATS_DIR" in line], err
     assert not (shared / f"skyplane-{os.getuid()}").exists()
     # the listing says why it is empty
-    listing = list_review(profile=profile, environ=env)
+    listing = list_review(scope=Scope(profile, env))
     assert listing.items == []
     assert any("SKYPLANE_USAGE_STATS_DIR" in w for w in listing.warnings), listing.warnings
 

@@ -140,9 +140,11 @@ def home(sandbox: Sandbox) -> HomeWatch:
 LOOP_CONFIG = """
 import itertools
 from consent.actions import config_set
+from consent.profile import Scope
+scope = Scope()
 for i in itertools.count():
-    config_set("usage_stats", "true" if i % 2 else "false")
-    config_set("usage_stats_endpoint", f"https://e{i}.example.org/push")
+    config_set("usage_stats", "true" if i % 2 else "false", scope=scope)
+    config_set("usage_stats_endpoint", f"https://e{i}.example.org/push", scope=scope)
     print(i, flush=True)
 """
 
@@ -247,11 +249,13 @@ def test_sigkill_session_write(sandbox: Sandbox, rng: random.Random) -> None:
 
 
 LOOP_TRANSITIONS = """
+from consent.profile import Scope
 from consent.review import approve
 from consent.spool import Spool, State
-spool = Spool.open()
+scope = Scope()
+spool = Spool.open(scope)
 while True:
-    approve(None)
+    approve(None, scope=scope)
     with spool.lock():
         for entry in spool.entries((State.PENDING,)):
             spool.set_state(entry, State.HELD)

@@ -26,6 +26,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from consent._exceptions import UploadError
+from consent.profile import Scope
 from consent.spool import Spool, State
 from consent.upload import (
     _BACKOFF_FILE,
@@ -382,7 +383,7 @@ def test_the_deletion_request_goes_only_to_the_configured_endpoint(
     with HostileServer(answer(raw)) as server:
         monkeypatch.setenv("SKYPLANE_USAGE_STATS_ENDPOINT", server.url)
         with pytest.raises(UploadError, match="could not be delivered"):
-            send_deletion_request(["0b6c1e9f-3f52-4c38-9a43-0d1f1a1b2c3d"])
+            send_deletion_request(["0b6c1e9f-3f52-4c38-9a43-0d1f1a1b2c3d"], scope=Scope())
     assert elsewhere.requests == []
 
 

@@ -20,7 +20,7 @@ import pytest
 
 from consent.cli._init import ANSWERS, QUESTION
 from consent.policy import load_policy
-from consent.profile import AppProfile
+from consent.profile import AppProfile, Scope
 from tests.conftest import Sandbox
 from tests.integration.skyplane_venv import SkyplaneVenv, skyplane_venv
 from tests.integration.test_skyplane import _env, skyplane
@@ -93,7 +93,8 @@ class SkyplaneTerminal:
 
 def first_summary_line() -> str:
     # the panel's text is 80 columns less the border and padding
-    return textwrap.wrap(load_policy(profile=AppProfile(cli_name="skyplane")).summary, 76)[0]
+    policy = load_policy(Scope(AppProfile(cli_name="skyplane")).policy_path)
+    return textwrap.wrap(policy.summary, 76)[0]
 
 
 DOWNS = {"share": 0, "review": 1, "dont-share": 2}

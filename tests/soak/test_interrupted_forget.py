@@ -21,6 +21,7 @@ from tests.upload_helpers import acknowledge, make_payloads
 _STOPPED_FORGET = """
 import os, signal, sys
 import consent.forget as forget
+from consent.profile import Scope
 real = forget._rotate_client_id
 calls = []
 def stopped(path):
@@ -32,7 +33,7 @@ def stopped(path):
     return real(path)
 forget._rotate_client_id = stopped
 try:
-    forget.forget()
+    forget.forget(scope=Scope())
 except KeyboardInterrupt:
     print("interrupted")
 """
