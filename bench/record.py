@@ -35,6 +35,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from bench._harness import Row, print_table, sandbox_env
+from consent.profile import Scope
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -53,7 +54,7 @@ def acknowledged(base: str | None, choice: str) -> Iterator[dict[str, str]]:
 
     with tempfile.TemporaryDirectory(prefix="consent-bench-", dir=base) as tmp:
         env = sandbox_env(Path(tmp))
-        apply_choice(choice, "init-flag", environ=env)  # type: ignore[arg-type]
+        apply_choice(choice, "init-flag", scope=Scope(environ=env))  # type: ignore[arg-type]
         yield env
 
 

@@ -25,6 +25,7 @@ import uuid
 from pathlib import Path
 
 from bench._harness import Row, print_table, sandbox_env, side_by_side
+from consent.profile import Scope
 
 BUDGET_S = 2.0
 WALK = "import os, sys; sum(len(files) for _, _, files in os.walk(sys.argv[1]))"
@@ -52,11 +53,11 @@ def fill_spool(env: dict[str, str], payloads: int) -> None:
     from consent.record import load_record
     from consent.spool import Receipt, Spool, State
 
-    policy = load_policy()
+    policy = load_policy(Scope().policy_path)
     record = load_record(Path(env["HOME"]) / ".skyplane" / "consent.toml")
     assert record is not None
     assert record.acknowledgement is not None
-    spool = Spool.open()
+    spool = Spool.open(Scope())
     rng = random.Random(5)
     start = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
     with spool.lock():

@@ -36,6 +36,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from bench._harness import Row, print_table, sandbox_env
+from consent.profile import Scope
 
 SEND_BUDGET_S = 5.0
 DELAY_BUDGET_S = 0.050
@@ -139,11 +140,11 @@ def fill_spool(payloads: int) -> list[str]:
     from consent.record import load_record
     from consent.spool import Spool, State
 
-    policy = load_policy()
+    policy = load_policy(Scope().policy_path)
     record = load_record(DEFAULT_PROFILE.record_path())
     assert record is not None
     assert record.acknowledgement is not None
-    spool = Spool.open()
+    spool = Spool.open(Scope())
     start = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
     ids: list[str] = []
     with no_fsync():
@@ -175,7 +176,7 @@ def bare_posts(url: str) -> float:
 
     from consent.upload import plan_send
 
-    plan = plan_send(endpoint=url)
+    plan = plan_send(endpoint=url, scope=Scope())
     started = time.perf_counter()
     with httpx.Client() as client:
         for request in plan.requests:
@@ -208,7 +209,7 @@ def measure_send(env: dict[str, str], payloads: int) -> Row:
     finally:
         receiver.close()
     counts = Counter(receiver.counts)
-    sent = Spool.open().counts()[State.SENT.value]
+    sent = Spool.open(Scope()).counts()[State.SENT.value]
     exactly_once = set(counts) == set(ids) and set(counts.values()) == {1}
     print(
         f"stats send exit {proc.returncode}; {receiver.requests} requests "
@@ -243,7 +244,7 @@ def measure_send_without_fsync(payloads: int) -> Row:
         ids = fill_spool(payloads)
         with no_fsync():
             started = time.perf_counter()
-            result = send_pending()
+            result = send_pending(scope=Scope())
             figure = time.perf_counter() - started
     finally:
         receiver.close()
@@ -255,7 +256,7 @@ def measure_send_without_fsync(payloads: int) -> Row:
         "-",
         None,
         "(what batched receipts could reach)",
-        result.sent == payloads and once and Spool.open().counts()[State.PENDING.value] == 0,
+        result.sent == payloads and once and Spool.open(Scope()).counts()[State.PENDING.value] == 0,
     )
 
 
@@ -305,12 +306,12 @@ def measure_host_delay(root: Path, calls: int) -> list[Row]:
             spools.append(spool_dir)
             bare = Spool(spool_dir)
             began = time.perf_counter()
-            start_background_flush(bare, environ=base)
+            start_background_flush(bare, scope=Scope(environ=base))
             starts.append(time.perf_counter() - began)
             time.sleep(0.1)
     for spool_dir in [*spools, root / "shared-spool"]:
         env = {**os.environ, DEFAULT_PROFILE.spool_dir_env: str(spool_dir)}
-        spool = Spool.existing(DEFAULT_PROFILE, env)
+        spool = Spool.existing(Scope(DEFAULT_PROFILE, env))
         if spool is not None:
             with spool.lock():  # wait for its sender: the temp dir goes next
                 pass

@@ -7,7 +7,6 @@ mounts the Typer sub-apps, or calls these directly, gets the same behaviour.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -16,7 +15,7 @@ from consent.config import CONFIG_KEYS, config_key, load_config, update_config, 
 from consent.decision import Decision, decide_in
 from consent.notices import NoticeText, change_notice, first_notice, policy_status
 from consent.policy import Policy, load_policy
-from consent.profile import DEFAULT_PROFILE, AppProfile, Scope
+from consent.profile import Scope
 from consent.record import (
     Acknowledgement,
     Choice,
@@ -86,20 +85,16 @@ def apply_choice(
     choice: Choice,
     via: Via,
     *,
-    scope: Scope | None = None,
+    scope: Scope,
     policy: Policy | None = None,
-    profile: AppProfile = DEFAULT_PROFILE,
-    environ: Mapping[str, str] | None = None,
 ) -> ChoiceResult:
     """Record a share / review / don't-share answer: config, acknowledgement, opt-out.
 
     The answer goes to every store the host keeps it in (``config.json``, and the
     host's INI file when it exists), so they agree afterwards. The INI file is
     written first: a damaged one stops an opt-in before anything changed, and never
-    stops an opt-out. The library passes ``scope``; ``profile`` and ``environ``
-    build one for callers written before it (bench/).
+    stops an opt-out.
     """
-    scope = scope or Scope(profile, environ)
     policy = policy or load_policy(scope.policy_path)
     share = choice != "dont-share"
 

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 from consent._exceptions import ConsentError, PolicyError
-from consent.profile import Scope
 
 __all__ = [
     "CATEGORIES",
@@ -118,14 +117,11 @@ def diff_schemas(old: Schema, new: Schema) -> PolicyDiff:
     )
 
 
-def load_policy(path: Path | None = None) -> Policy:
+def load_policy(path: Path) -> Policy:
     """Load and validate the policy at ``path``; raise :class:`PolicyError` naming the problem.
 
-    The library passes its scope's ``policy_path``, the policy in force; without a
-    path, that is the default host's in this process's environment.
+    Callers pass their scope's ``policy_path``, the policy in force.
     """
-    if path is None:
-        path = Scope().policy_path
     try:
         with open(path, "rb") as handle:
             data = tomllib.load(handle)

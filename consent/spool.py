@@ -65,7 +65,7 @@ from consent._spoolwrite import (
     write_new,
 )
 from consent._time import utc_stamp
-from consent.profile import DEFAULT_PROFILE, AppProfile, Scope
+from consent.profile import Scope
 
 __all__ = [
     "PAYLOAD_FILE",
@@ -365,34 +365,24 @@ class Spool:
 
     # -- choosing the root --------------------------------------------------------------
     @classmethod
-    def open(cls, scope: Scope | None = None) -> Spool:
+    def open(cls, scope: Scope) -> Spool:
         """Create (0700, one level at a time) and vet the spool root, falling back once.
 
         Raises :class:`StorageError` when neither the configured root nor the
         per-user fallback is a private directory of ours, and when the root named
         by the spool-directory variable is refused: that one never falls back.
-        Without a scope: the default host's spool, in this process's environment.
         """
-        root, warnings, durable = open_root(scope or Scope())
+        root, warnings, durable = open_root(scope)
         return cls(Path(root), warnings, durable=durable)
 
     @classmethod
-    def existing(
-        cls,
-        profile: AppProfile = DEFAULT_PROFILE,
-        environ: Mapping[str, str] | None = None,
-        *,
-        scope: Scope | None = None,
-    ) -> Spool | None:
+    def existing(cls, scope: Scope) -> Spool | None:
         """The spool :meth:`open` would use, if it already exists; creates nothing.
 
         A hostile default root leads to the fallback when that exists (with a
         warning); otherwise, and always for a refused explicit root (see
         :meth:`refusal`), the answer is ``None``, meaning "nothing spooled".
-        The library passes ``scope``; ``profile`` and ``environ`` build one for
-        callers written before it (bench/).
         """
-        scope = scope or Scope(profile, environ)
         candidate = scope.spool_dir
         refusal = vet_configured_root(scope, create=False)
         if refusal is None:

@@ -18,6 +18,7 @@ import pytest
 
 from consent.actions import apply_choice
 from consent.policy import load_policy
+from consent.profile import Scope
 from consent.spool import Spool, State
 from tests.conftest import Sandbox
 
@@ -60,7 +61,7 @@ def start_writer(go: Path, count: int) -> subprocess.Popen[str]:
 @pytest.fixture
 def held(sandbox: Sandbox) -> str:
     """Review mode, acknowledged: every session is written as held, nothing is sent."""
-    return apply_choice("review", "init-flag").record.client_id
+    return apply_choice("review", "init-flag", scope=Scope()).record.client_id
 
 
 def payload_files(root: Path) -> list[Path]:
@@ -89,7 +90,7 @@ def test_eight_writers_lose_nothing(sandbox: Sandbox, held: str, tmp_path: Path)
     assert "None" not in printed
     assert len(set(printed)) == total
 
-    fields = set(load_policy().fields) - {"error"}
+    fields = set(load_policy(Scope().policy_path).fields) - {"error"}
     spool = Spool(sandbox.spool)
     entries = spool.entries()
     assert len(entries) == total
@@ -123,7 +124,7 @@ def test_killed_writer_leaves_no_partial_payload(
         writer.communicate(timeout=30)
     assert writer.returncode == -signal.SIGKILL
 
-    fields = set(load_policy().fields) - {"error"}
+    fields = set(load_policy(Scope().policy_path).fields) - {"error"}
     visible = payload_files(sandbox.spool)
     assert len(visible) >= after
     for path in visible:

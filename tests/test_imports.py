@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from consent.profile import Scope
 from tests.conftest import Sandbox
 from tests.probes import HEAVY, imports_of
 
@@ -139,7 +140,7 @@ def test_an_enabled_session_loads_no_notice_policy_or_cli_code(
 ) -> None:
     from consent.actions import apply_choice
 
-    apply_choice("review", "init-flag")
+    apply_choice("review", "init-flag", scope=Scope())
     inside = "s.failed(ValueError('no such bucket acme-raw'))" if error else "pass"
     first = imports_of(_SESSION.format(inside=inside))  # may build the cache
     assert first.result is not None
@@ -164,7 +165,7 @@ def test_a_pending_session_loads_no_notice_policy_or_cli_code(sandbox: Sandbox) 
     # module's budget (bench/cold.py), but nothing of the notice or CLI path may load.
     from consent.actions import apply_choice
 
-    apply_choice("share", "init-flag")
+    apply_choice("share", "init-flag", scope=Scope())
     imports_of(_SESSION.format(inside="pass"))
     probe = imports_of(_SESSION.format(inside="pass"))
     assert probe.result is not None
@@ -193,7 +194,7 @@ LOADED_ONLY_TO_SCRUB_TEXT = (
 def test_a_session_without_an_error_loads_no_pattern_code(sandbox: Sandbox, review: bool) -> None:
     from consent.actions import apply_choice
 
-    apply_choice("review" if review else "share", "init-flag")
+    apply_choice("review" if review else "share", "init-flag", scope=Scope())
     imports_of(_SESSION.format(inside="pass"))  # the first notice, and the cache
     probe = imports_of(_SESSION.format(inside="pass"))
     assert probe.result is not None
@@ -213,7 +214,7 @@ def test_an_error_is_scrubbed_without_compiling_a_pattern(
     """
     from consent.actions import apply_choice
 
-    apply_choice("review", "init-flag")
+    apply_choice("review", "init-flag", scope=Scope())
     monkeypatch.setenv("PYTHONPYCACHEPREFIX", str(tmp_path / "pycache"))
     monkeypatch.delenv("PYTHONDONTWRITEBYTECODE", raising=False)
     first = imports_of(_SESSION.format(inside=_ERROR))
@@ -231,7 +232,7 @@ def test_without_a_writable_cache_the_patterns_compile_each_time(
 ) -> None:
     from consent.actions import apply_choice
 
-    apply_choice("review", "init-flag")
+    apply_choice("review", "init-flag", scope=Scope())
     monkeypatch.setenv("PYTHONPYCACHEPREFIX", str(tmp_path / "pycache"))
     monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
     for _ in range(2):

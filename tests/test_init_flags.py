@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from consent.policy import load_policy
+from consent.profile import Scope
 from tests.conftest import Result, Sandbox, run_cli
 
 
@@ -51,7 +52,7 @@ def test_no_terminal_shows_the_notice_and_keeps_the_default(sandbox: Sandbox) ->
     assert "Traceback" not in result.stderr
 
     record = record_of(sandbox)
-    policy = load_policy()
+    policy = load_policy(Scope().policy_path)
     ack = record["acknowledgement"]
     assert ack["via"] == "notice"
     assert (ack["version"], ack["fingerprint"]) == (policy.version, policy.fingerprint)
@@ -120,7 +121,7 @@ def test_flags_decide_without_asking(
     assert config_of(sandbox) == config
 
     record = record_of(sandbox)
-    policy = load_policy()
+    policy = load_policy(Scope().policy_path)
     ack = record["acknowledgement"]
     assert ack["via"] == "init-flag"
     assert ack["decision"] == decision

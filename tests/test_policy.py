@@ -94,7 +94,7 @@ def _load_text(tmp_path: Path, text: str, name: str = "policy.toml") -> Policy:
 
 
 def test_shipped_policy_loads() -> None:
-    policy = load_policy()
+    policy = load_policy(Scope().policy_path)
     assert policy.path == SHIPPED
     assert policy.name == "skyplane"
     assert policy.version >= 1
@@ -108,7 +108,7 @@ def test_shipped_policy_loads() -> None:
 
 
 def test_shipped_policy_declares_every_design_field() -> None:
-    policy = load_policy()
+    policy = load_policy(Scope().policy_path)
     missing = set(ARCHITECTURE_FIELDS) - set(policy.fields)
     assert not missing, f"the shipped policy lacks {sorted(missing)}"
     for name, spec in policy.fields.items():
@@ -182,7 +182,7 @@ def test_fingerprint_of_a_known_policy_is_pinned(tmp_path: Path) -> None:
 
 
 def test_shipped_policy_schema_is_its_fields() -> None:
-    policy = load_policy()
+    policy = load_policy(Scope().policy_path)
     assert policy.schema == {n: (s.type, s.category) for n, s in policy.fields.items()}
 
 
@@ -214,14 +214,14 @@ def test_diff_lists_added_removed_changed() -> None:
 
 
 def test_diff_of_equal_schemas_is_empty() -> None:
-    schema = load_policy().schema
+    schema = load_policy(Scope().policy_path).schema
     diff = diff_schemas(schema, dict(schema))
     assert diff.empty
     assert (diff.added, diff.removed, diff.changed) == ((), (), ())
 
 
 def test_diff_from_nothing_adds_everything() -> None:
-    schema = load_policy().schema
+    schema = load_policy(Scope().policy_path).schema
     diff = diff_schemas({}, schema)
     assert set(diff.added) == set(schema)
     assert diff.removed == ()
@@ -317,7 +317,7 @@ def test_policy_show_json_shape(sandbox: Sandbox) -> None:
     result = run_cli("policy", "show", "--json")
     assert result.returncode == 0, result.stderr
     data = result.json()
-    policy = load_policy()
+    policy = load_policy(Scope().policy_path)
     for key in ("name", "version", "effective", "fingerprint", "summary", "docs_url"):
         assert key in data, key
     for key in ("contact", "endpoint", "format", "fields"):
@@ -345,7 +345,7 @@ def test_policy_show_json_uses_env_policy(sandbox: Sandbox, tmp_path: Path) -> N
 def test_policy_show_human_lists_everything(sandbox: Sandbox) -> None:
     result = run_cli("policy", "show")
     assert result.returncode == 0, result.stderr
-    policy = load_policy()
+    policy = load_policy(Scope().policy_path)
     for category in {spec.category for spec in policy.fields.values()}:
         assert category.lower() in result.stdout.lower(), category
     for name in policy.fields:

@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from consent.policy import CATEGORIES, FIELD_TYPES, load_policy
+from consent.profile import Scope
 from consent.record import (
     CHOICES,
     VIAS,
@@ -65,7 +66,7 @@ def test_init_yes_creates_record(sandbox: Sandbox) -> None:
     raw = _raw(sandbox)
     assert _is_uuid4(raw["client_id"])
     ack = raw["acknowledgement"]
-    policy = load_policy()
+    policy = load_policy(Scope().policy_path)
     assert ack["version"] == policy.version
     assert ack["fingerprint"] == policy.fingerprint
     assert ack["decision"] == "share"

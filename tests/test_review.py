@@ -50,7 +50,7 @@ _ESCAPES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07]*\x07|\x1b[=>]")
 
 def share(review: bool = False) -> str:
     """`init --yes` (or `--review`) in-process; the client id."""
-    result = apply_choice("review" if review else "share", "init-flag")
+    result = apply_choice("review" if review else "share", "init-flag", scope=Scope())
     return result.record.client_id
 
 
@@ -65,7 +65,7 @@ def spool_payload(
     receipts: Sequence[tuple[str, int]] = ((CLOSED_ENDPOINT, 204),),
 ) -> Entry:
     """One realistic payload in ``state``, collected ``minute`` minutes into the day."""
-    policy = load_policy()
+    policy = load_policy(Scope().policy_path)
     record = load_record(Path.home() / ".skyplane" / "consent.toml")
     assert record is not None
     assert record.acknowledgement is not None
@@ -86,7 +86,7 @@ def spool_payload(
     schema = record.acknowledgement.schema if acknowledged is None else acknowledged
     projected, withheld = project(full, policy, schema)
     body = encode_payload(projected)
-    spool = Spool.open()
+    spool = Spool.open(Scope())
     first = State.HELD if state == "held" else State.PENDING
     entry = spool.write(record.client_id, session_id, body, first, withheld=withheld)
     if state == "sent":
@@ -138,7 +138,7 @@ def one_of_each(sandbox: Sandbox) -> dict[str, str]:
 
 
 def states_on_disk() -> dict[str, str]:
-    spool = Spool.existing()
+    spool = Spool.existing(Scope())
     return {} if spool is None else {e.session_id: e.state.value for e in spool.entries()}
 
 
@@ -207,7 +207,7 @@ def test_json_is_the_only_thing_on_stdout_and_parses_strictly(sandbox: Sandbox) 
 def test_json_of_an_empty_or_missing_spool_is_an_empty_list(sandbox: Sandbox) -> None:
     assert review_json() == []
     share()
-    Spool.open()
+    Spool.open(Scope())
     assert review_json() == []
 
 
@@ -291,7 +291,7 @@ def test_detail_shows_every_field_with_the_policys_reason(sandbox: Sandbox) -> N
     share()
     entry = spool_payload("sent", error="OSError: /home/ana/data/k.csv: no such file")
     out = ok("stats", "review", "--session", entry.session_id[:6], env={"COLUMNS": "250"}).stdout
-    for spec in load_policy().fields.values():
+    for spec in load_policy(Scope().policy_path).fields.values():
         assert spec.name in out
         assert spec.description in out, spec.name
     # the redaction markers are pointed out as such
@@ -316,7 +316,7 @@ def test_detail_fits_80_columns_with_the_reason_under_each_value(sandbox: Sandbo
     out = ok("stats", "review", "--session", entry.session_id, env={"COLUMNS": "80"}).stdout
     assert max(len(line.rstrip()) for line in out.splitlines()) <= 80
     flowing = " ".join(out.split())
-    for spec in load_policy().fields.values():
+    for spec in load_policy(Scope().policy_path).fields.values():
         assert " ".join(spec.description.split()) in flowing, spec.name
     # ids are never folded in the middle at this width
     assert entry.session_id in out
@@ -325,7 +325,7 @@ def test_detail_fits_80_columns_with_the_reason_under_each_value(sandbox: Sandbo
 
 def test_detail_shows_withheld_fields_as_withheld(sandbox: Sandbox) -> None:
     share()
-    policy = load_policy()
+    policy = load_policy(Scope().policy_path)
     acknowledged = {k: v for k, v in policy.schema.items() if k != "throughput_gbps"}
     entry = spool_payload("held", acknowledged=acknowledged)
     [item] = review_json()
@@ -651,7 +651,7 @@ def test_forget_wipes_this_users_payloads_rotates_the_id_and_prints_the_email(
     legacy_payload(sandbox, client_id=LEGACY_SENT, sent_ms=1679505560000)
     # another home of this account recording into the same spool root: not this user's
     other_client = str(uuid.uuid4())
-    other = Spool.open().write(other_client, str(uuid.uuid4()), b"{}", State.PENDING)
+    other = Spool.open(Scope()).write(other_client, str(uuid.uuid4()), b"{}", State.PENDING)
     before = read_record(sandbox)
     old_id = before["client_id"]
 
@@ -704,7 +704,7 @@ def test_forget_prints_the_email_when_the_send_log_says_an_id_was_delivered(
     share()
     spool_payload("pending")
     old_id = read_record(sandbox)["client_id"]
-    spool = Spool.existing()
+    spool = Spool.existing(Scope())
     assert spool is not None
     spool.log_send({"mode": "manual", "error": None, "delivered_client_ids": [old_id]})
 
@@ -854,7 +854,7 @@ def test_fields_are_described_in_policy_order_with_their_status(sandbox: Sandbox
     from consent.review import describe_fields, find_item
 
     share()
-    policy = load_policy()
+    policy = load_policy(Scope().policy_path)
     acknowledged = {k: v for k, v in policy.schema.items() if k != "throughput_gbps"}
     entry = spool_payload("pending", acknowledged=acknowledged)
     (entry.directory / PAYLOAD_FILE).write_bytes(

@@ -17,6 +17,7 @@ import pytest
 
 from consent.cli._init import ANSWERS, QUESTION
 from consent.policy import load_policy
+from consent.profile import Scope
 from tests.conftest import CLOSED_ENDPOINT, Sandbox, run_cli
 from tests.test_policy_change import add_gpu_count, write_policy
 
@@ -25,7 +26,7 @@ EXTRAS = ["https://a.example/push", "https://b.example/push"]
 
 
 def first_summary_line(width: int = 76) -> str:
-    return textwrap.wrap(load_policy().summary, width)[0]
+    return textwrap.wrap(load_policy(Scope().policy_path).summary, width)[0]
 
 
 class Terminal:
@@ -104,7 +105,7 @@ def test_init_shows_the_endpoint_from_the_config_not_the_policys(sandbox: Sandbo
     screen = term.wait_for(ANSWERS["dont-share"])
     term.cancel()
     assert on_screen(screen, "Sent to:   https://mine.example/push")
-    assert not on_screen(screen, load_policy().endpoint)
+    assert not on_screen(screen, load_policy(Scope().policy_path).endpoint)
 
 
 @pytest.mark.parametrize(("rows", "cols"), SIZES, ids=["80x24", "120x40"])

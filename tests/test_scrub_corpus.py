@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 import consent
 from consent.actions import apply_choice
+from consent.profile import Scope
 from consent.scrub import scrub_error, scrub_text
 from consent.scrub.text import vocabulary
 from tests.conftest import Sandbox
@@ -116,7 +117,7 @@ def test_no_unknown_name_reaches_a_written_payload(
 ) -> None:
     # the template's own text is not a planted name
     assume(first not in template.text.lower() and second not in template.text.lower())
-    apply_choice("review", "init-flag")  # review holds payloads: nothing is sent
+    apply_choice("review", "init-flag", scope=Scope())  # review holds payloads: nothing is sent
     text = template.plant(name_shapes(first, second, number)[shape])
     raw = _record(sandbox.spool, RuntimeError(text)).decode("utf-8").lower()
     assert json.loads(raw)["error"].startswith("runtimeerror: ")  # the error was written

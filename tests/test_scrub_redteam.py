@@ -19,6 +19,7 @@ import pytest
 
 import consent
 from consent.actions import apply_choice
+from consent.profile import Scope
 from consent.scrub import scrub_error
 from consent.scrub.text import vocabulary
 from tests.conftest import Sandbox
@@ -30,7 +31,7 @@ _SECRET_FIELDS = ("akid", "secret", "sas", "jwt", "token", "hostid", "password")
 
 
 def _record_all(sandbox: Sandbox, texts: list[str]) -> list[str]:
-    apply_choice("review", "init-flag")  # review holds payloads: nothing is sent
+    apply_choice("review", "init-flag", scope=Scope())  # review holds payloads: nothing is sent
     out = []
     for text in texts:
         session_id = consent.record_session(src="local", dst="local", runtime_s=1, error=text)

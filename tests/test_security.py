@@ -132,7 +132,8 @@ def test_planted_symlinks_at_the_spools_own_files_are_never_followed(
         _log_run(spool, "manual", None, "an error line")
     else:
         children = list(upload_module._children)
-        _start_background_flush(spool)  # never raises; the O_NOFOLLOW open refuses the link
+        # never raises; the O_NOFOLLOW open refuses the link
+        _start_background_flush(spool, scope=Scope())
         # the call reaps earlier senders that have exited: look for a new one only
         started = [child for child in upload_module._children if child not in children]
         assert started == [], "no sender was started"
@@ -278,7 +279,7 @@ def test_other_users_cannot_read_the_config_or_the_record(
     home.mkdir()
     home.chmod(0o755)  # a home others may enter, as on many systems
     monkeypatch.setenv("HOME", str(home))
-    apply_choice("share", "init-flag")
+    apply_choice("share", "init-flag", scope=Scope())
     config = home / ".skyplane" / "config.json"
     record = home / ".skyplane" / "consent.toml"
     assert config.exists() and record.exists()
@@ -326,7 +327,7 @@ def test_the_detached_sender_never_imports_from_the_working_directory(
     marker.unlink()
 
     monkeypatch.chdir(planted)
-    _start_background_flush(spool)
+    _start_background_flush(spool, scope=Scope())
     assert upload_module._children, "the detached sender started"
     assert upload_module._children[-1].wait(timeout=60) == 0
     assert not marker.exists()
@@ -408,7 +409,7 @@ def test_tls_certificates_are_verified(self_signed: tuple[Path, Path]) -> None:
     made = make_payloads(2)
     receiver = _TLSReceiver(cert, key)
     try:
-        result = send_pending(endpoint=receiver.url, limits=FAST)
+        result = send_pending(endpoint=receiver.url, limits=FAST, scope=Scope())
         # the control: a client that trusts this certificate gets through
         trusting = ssl.create_default_context(cafile=str(cert))
         with httpx.Client(verify=trusting) as client:
@@ -437,7 +438,9 @@ _PLANTED = {
 
 
 def test_secrets_in_argv_and_errors_never_reach_the_spool(sandbox: Sandbox) -> None:
-    apply_choice("review", "init-flag")  # held: nothing is sent, everything is on disk
+    apply_choice(
+        "review", "init-flag", scope=Scope()
+    )  # held: nothing is sent, everything is on disk
     argv = [
         "cp",
         f"s3://{_PLANTED['bucket']}/2024/salaries.csv",

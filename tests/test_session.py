@@ -66,7 +66,7 @@ def _fresh_reports() -> Iterator[None]:
 
 def acknowledge(choice: Choice = "review") -> str:
     """Answer the consent question; "review" holds payloads, so nothing is sent."""
-    return apply_choice(choice, "init-flag").record.client_id
+    return apply_choice(choice, "init-flag", scope=Scope()).record.client_id
 
 
 def payload_files(root: Path) -> list[Path]:
@@ -126,7 +126,7 @@ def test_payload_fields_and_types_follow_the_policy(sandbox: Sandbox) -> None:
     with consent.session(ARGV, src="aws:us-east-1", dst=["gcp:us-central1"]) as s:
         s.transferred(10**9)
     payload, _, directory = only_payload(sandbox.spool)
-    policy = load_policy()
+    policy = load_policy(Scope().policy_path)
     assert_matches_policy(payload, policy, error=False)
     assert payload["client_id"] == client_id == directory.parent.name
     assert payload["session_id"] == s.session_id == directory.name
@@ -151,7 +151,7 @@ def test_error_field_is_declared_and_typed_when_present(sandbox: Sandbox) -> Non
     with pytest.raises(RuntimeError):
         transfer()
     payload, _, _ = only_payload(sandbox.spool)
-    assert_matches_policy(payload, load_policy(), error=True)
+    assert_matches_policy(payload, load_policy(Scope().policy_path), error=True)
     assert payload["error"] == "RuntimeError: quota exceeded"
 
 
@@ -864,7 +864,7 @@ def test_a_changed_policy_is_noticed_through_the_cache(
         pass
     assert (sandbox.record.parent / "consent-cache.json").is_file()
     policy_file = tmp_path / "policy.toml"
-    text = load_policy().path.read_text()
+    text = load_policy(Scope().policy_path).path.read_text()
     policy_file.write_text(text)
     monkeypatch.setenv("SKYPLANE_USAGE_STATS_POLICY", str(policy_file))
     with consent.session(src="local", dst="local"):

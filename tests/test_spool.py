@@ -886,7 +886,7 @@ def test_hostile_env_override_is_refused_never_replaced_by_the_fallback(
     assert "SKYPLANE_USAGE_STATS_DIR" in message
     assert str(other_root) not in message
     assert message.count(". ") <= 1  # one or two sentences
-    assert Spool.existing(profile, env) is None
+    assert Spool.existing(Scope(profile, env)) is None
     refusal = Spool.refusal(Scope(profile, env))
     assert refusal is not None
     assert "SKYPLANE_USAGE_STATS_DIR" in refusal
@@ -907,13 +907,13 @@ def test_direct_constructor_does_no_checks(tmp_path: Path) -> None:
 
 
 def test_existing_creates_nothing(profile: AppProfile, shared: Path, tmp_path: Path) -> None:
-    assert Spool.existing(profile, environ={}) is None
+    assert Spool.existing(Scope(profile, {})) is None
     assert list(shared.iterdir()) == []
     override = tmp_path / "not" / "there"
-    assert Spool.existing(profile, environ={"SKYPLANE_USAGE_STATS_DIR": str(override)}) is None
+    assert Spool.existing(Scope(profile, {"SKYPLANE_USAGE_STATS_DIR": str(override)})) is None
     assert not (tmp_path / "not").exists()
     (shared / "skyplane").mkdir(mode=0o700)
-    assert Spool.existing(profile, environ={}) is None
+    assert Spool.existing(Scope(profile, {})) is None
     assert [p.name for p in shared.iterdir()] == ["skyplane"]
     assert list((shared / "skyplane").iterdir()) == []
 
@@ -921,7 +921,7 @@ def test_existing_creates_nothing(profile: AppProfile, shared: Path, tmp_path: P
 def test_existing_finds_what_open_made(profile: AppProfile) -> None:
     made = Spool.open(Scope(profile, {}))
     made.write(CLIENT, new_id(), payload_bytes(), State.PENDING)
-    found = Spool.existing(profile, environ={})
+    found = Spool.existing(Scope(profile, {}))
     assert found is not None
     assert found.root == made.root
     assert found.warnings == []
@@ -932,13 +932,13 @@ def test_existing_applies_the_same_checks(
     profile: AppProfile, shared: Path, tmp_path: Path
 ) -> None:
     (shared / "skyplane").symlink_to(tmp_path)
-    assert Spool.existing(profile, environ={}) is None
+    assert Spool.existing(Scope(profile, {})) is None
     assert not fallback_of(shared).parent.exists()
 
     made = Spool.open(Scope(profile, {}))
     assert made.root == fallback_of(shared)
     made.write(CLIENT, new_id(), payload_bytes(), State.HELD)
-    found = Spool.existing(profile, environ={})
+    found = Spool.existing(Scope(profile, {}))
     assert found is not None
     assert found.root == fallback_of(shared)
     assert len(found.warnings) == 1

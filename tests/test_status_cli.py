@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from consent.policy import load_policy
+from consent.profile import Scope
 from tests.conftest import CLOSED_ENDPOINT, Sandbox, run_cli
 
 TOP_KEYS = {
@@ -75,7 +76,7 @@ def _check_shape(data: dict[str, Any]) -> None:
 def test_fresh_status_json_shape(sandbox: Sandbox) -> None:
     data = _status()
     _check_shape(data)
-    policy = load_policy()
+    policy = load_policy(Scope().policy_path)
     assert (data["enabled"], data["source"]) == (True, "default")
     assert data["review_before_upload"] is False
     assert data["policy"]["version"] == policy.version
@@ -101,7 +102,7 @@ def test_status_after_init(sandbox: Sandbox) -> None:
     assert run_cli("init", "--review").returncode == 0
     data = _status()
     _check_shape(data)
-    policy = load_policy()
+    policy = load_policy(Scope().policy_path)
     assert (data["enabled"], data["source"]) == (True, "config")
     assert data["review_before_upload"] is True
     assert data["policy"]["acknowledged_version"] == policy.version

@@ -87,7 +87,7 @@ def test_loki_body_field_by_field(receiver: Receiver) -> None:
     failed_run = make_payloads(1, error="TimeoutError: transfer stalled")
     before_ns = time.time_ns()
 
-    result = send_pending(limits=FAST)
+    result = send_pending(limits=FAST, scope=Scope())
 
     assert (result.due, result.sent, result.failed, result.pending) == (3, 3, 0, 0)
     assert result.ok
@@ -133,9 +133,9 @@ def test_json_body_is_an_array_of_the_spooled_bytes(
     made = make_payloads(3) + make_payloads(1, error="ValueError: <path>")
 
     data_by_id = {entry.session_id: data for entry, data in made}
-    order = [entry.session_id for entry in Spool.open().entries([State.PENDING])]
+    order = [entry.session_id for entry in Spool.open(Scope()).entries([State.PENDING])]
 
-    assert send_pending(limits=FAST).sent == 4
+    assert send_pending(limits=FAST, scope=Scope()).sent == 4
 
     (request,) = receiver.requests
     assert request.body == b"[" + b",".join(data_by_id[sid] for sid in order) + b"]"
@@ -176,8 +176,8 @@ def test_byte_cap_splits_a_batch(receiver: Receiver) -> None:
     made = make_payloads(12)
     cap = 2500
 
-    plan = plan_send(limits=Limits(max_body_bytes=cap))
-    result = send_pending(limits=Limits(max_body_bytes=cap))
+    plan = plan_send(limits=Limits(max_body_bytes=cap), scope=Scope())
+    result = send_pending(limits=Limits(max_body_bytes=cap), scope=Scope())
 
     assert len(plan.requests) > 2
     assert all(len(r.body) <= cap for r in plan.requests)
@@ -199,7 +199,7 @@ def test_500_then_503_then_204_is_sent_once(httpserver: HTTPServer, sandbox: San
         )
     url = httpserver.url_for(PUSH_PATH)
 
-    result = send_pending(endpoint=url, limits=FAST)
+    result = send_pending(endpoint=url, limits=FAST, scope=Scope())
 
     httpserver.check_assertions()
     assert len(httpserver.log) == 3
@@ -209,7 +209,7 @@ def test_500_then_503_then_204_is_sent_once(httpserver: HTTPServer, sandbox: San
     sent = entries_by_id()[entry.session_id]
     assert sent.state is State.SENT
     assert [(r.endpoint, r.status, r.sha256) for r in sent.receipts] == [(url, 204, sha(data))]
-    assert send_pending(endpoint=url, limits=FAST).due == 0
+    assert send_pending(endpoint=url, limits=FAST, scope=Scope()).due == 0
     assert len(httpserver.log) == 3
 
 
@@ -221,7 +221,9 @@ def test_429_honours_retry_after(httpserver: HTTPServer) -> None:
     )
     httpserver.expect_ordered_request(PUSH_PATH).respond_with_data("", status=204)
 
-    assert send_pending(endpoint=httpserver.url_for(PUSH_PATH), limits=FAST).sent == 1
+    assert (
+        send_pending(endpoint=httpserver.url_for(PUSH_PATH), limits=FAST, scope=Scope()).sent == 1
+    )
     assert len(httpserver.log) == 2
 
 
@@ -236,7 +238,10 @@ def test_429_honours_retry_after_given_as_an_http_date(httpserver: HTTPServer) -
     )
     httpserver.expect_ordered_request(PUSH_PATH).respond_with_data("", status=204)
 
-    assert send_pending(endpoint=httpserver.url_for(PUSH_PATH), limits=patient).sent == 1
+    assert (
+        send_pending(endpoint=httpserver.url_for(PUSH_PATH), limits=patient, scope=Scope()).sent
+        == 1
+    )
     assert len(httpserver.log) == 2
 
 
@@ -270,7 +275,7 @@ def test_400_is_failed_with_the_reason_and_never_retried(httpserver: HTTPServer)
     )
     url = httpserver.url_for(PUSH_PATH)
 
-    result = send_pending(endpoint=url, limits=FAST)
+    result = send_pending(endpoint=url, limits=FAST, scope=Scope())
 
     assert len(httpserver.log) == 1
     assert (result.sent, result.failed, result.pending, result.ok) == (0, 1, 0, False)
@@ -281,7 +286,7 @@ def test_400_is_failed_with_the_reason_and_never_retried(httpserver: HTTPServer)
     assert "entry too far behind" in failed.reason
     assert "\x1b" not in failed.reason, "the receiver's words are shown, never its escapes"
     assert [f.session_id for f in result.failures] == [entry.session_id]
-    again = send_pending(endpoint=url, limits=FAST)
+    again = send_pending(endpoint=url, limits=FAST, scope=Scope())
     assert (again.due, len(httpserver.log)) == (0, 1)
 
 
@@ -294,7 +299,7 @@ def test_400_on_a_batch_fails_only_the_refused_payload() -> None:
         return 400 if bad in request.session_ids() else 204
 
     with Receiver(respond) as server:
-        result = send_pending(endpoint=server.url, limits=FAST)
+        result = send_pending(endpoint=server.url, limits=FAST, scope=Scope())
 
     assert (result.sent, result.failed, result.pending) == (8, 1, 0)
     final = states()
@@ -323,7 +328,7 @@ def test_a_redirect_is_not_followed(httpserver: HTTPServer) -> None:
         "", status=307, headers={"Location": "http://203.0.113.9/push"}
     )
 
-    result = send_pending(endpoint=httpserver.url_for(PUSH_PATH), limits=FAST)
+    result = send_pending(endpoint=httpserver.url_for(PUSH_PATH), limits=FAST, scope=Scope())
 
     assert len(httpserver.log) == 1
     assert (result.pending, result.failed) == (1, 0)
@@ -398,9 +403,9 @@ def test_plain_http_is_refused_wherever_it_comes_from(
         sandbox.write_config({"usage_stats": True, "usage_stats_extra_endpoints": [url]})
 
     with pytest.raises(InsecureEndpointError, match=r"refusing plain http to 198\.51\.100\.7"):
-        send_pending(endpoint=url if how == "argument" else None)
+        send_pending(endpoint=url if how == "argument" else None, scope=Scope())
     with pytest.raises(InsecureEndpointError):
-        plan_send(endpoint=url if how == "argument" else None)
+        plan_send(endpoint=url if how == "argument" else None, scope=Scope())
     assert set(states().values()) == {"pending"}
 
 
@@ -422,7 +427,7 @@ def test_extra_endpoints_each_get_a_receipt(
             {"usage_stats": True, "usage_stats_review": False,
              "usage_stats_extra_endpoints": [extra.url]}
         )  # fmt: skip
-        first = send_pending(limits=FAST)
+        first = send_pending(limits=FAST, scope=Scope())
 
         assert (first.sent, first.pending, first.ok) == (0, 3, False)
         assert [o.url for o in first.endpoints] == [receiver.url, extra.url]
@@ -435,7 +440,7 @@ def test_extra_endpoints_each_get_a_receipt(
             assert [(r.endpoint, r.status) for r in entry.receipts] == [(receiver.url, 204)]
 
         extra_up["up"] = True
-        second = send_pending(limits=FAST)
+        second = send_pending(limits=FAST, scope=Scope())
 
     assert (second.sent, second.pending) == (3, 0)
     assert len(receiver.requests) == 1, "the primary already has them: not sent again"
@@ -493,12 +498,12 @@ def test_do_not_track_sends_nothing(receiver: Receiver, monkeypatch: pytest.Monk
     make_payloads(2)
     monkeypatch.setenv("DO_NOT_TRACK", "1")
 
-    result = send_pending(limits=FAST)
+    result = send_pending(limits=FAST, scope=Scope())
 
     assert (result.enabled, result.due, result.ok) == (False, 0, True)
     assert result.note is not None
     assert "do_not_track" in result.note
-    assert plan_send().requests == ()
+    assert plan_send(scope=Scope()).requests == ()
     assert receiver.requests == []
     assert set(states().values()) == {"pending"}
 
@@ -515,7 +520,7 @@ def test_turned_off_mid_run_stops_before_the_next_request(
         return 204
 
     with Receiver(respond) as server:
-        result = send_pending(endpoint=server.url, limits=Limits(max_batch=2))
+        result = send_pending(endpoint=server.url, limits=Limits(max_batch=2), scope=Scope())
 
     assert len(server.requests) == 1
     assert (result.sent, result.pending) == (2, 4)
@@ -527,8 +532,8 @@ def test_a_field_outside_the_acknowledged_schema_is_never_sent(receiver: Receive
     good = make_payloads(1)
     ((bad, _),) = make_payloads(1, extra={"hostname": "build-7.internal"})
 
-    plan = plan_send()
-    result = send_pending(limits=FAST)
+    plan = plan_send(scope=Scope())
+    result = send_pending(limits=FAST, scope=Scope())
 
     assert [f.session_id for f in plan.refused] == [bad.session_id]
     assert states()[bad.session_id] == "failed"
@@ -545,7 +550,7 @@ def test_without_an_acknowledgement_nothing_is_sent(receiver: Receiver, sandbox:
     make_payloads(2)
     sandbox.record.unlink()
 
-    result = send_pending(limits=FAST)
+    result = send_pending(limits=FAST, scope=Scope())
 
     assert receiver.requests == []
     assert (result.pending, result.ok) == (2, False)
@@ -579,10 +584,10 @@ def test_crash_between_answer_and_receipt_resends_only_unreceipted(
 
     monkeypatch.setattr(Spool, "_rewrite", staticmethod(dying_rewrite))
     with pytest.raises(_Crash):
-        send_pending(limits=FAST)
+        send_pending(limits=FAST, scope=Scope())
     monkeypatch.setattr(Spool, "_rewrite", staticmethod(real_rewrite))
 
-    again = send_pending(limits=FAST)
+    again = send_pending(limits=FAST, scope=Scope())
 
     assert (again.due, again.sent) == (4, 4)
     ids = receiver.session_ids()
@@ -663,10 +668,10 @@ def test_detached_flush_after_a_recorded_session(receiver: Receiver, sandbox: Sa
     session_id = recorded.stdout.strip()
     assert _wait_for(lambda: session_id in receiver.session_ids(), 15), "flush never arrived"
     assert _wait_for(lambda: states().get(session_id) == "sent", 5)
-    with Spool.open().lock():  # the sender logs its run just before it lets go
+    with Spool.open(Scope()).lock():  # the sender logs its run just before it lets go
         log = (sandbox.spool / SEND_LOG).read_text().splitlines()
     assert json.loads(log[-1])["mode"] == "background"
-    assert last_error(Spool.open()) is None
+    assert last_error(Spool.open(Scope())) is None
 
 
 def test_host_does_not_wait_for_a_black_holed_endpoint(
@@ -687,19 +692,19 @@ def test_host_does_not_wait_for_a_black_holed_endpoint(
         assert _wait_for(lambda: len(hole.held) >= 1, 10), "the flush reached the endpoint"
     assert elapsed < 0.5, f"the host waited {elapsed:.3f} s"
     # the closed hole makes the sender give up; wait so it does not outlive the test
-    with Spool.open().lock():
+    with Spool.open(Scope()).lock():
         pass
     assert states()[session_id] == "pending"
 
 
 def test_flushes_are_rate_limited(receiver: Receiver, sandbox: Sandbox) -> None:
     acknowledge()
-    spool = Spool.open()
+    spool = Spool.open(Scope())
     make_payloads(1)
-    start_background_flush(spool)
+    start_background_flush(spool, scope=Scope())
     stamp = (sandbox.spool / ".flush.stamp").stat().st_mtime
     make_payloads(1)
-    start_background_flush(spool)
+    start_background_flush(spool, scope=Scope())
 
     assert _wait_for(lambda: set(states().values()) == {"sent"}, 15)
     with spool.lock():
@@ -711,7 +716,7 @@ def test_flushes_are_rate_limited(receiver: Receiver, sandbox: Sandbox) -> None:
 def test_a_failed_background_run_is_logged_and_backs_off(sandbox: Sandbox) -> None:
     acknowledge()
     make_payloads(2)
-    spool = Spool.open()
+    spool = Spool.open(Scope())
 
     result = run_background(scope=Scope(), spool_root=spool.root)
 
@@ -723,7 +728,7 @@ def test_a_failed_background_run_is_logged_and_backs_off(sandbox: Sandbox) -> No
     backoff = json.loads((sandbox.spool / ".flush.json").read_text())
     assert backoff["failures"] == 1
     assert backoff["retry_at"] > time.time() + 10
-    start_background_flush(spool)
+    start_background_flush(spool, scope=Scope())
     assert not (sandbox.spool / ".flush.stamp").exists(), "no flush before the backoff ends"
 
 
@@ -732,12 +737,12 @@ def test_a_good_run_clears_the_last_error_and_the_backoff(
 ) -> None:
     acknowledge()
     made = make_payloads(1)
-    spool = Spool.open()
+    spool = Spool.open(Scope())
     (sandbox.spool / ".flush.json").write_text('{"failures": 3, "retry_at": 9e99}')
     (sandbox.spool / SEND_LOG).write_text('{"error": "earlier trouble"}\n')
     assert last_error(spool) == "earlier trouble"
 
-    assert send_pending(limits=FAST).sent == 1, "a manual send ignores the backoff"
+    assert send_pending(limits=FAST, scope=Scope()).sent == 1, "a manual send ignores the backoff"
 
     assert last_error(spool) is None
     # the log keeps which client ids reached an endpoint: `stats forget` asks by e-mail
@@ -748,10 +753,10 @@ def test_a_good_run_clears_the_last_error_and_the_backoff(
 
 def test_the_send_log_stays_small(receiver: Receiver, sandbox: Sandbox) -> None:
     acknowledge()
-    spool = Spool.open()
+    spool = Spool.open(Scope())
     (sandbox.spool / SEND_LOG).write_text('{"error": null}\n' * 5000)
 
-    send_pending(limits=FAST)
+    send_pending(limits=FAST, scope=Scope())
 
     assert (sandbox.spool / (SEND_LOG + ".1")).stat().st_size > 64 * 1024
     assert len((sandbox.spool / SEND_LOG).read_text().splitlines()) == 1
@@ -820,7 +825,7 @@ def test_session_path_does_not_import_httpx(sandbox: Sandbox) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
-    with contextlib.suppress(Exception), Spool.open().lock():
+    with contextlib.suppress(Exception), Spool.open(Scope()).lock():
         pass  # let the flush it started finish before the sandbox goes
 
 
@@ -830,7 +835,7 @@ def test_a_background_run_logs_a_bad_endpoint(
     acknowledge()
     make_payloads(1)
     monkeypatch.setenv("SKYPLANE_USAGE_STATS_ENDPOINT", "http://198.51.100.7/push")
-    spool = Spool.open()
+    spool = Spool.open(Scope())
 
     assert run_background(scope=Scope(), spool_root=spool.root) is None
 
@@ -856,7 +861,7 @@ def test_the_background_sender_removes_stale_incomplete_sessions(sandbox: Sandbo
     """A writer killed between state file and payload leaves a husk; the sender tidies it."""
     acknowledge()
     (kept,) = make_payloads(1)
-    spool = Spool.open()
+    spool = Spool.open(Scope())
     husk = spool.root / kept[0].client_id / str(uuid.uuid4())
     husk.mkdir(mode=0o700)
     (husk / "state.json").write_text('{"state": "pending", "receipts": [], "reason": null}')

@@ -65,8 +65,9 @@ def test_four_concurrent_senders_deliver_each_session_once(
 
 
 _SENDER = """
+from consent.profile import Scope
 from consent.upload import Limits, send_pending
-send_pending(limits=Limits(max_batch=5))
+send_pending(limits=Limits(max_batch=5), scope=Scope())
 """
 
 
@@ -219,7 +220,7 @@ def test_a_session_recorded_during_forget_never_arrives_under_the_old_id(
 
     new_id = load_record(sandbox.record).client_id  # type: ignore[union-attr]
     assert new_id != old_id
-    assert all(entry.client_id != old_id for entry in Spool.open().entries())
+    assert all(entry.client_id != old_id for entry in Spool.open(Scope()).entries())
 
     # every sender that may run now: a manual send, then a background one
     result = run_cli("stats", "send", env={"SKYPLANE_USAGE_STATS_ENDPOINT": endpoint})
@@ -238,7 +239,7 @@ def test_the_sender_deletes_a_payload_under_a_retired_id(
     httpserver.expect_request(PUSH_PATH, method="POST").respond_with_data("", status=204)
     endpoint = httpserver.url_for(PUSH_PATH)
     old_id = acknowledge()
-    spool = Spool.open()
+    spool = Spool.open(Scope())
     with spool.forgetting():
         spool.retire([old_id])
     rotate = run_cli("stats", "forget", "--yes")  # a new id, so the sender has one to trust
@@ -249,7 +250,7 @@ def test_the_sender_deletes_a_payload_under_a_retired_id(
     directory.parent.mkdir(mode=0o700)
     (spool.root / entry.client_id / entry.session_id).rename(directory)
 
-    result = send_pending(endpoint=endpoint)
+    result = send_pending(endpoint=endpoint, scope=Scope())
 
     assert httpserver.log == []
     assert result.sent == 0
@@ -257,7 +258,7 @@ def test_the_sender_deletes_a_payload_under_a_retired_id(
 
 
 def test_a_writer_drops_a_payload_under_a_retired_id(sandbox: Sandbox) -> None:
-    spool = Spool.open()
+    spool = Spool.open(Scope())
     with spool.forgetting():
         spool.retire(["old-client"])
     spool.write("old-client", "s-1", b"{}", State.PENDING)

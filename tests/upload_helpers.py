@@ -21,7 +21,7 @@ from typing import Any
 from consent.actions import apply_choice
 from consent.payload import build_payload, encode_payload, project
 from consent.policy import load_policy
-from consent.profile import DEFAULT_PROFILE
+from consent.profile import DEFAULT_PROFILE, Scope
 from consent.record import load_record
 from consent.spool import Entry, Spool, State
 
@@ -150,7 +150,7 @@ class BlackHole:
 
 def acknowledge() -> str:
     """`init --yes` in-process: the policy is acknowledged, payloads are pending."""
-    return apply_choice("share", "init-flag").record.client_id
+    return apply_choice("share", "init-flag", scope=Scope()).record.client_id
 
 
 def make_payloads(
@@ -163,11 +163,11 @@ def make_payloads(
     spool: Spool | None = None,
 ) -> list[tuple[Entry, bytes]]:
     """Spool ``count`` realistic payloads, projected on the acknowledged schema."""
-    policy = load_policy()
+    policy = load_policy(Scope().policy_path)
     record = load_record(DEFAULT_PROFILE.record_path())
     assert record is not None, "acknowledge() first"
     assert record.acknowledgement is not None, "acknowledge() first"
-    spool = spool or Spool.open()
+    spool = spool or Spool.open(Scope())
     made: list[tuple[Entry, bytes]] = []
     now = collected_at or dt.datetime.now(dt.UTC)
     for i in range(count):
@@ -194,12 +194,12 @@ def make_payloads(
 
 def states(spool: Spool | None = None) -> dict[str, str]:
     """Session id to state, for every session in the spool."""
-    spool = spool or Spool.open()
+    spool = spool or Spool.open(Scope())
     return {entry.session_id: entry.state.value for entry in spool.entries()}
 
 
 def entries_by_id(spool: Spool | None = None) -> dict[str, Entry]:
-    spool = spool or Spool.open()
+    spool = spool or Spool.open(Scope())
     return {entry.session_id: entry for entry in spool.entries()}
 
 

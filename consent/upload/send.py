@@ -384,7 +384,7 @@ def _run(spool: Spool, ctx: _Context, limits: Limits, *, rounds: int) -> tuple[S
 def send_pending(
     spool: Spool | None = None,
     *,
-    scope: Scope | None = None,
+    scope: Scope,
     endpoint: str | None = None,
     background: bool = False,
     limits: Limits = DEFAULT_LIMITS,
@@ -395,16 +395,14 @@ def send_pending(
     config still apply. A manual send waits for a running sender to finish; a
     ``background`` one returns at once instead. Raises :class:`InsecureEndpointError`
     (and other :class:`BadInputError`) for a bad endpoint or policy; network trouble
-    is reported in the result, never raised. Without a scope: the default host, in
-    this process's environment.
+    is reported in the result, never raised.
     """
-    scope = scope or Scope()
     decision = _decide(scope, endpoint)
     if not decision.enabled:
         return SendResult(enabled=False, note=_disabled_note(decision))
     ctx = _context(scope, endpoint, decision)
     if spool is None:
-        spool = Spool.existing(scope=scope)
+        spool = Spool.existing(scope)
         if spool is None:
             return SendResult(enabled=True)  # nothing was ever spooled
     with spool.lock("send", blocking=not background) as got:
@@ -426,15 +424,11 @@ def send_pending(
 def plan_send(
     spool: Spool | None = None,
     *,
-    scope: Scope | None = None,
+    scope: Scope,
     endpoint: str | None = None,
     limits: Limits = DEFAULT_LIMITS,
 ) -> Plan:
-    """The exact requests a send would make now (``--dry-run``); sends and changes nothing.
-
-    Without a scope: the default host, in this process's environment.
-    """
-    scope = scope or Scope()
+    """The exact requests a send would make now (``--dry-run``); sends and changes nothing."""
     decision = _decide(scope, endpoint)
     if not decision.enabled:
         return Plan(enabled=False, note=_disabled_note(decision))

@@ -94,20 +94,16 @@ _children: list[_Child] = []
 def start_background_flush(
     spool: Spool | str | os.PathLike[str],
     *,
-    scope: Scope | None = None,
-    profile: AppProfile = DEFAULT_PROFILE,
-    environ: Mapping[str, str] | None = None,
+    scope: Scope,
 ) -> None:
     """Start a detached sender for ``spool`` (a :class:`Spool` or its root) and return
     at once. Never raises.
 
     At most one start per :data:`FLUSH_INTERVAL_S`, none while a sender runs, and
-    none before the backoff after a failed run has passed. The library passes
-    ``scope``; ``profile`` and ``environ`` build one for callers written before it
-    (bench/).
+    none before the backoff after a failed run has passed.
     """
     try:  # noqa: SIM105 - contextlib is not loaded on the host path
-        _start_flush(spool, scope or Scope(profile, environ))
+        _start_flush(spool, scope)
     except Exception:  # noqa: S110 - the host must never fail because of telemetry
         pass
 

@@ -40,6 +40,7 @@ from typing import Any
 import pytest
 
 from consent.policy import load_policy
+from consent.profile import Scope
 from consent.record import load_record
 from consent.spool import PAYLOAD_FILE, STATE_FILE, Entry, Spool, State
 from tests.conftest import Sandbox
@@ -286,7 +287,7 @@ RECORD_ARGS = (
 
 def newer_policy(tmp_path: Path) -> Path:
     """The shipped policy with one more field: accepting it rewrites the record."""
-    text = load_policy().path.read_text()
+    text = load_policy(Scope().policy_path).path.read_text()
     text = text.replace("\nversion = 3\n", "\nversion = 4\n", 1)
     text += (
         "\n[fields.fault_probe]\n"
@@ -609,7 +610,7 @@ def block_background_flush(spool: Spool | None = None) -> None:
     from consent._fileio import atomic_write
     from consent.upload import start_background_flush
 
-    spool = spool or Spool.open()
+    spool = spool or Spool.open(Scope())
     # the spawner ignores a backoff further off than its cap (1 h) allows: a clock ran ahead
     backoff = {"failures": 8, "retry_at": time.time() + 3000}
     atomic_write(spool.root / ".flush.json", json.dumps(backoff).encode())
@@ -622,7 +623,7 @@ def block_background_flush(spool: Spool | None = None) -> None:
     # the spawner's one way to start a sender (os.posix_spawn, or subprocess where
     # that cannot detach a child)
     with mock.patch("consent.upload.spawn._launch", refuse):
-        start_background_flush(spool)
+        start_background_flush(spool, scope=Scope())
     assert not started, "the backoff no longer keeps detached senders from starting"
 
 

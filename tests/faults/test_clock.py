@@ -16,6 +16,7 @@ from pytest_httpserver import HTTPServer
 
 from consent._fileio import atomic_write
 from consent.actions import apply_choice
+from consent.profile import Scope
 from consent.spool import Spool
 from tests.conftest import Sandbox
 from tests.faults.support import (
@@ -63,7 +64,7 @@ def record(argv: list[Arg]) -> str:
 def test_clock_jumps_backwards_between_record_and_send(
     sandbox: Sandbox, httpserver: HTTPServer, receiver: dict[str, str]
 ) -> None:
-    apply_choice("share", "init-flag")
+    apply_choice("share", "init-flag", scope=Scope())
     block_background_flush()
     ahead = [record(shifted("+3d", consent_argv(*RECORD_ARGS))) for _ in range(2)]
     now = record(consent_argv(*RECORD_ARGS))
@@ -97,8 +98,8 @@ def test_clock_jumps_backwards_between_record_and_send(
 def test_payloads_dated_2099(
     sandbox: Sandbox, httpserver: HTTPServer, receiver: dict[str, str]
 ) -> None:
-    apply_choice("share", "init-flag")
-    spool = Spool.open()
+    apply_choice("share", "init-flag", scope=Scope())
+    spool = Spool.open(Scope())
     block_background_flush(spool)
     future = [
         entry for entry, _ in spool_payloads(2, collected_at=dt.datetime(2099, 1, 1, tzinfo=dt.UTC))
@@ -132,8 +133,8 @@ print(consent.record_session(src="aws:us-east-1", dst=["gcp:us-central1"], runti
 
 
 def test_backoff_from_a_clock_ahead_does_not_stop_background_sends(sandbox: Sandbox) -> None:
-    apply_choice("share", "init-flag")
-    spool = Spool.open()
+    apply_choice("share", "init-flag", scope=Scope())
+    spool = Spool.open(Scope())
     backoff = spool.root / ".flush.json"
     if FAKETIME is not None:
         # a send that met a down endpoint while the clock ran a year ahead

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from consent.actions import apply_choice
+from consent.profile import Scope
 from tests.conftest import Sandbox
 from tests.faults.support import Arg, check_home, consent_argv, popen
 
@@ -69,7 +70,7 @@ def run_together(commands: Sequence[Sequence[Arg]], sandbox: Sandbox) -> None:
 @pytest.fixture
 def shared_home(sandbox: Sandbox) -> str:
     sandbox.write_config(HOST_KEYS)
-    return apply_choice("share", "init-flag").record.client_id
+    return apply_choice("share", "init-flag", scope=Scope()).record.client_id
 
 
 def test_same_key_last_writer_wins_whole(sandbox: Sandbox, shared_home: str) -> None:

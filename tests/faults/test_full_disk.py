@@ -15,6 +15,7 @@ import pytest
 from pytest_httpserver import HTTPServer
 
 from consent.actions import apply_choice
+from consent.profile import Scope
 from consent.spool import Spool, State
 from tests.conftest import Sandbox
 from tests.faults.support import (
@@ -43,11 +44,11 @@ def full_spool(
     sandbox: Sandbox, disk: FullDisk, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Spool:
     """Acknowledged (share), the spool on the full disk, no detached sender."""
-    apply_choice("share", "init-flag")
+    apply_choice("share", "init-flag", scope=Scope())
     area = disk.area(tmp_path / "spoolfs")
     monkeypatch.setenv("SKYPLANE_USAGE_STATS_DIR", str(area / "usage"))
     sandbox.spool = area / "usage"
-    spool = Spool.open()
+    spool = Spool.open(Scope())
     block_background_flush(spool)
     return spool
 
@@ -65,7 +66,9 @@ def full_home(sandbox: Sandbox, disk: FullDisk) -> None:
     """~/.skyplane on the full disk, holding a config with a host key and a record."""
     disk.area(sandbox.home / ".skyplane")
     sandbox.write_config({"host_key": {"keep": ["me", 1]}, "usage_stats": True})
-    apply_choice("share", "init-flag")  # usage_stats true, review false: init --yes is a no-op
+    apply_choice(
+        "share", "init-flag", scope=Scope()
+    )  # usage_stats true, review false: init --yes is a no-op
     config, _ = check_home(sandbox)
     assert config == {
         "host_key": {"keep": ["me", 1]},
@@ -241,7 +244,7 @@ def test_approve_on_full_spool(
     sandbox: Sandbox, disk: FullDisk, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     spool = full_spool(sandbox, disk, tmp_path, monkeypatch)
-    apply_choice("review", "init-flag")
+    apply_choice("review", "init-flag", scope=Scope())
     held = {entry.session_id for entry, _ in spool_payloads(3, state=State.HELD, spool=spool)}
     disk.fill()
     before = session_files(spool.root)

@@ -18,6 +18,7 @@ import pytest
 
 import consent
 from consent.actions import apply_choice
+from consent.profile import Scope
 from tests.conftest import Sandbox
 from tests.faults.support import (
     RECORD_ARGS,
@@ -55,7 +56,7 @@ def assert_clean_payload(raw: bytes) -> dict[str, object]:
 @pytest.fixture
 def review_mode(sandbox: Sandbox) -> None:
     """Acknowledged, review mode: payloads are held, so no detached sender starts."""
-    apply_choice("review", "init-flag")
+    apply_choice("review", "init-flag", scope=Scope())
 
 
 # -- argv -----------------------------------------------------------------------------------
@@ -169,7 +170,7 @@ ODD_SWITCHES = {
 
 @pytest.mark.parametrize("value", list(ODD_SWITCHES.values()), ids=list(ODD_SWITCHES))
 def test_odd_switch_fails_closed(sandbox: Sandbox, value: str) -> None:
-    apply_choice("share", "init-flag")
+    apply_choice("share", "init-flag", scope=Scope())
     env = {"SKYPLANE_USAGE_STATS_ENABLED": value}
     status = run(consent_argv("stats", "status", "--json"), env=env)
     assert status.returncode == 0, status.describe()
@@ -195,7 +196,7 @@ CONTROL_PADDED = {"fs-us": "\x1c1\x1f", "rs": "\x1eon", "nel": "yes\x85", "gs": 
 
 @pytest.mark.parametrize("value", list(CONTROL_PADDED.values()), ids=list(CONTROL_PADDED))
 def test_control_padded_switch_fails_closed(sandbox: Sandbox, value: str) -> None:
-    apply_choice("dont-share", "init-flag")
+    apply_choice("dont-share", "init-flag", scope=Scope())
     before = sandbox.config.read_bytes()
     env = {"SKYPLANE_USAGE_STATS_ENABLED": value}
     check = run(python_argv("import consent; print(consent.is_enabled())"), env=env)
@@ -251,7 +252,7 @@ def test_config_set_rejects_invalid_endpoint_hosts(sandbox: Sandbox, url: Arg) -
 
 
 def pending_payload(sandbox: Sandbox) -> str:
-    apply_choice("share", "init-flag")
+    apply_choice("share", "init-flag", scope=Scope())
     [(entry, _)] = spool_payloads(1)
     block_background_flush()
     return entry.session_id

@@ -56,7 +56,7 @@ def readonly_home(request: pytest.FixtureRequest, sandbox: Sandbox) -> Iterator[
         return
     if mode == "ro-mount":
         sandbox.write_config(HOST_KEYS)
-        apply_choice("share", "init-flag")
+        apply_choice("share", "init-flag", scope=Scope())
     block_background_flush()
     if not bind_readonly(sandbox.home):
         pytest.skip("bind mounts are not permitted here; the home-file case runs")
@@ -142,7 +142,7 @@ def readonly_tmp(sandbox: Sandbox, tmp_path: Path) -> Iterator[None]:
     if not mount_tmpfs(sandbox.home, "1m"):
         pytest.skip("mounting a tmpfs is not permitted here")
     try:
-        apply_choice("share", "init-flag")
+        apply_choice("share", "init-flag", scope=Scope())
         yield
     finally:
         umount(sandbox.home)
@@ -191,7 +191,7 @@ def test_unusable_override_is_refused_not_replaced_by_the_fallback(
     profile = AppProfile(shared_temp_root=shared)
     (tmp_path / "a-file").write_bytes(b"")
     env = dict(os.environ, SKYPLANE_USAGE_STATS_DIR=str(tmp_path / "a-file" / "usage"))
-    apply_choice("review", "init-flag")  # held: no detached sender
+    apply_choice("review", "init-flag", scope=Scope())  # held: no detached sender
 
     sid = record_session(
         src="local", dst=["aws:us-east-1"], runtime_s=1.0, profile=profile, environ=env
@@ -214,7 +214,7 @@ def test_no_safe_spool_in_process(
     shared.write_bytes(b"")
     profile = AppProfile(shared_temp_root=shared)
     env = {k: v for k, v in os.environ.items() if k != "SKYPLANE_USAGE_STATS_DIR"}
-    apply_choice("share", "init-flag")
+    apply_choice("share", "init-flag", scope=Scope())
 
     for _ in range(3):
         assert (
@@ -228,4 +228,4 @@ def test_no_safe_spool_in_process(
     assert len(lines) == 1, err
     assert "No safe directory" in lines[0], err
     assert "Traceback" not in err
-    assert Spool.existing(profile, env) is None
+    assert Spool.existing(Scope(profile, env)) is None

@@ -24,6 +24,7 @@ from pytest_httpserver import HTTPServer
 
 from consent.actions import apply_choice
 from consent.config import CONFIG_KEYS
+from consent.profile import Scope
 from consent.spool import Spool, State
 from tests.conftest import Sandbox
 from tests.faults.support import (
@@ -133,7 +134,7 @@ class HomeWatch:
 @pytest.fixture
 def home(sandbox: Sandbox) -> HomeWatch:
     sandbox.write_config(HOST_KEYS)
-    apply_choice("share", "init-flag")
+    apply_choice("share", "init-flag", scope=Scope())
     return HomeWatch(sandbox)
 
 
@@ -182,8 +183,9 @@ def test_sigkill_config_set(sandbox: Sandbox, home: HomeWatch, rng: random.Rando
 LOOP_RECORD = """
 import itertools
 from consent.actions import apply_choice
+from consent.profile import Scope
 for i in itertools.count():
-    apply_choice("share" if i % 2 else "dont-share", "init-flag")
+    apply_choice("share" if i % 2 else "dont-share", "init-flag", scope=Scope())
     print(i, flush=True)
 """
 
@@ -223,7 +225,7 @@ while True:
 
 
 def test_sigkill_session_write(sandbox: Sandbox, rng: random.Random) -> None:
-    apply_choice("review", "init-flag")  # held: no detached sender joins in
+    apply_choice("review", "init-flag", scope=Scope())  # held: no detached sender joins in
     block_background_flush()
     recorded: set[str] = set()
 
@@ -263,8 +265,8 @@ while True:
 
 
 def test_sigkill_state_transition(sandbox: Sandbox, rng: random.Random) -> None:
-    apply_choice("review", "init-flag")
-    spool = Spool.open()
+    apply_choice("review", "init-flag", scope=Scope())
+    spool = Spool.open(Scope())
     block_background_flush(spool)
     everyone = {entry.session_id for entry, _ in spool_payloads(40, state=State.HELD)}
 
@@ -297,20 +299,21 @@ def test_sigkill_state_transition(sandbox: Sandbox, rng: random.Random) -> None:
 LOOP_SEND = """
 import sys
 import consent
+from consent.profile import Scope
 from consent.upload import send_pending
 while True:
     for _ in range(5):
         sid = consent.record_session(src="aws:us-east-1", dst=["gcp:us-central1"], runtime_s=1.0)
         print(sid, flush=True)
-    send_pending(endpoint=sys.argv[1])
+    send_pending(endpoint=sys.argv[1], scope=Scope())
 """
 
 
 def test_sigkill_receipt_write(
     sandbox: Sandbox, rng: random.Random, httpserver: HTTPServer
 ) -> None:
-    apply_choice("share", "init-flag")
-    spool = Spool.open()
+    apply_choice("share", "init-flag", scope=Scope())
+    spool = Spool.open(Scope())
     block_background_flush(spool)
     httpserver.expect_request(PUSH_PATH, method="POST").respond_with_data("", status=204)
     url = httpserver.url_for(PUSH_PATH)

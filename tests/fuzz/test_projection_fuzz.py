@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from consent.payload import encode_payload, project
 from consent.policy import CATEGORIES, FIELD_TYPES, FieldSpec, Policy, load_policy
-from consent.profile import DEFAULT_PROFILE
+from consent.profile import DEFAULT_PROFILE, Scope
 from consent.spool import Entry, Spool, State
 from consent.upload import Limits, _check_payload, send_pending
 from tests.fuzz._toml import FUZZ, FUZZ_SLOW, dumps
@@ -188,7 +188,7 @@ def newer_policy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Re
 def test_only_acknowledged_fields_reach_the_receiver(
     newer_policy: Receiver, extra: dict[str, str], drop: set[str]
 ) -> None:
-    spool = Spool.open()
+    spool = Spool.open(Scope())
     spool.wipe()
     newer_policy.requests.clear()
     session_id = str(uuid.uuid4())
@@ -197,7 +197,7 @@ def test_only_acknowledged_fields_reach_the_receiver(
     payload.update(extra)
     spool.write("client", session_id, encode_payload(payload), State.PENDING)
 
-    result = send_pending(limits=FAST)
+    result = send_pending(limits=FAST, scope=Scope())
 
     outside = set(payload) - set(SHIPPED.fields)
     received = [item for r in newer_policy.requests for item in _items(r.json())]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+from consent.profile import Scope
 from consent.record import load_record
 from consent.spool import Spool
 from tests.conftest import Sandbox, run_cli
@@ -66,9 +67,9 @@ def test_ctrl_c_during_forget_still_replaces_the_retired_client_id(sandbox: Sand
 
     record = load_record(sandbox.record)
     assert record is not None and record.client_id != old_id
-    assert old_id in Spool.open().retired_ids()
+    assert old_id in Spool.open(Scope()).retired_ids()
     session_id = _record()
-    assert session_id in {e.session_id for e in Spool.open().entries()}
+    assert session_id in {e.session_id for e in Spool.open(Scope()).entries()}
 
 
 def test_a_forget_killed_before_the_new_id_loses_no_later_session(sandbox: Sandbox) -> None:
@@ -78,7 +79,7 @@ def test_a_forget_killed_before_the_new_id_loses_no_later_session(sandbox: Sandb
     assert result.returncode == -9
     record = load_record(sandbox.record)
     assert record is not None and record.client_id == old_id  # not replaced: it was killed
-    assert old_id in Spool.open().retired_ids()
+    assert old_id in Spool.open(Scope()).retired_ids()
 
     session_id = _record()  # reported as recorded...
-    assert session_id in {e.session_id for e in Spool.open().entries()}  # ...so it is kept
+    assert session_id in {e.session_id for e in Spool.open(Scope()).entries()}  # ...so it is kept

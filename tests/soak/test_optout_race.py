@@ -12,6 +12,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+from consent.profile import Scope
 from consent.spool import Spool
 from tests.conftest import Sandbox, run_cli
 from tests.upload_helpers import acknowledge
@@ -52,5 +53,5 @@ def test_a_payload_written_during_an_opt_out_is_dropped_too(sandbox: Sandbox) ->
     out, err = recorder.communicate("\n", timeout=60)
     assert recorder.returncode == 0, err
 
-    unsent = [e.session_id for e in Spool.open().entries() if e.state in ("pending", "held")]
+    unsent = [e.session_id for e in Spool.open(Scope()).entries() if e.state in ("pending", "held")]
     assert unsent == [], f"recorded {out.strip()} after the opt-out, and kept it to send"
