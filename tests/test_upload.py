@@ -13,6 +13,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import subprocess
 import sys
 import time
 import uuid
@@ -855,6 +856,71 @@ def test_the_hidden_background_option_sends_quietly(receiver: Receiver) -> None:
     assert (result.stdout, result.stderr) == ("", "")
     assert sorted(receiver.session_ids()) == sorted(e.session_id for e, _ in made)
     assert "--background" not in run_cli("stats", "send", "--help").stdout
+
+
+ACME_HOST = """
+import sys
+
+import typer
+
+from consent.cli import mount
+from consent.profile import DEFAULT_PROFILE, AppProfile
+
+host = typer.Typer(name="acme")
+
+
+@host.command("version")
+def version() -> None:
+    pass
+
+
+mount(host, AppProfile(
+    name="acme", cli_name="acme", env_prefix="ACME_STATS", home_dir_name=".acme",
+    policy_file=DEFAULT_PROFILE.policy_file, host_package="acme", config_env=None,
+))
+host(prog_name="acme")
+"""
+
+
+def test_a_hosts_hidden_background_option_sends_that_hosts_spool(
+    sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import consent
+    from consent.actions import apply_choice
+    from tests.faults.support import block_background_flush
+
+    acme = AppProfile(
+        name="acme",
+        cli_name="acme",
+        env_prefix="ACME_STATS",
+        home_dir_name=".acme",
+        policy_file=DEFAULT_PROFILE.policy_file,
+        host_package="acme",
+        config_env=None,
+    )
+    host = tmp_path / "acme.py"
+    host.write_text(ACME_HOST)
+    with Receiver() as acme_receiver, Receiver() as skyplane_receiver:
+        monkeypatch.setenv("ACME_STATS_ENDPOINT", acme_receiver.url)
+        monkeypatch.setenv("ACME_STATS_DIR", str(tmp_path / "acme-spool"))
+        monkeypatch.setenv("SKYPLANE_USAGE_STATS_ENDPOINT", skyplane_receiver.url)
+        scope = Scope(acme)
+        apply_choice("share", "init-flag", scope=scope)
+        block_background_flush(Spool.open(scope))  # only the command below may send
+        made = [
+            consent.record_session(src="local", dst="local", runtime_s=1.0, profile=acme)
+            for _ in range(2)
+        ]
+        result = subprocess.run(
+            [sys.executable, str(host), "stats", "send", "--background"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+        assert sorted(acme_receiver.session_ids()) == sorted(made)
+        assert skyplane_receiver.requests == []
 
 
 def test_the_background_sender_removes_stale_incomplete_sessions(sandbox: Sandbox) -> None:

@@ -197,11 +197,11 @@ def send(
     marked failed when the receiver refused it) and `stats status` says why.
     """
     from consent._exceptions import ConsentError, ExitCode, UploadError
-    from consent.upload import main as background_main
     from consent.upload import plan_send
+    from consent.upload.spawn import run_detached
 
     if background:
-        background_main([])  # detached and silent: everything goes to the send log
+        run_detached(current_scope())  # silent: everything goes to the send log
         return
     if dry_run:
         _show_plan(plan_send(endpoint=endpoint, scope=current_scope()), json_)

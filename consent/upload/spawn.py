@@ -21,10 +21,17 @@ from consent.profile import DEFAULT_PROFILE, AppProfile, Scope
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
+    from pathlib import Path
 
     from consent.spool import Spool
 
-__all__ = ["FLUSH_INTERVAL_S", "main", "read_backoff", "start_background_flush"]
+__all__ = [
+    "FLUSH_INTERVAL_S",
+    "main",
+    "read_backoff",
+    "run_detached",
+    "start_background_flush",
+]
 
 FLUSH_INTERVAL_S = 10.0
 BACKGROUND_BACKOFF_CAP_S = 3600.0
@@ -233,10 +240,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     Only for a process of its own: it arms an alarm that ends the process.
     """
     import argparse
-    import signal
     from pathlib import Path
-
-    signal.alarm(_BACKGROUND_ALARM_S)  # a detached sender that is somehow stuck ends
 
     parser = argparse.ArgumentParser(prog="python -m consent.upload", add_help=False)
     parser.add_argument("--spool-root", type=Path)
@@ -246,8 +250,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         profile = DEFAULT_PROFILE if args.profile is None else _profile_from_json(args.profile)
     except (SystemExit, ValueError, TypeError):
         return 0
+    # the sender's own edge: its scope is the profile it was handed, in its environment
+    run_detached(Scope(profile), args.spool_root)
+    return 0
+
+
+def run_detached(scope: Scope, spool_root: Path | None = None) -> None:
+    """One background send in a process of its own, which it ends if the send is stuck.
+
+    The detached sender runs this, and so does a host's hidden ``stats send
+    --background``, with the scope of the host whose command it is.
+    """
+    import signal
+
     from consent.upload.send import run_background
 
-    # the sender's own edge: its scope is the profile it was handed, in its environment
-    run_background(scope=Scope(profile), spool_root=args.spool_root)
-    return 0
+    signal.alarm(_BACKGROUND_ALARM_S)
+    run_background(scope=scope, spool_root=spool_root)
