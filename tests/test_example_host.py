@@ -6,14 +6,13 @@ import json
 import os
 import subprocess
 import sys
-import time
 import tomllib
 from pathlib import Path
 from typing import Any
 
-import pexpect
-
+from consent.cli._init import ANSWERS
 from tests.conftest import REPO, Result, Sandbox
+from tests.pty_screen import Terminal
 from tests.test_policy_change import reword_runtime, write_policy
 
 HOST = REPO / "examples" / "skyplane_host.py"
@@ -82,42 +81,29 @@ def test_init_without_a_terminal_shows_the_notice(sandbox: Sandbox) -> None:
     assert via(sandbox) == "notice"
 
 
-def _spawn_init(sandbox: Sandbox) -> pexpect.spawn:
+def _init_terminal(sandbox: Sandbox) -> Terminal:
     env = {k: v for k, v in sandbox.env.items() if k not in ("CI", "COLUMNS")}
     env["PROMPT_TOOLKIT_NO_CPR"] = "1"  # pexpect never answers the cursor-position request
-    return pexpect.spawn(
-        sys.executable,
-        [str(HOST), "init"],
-        env=env,
-        dimensions=(50, 80),
-        encoding="utf-8",
-        timeout=15,
-    )
+    term = Terminal([sys.executable, str(HOST), "init"], env, rows=50, cols=80, timeout=15)
+    term.wait_for_pointer(ANSWERS["share"])  # the question is up, "share" pre-selected
+    return term
 
 
 def test_init_prompt_inside_the_host(sandbox: Sandbox) -> None:
-    child = _spawn_init(sandbox)
-    child.expect_exact("Esc cancels")
-    time.sleep(0.2)
-    child.send("\r")  # the pre-selected answer: share
-    child.expect_exact("skyplane-host is ready.")
-    child.expect(pexpect.EOF)
-    child.close()
-    assert child.exitstatus == 0
+    term = _init_terminal(sandbox)
+    term.child.send("\r")  # the pre-selected answer: share
+    assert term.finish() == 0
+    assert "skyplane-host is ready." in term.transcript
     assert via(sandbox) == "init-prompt"
 
 
 def test_ctrl_c_inside_the_host_exits_130(sandbox: Sandbox) -> None:
-    child = _spawn_init(sandbox)
-    child.expect_exact("Esc cancels")
-    time.sleep(0.2)
-    child.sendcontrol("c")
-    child.expect(pexpect.EOF)
-    child.close()
-    assert child.exitstatus == 130
-    assert "Cancelled; nothing was changed." in (child.before or "")
-    assert "Traceback" not in (child.before or "")
-    assert "skyplane-host is ready." not in (child.before or "")
+    term = _init_terminal(sandbox)
+    term.child.sendcontrol("c")
+    assert term.finish() == 130
+    assert "Cancelled; nothing was changed." in term.transcript
+    assert "Traceback" not in term.transcript
+    assert "skyplane-host is ready." not in term.transcript
     assert not sandbox.record.exists()
 
 

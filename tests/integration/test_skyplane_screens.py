@@ -14,8 +14,6 @@ import subprocess
 import textwrap
 from typing import Any
 
-import pexpect
-import pyte
 import pytest
 
 from consent.cli._init import ANSWERS, QUESTION
@@ -24,6 +22,7 @@ from consent.profile import AppProfile, Scope
 from tests.conftest import Sandbox
 from tests.integration.skyplane_venv import SkyplaneVenv, skyplane_venv
 from tests.integration.test_skyplane import _env, skyplane
+from tests.pty_screen import DOWN, Terminal
 
 pytestmark = pytest.mark.integration
 
@@ -37,58 +36,30 @@ def venv() -> SkyplaneVenv:
     return skyplane_venv()
 
 
-class SkyplaneTerminal:
+class SkyplaneTerminal(Terminal):
     """``skyplane ARGS`` in a pty of ROWS x COLS, and the screen pyte keeps of it."""
 
     def __init__(self, venv: SkyplaneVenv, sandbox: Sandbox, *args: str) -> None:
         env = _env(sandbox, TERM="xterm", PROMPT_TOOLKIT_NO_CPR="1")
         for name in ("COLUMNS", "LINES"):
             env.pop(name, None)
-        self.screen = pyte.Screen(COLS, ROWS)
-        self.stream = pyte.Stream(self.screen)
-        self.transcript = ""
-        self.child = pexpect.spawn(
-            str(venv.skyplane),
-            list(args),
-            env=env,
-            cwd=str(sandbox.home),
-            dimensions=(ROWS, COLS),
-            encoding="utf-8",
-            timeout=60,
+        super().__init__(
+            [str(venv.skyplane), *args], env, rows=ROWS, cols=COLS, cwd=str(sandbox.home)
         )
-
-    def _read(self) -> None:
-        chunk = self.child.read_nonblocking(65536, timeout=60)
-        self.transcript += chunk
-        self.stream.feed(chunk)
-
-    def rows(self) -> list[str]:
-        return list(self.screen.display)
-
-    def on_screen(self, text: str) -> bool:
-        return any(text in row for row in self.screen.display)
 
     def answer_cloud_questions_until(self, text: str) -> int:
         """Answer Skyplane's [Y/n] questions "n" until ``text`` is on the screen."""
         answered = 0
         while not self.on_screen(text):
-            self._read()
+            self.read()
             cursor_row = self.screen.display[self.screen.cursor.y]
             if CLOUD_QUESTION.search(cursor_row.rstrip() + " "):
                 self.child.sendline("n")
                 answered += 1
                 # wait for the echo, so the same prompt is not answered twice
                 while CLOUD_QUESTION.search(self.screen.display[self.screen.cursor.y] + " "):
-                    self._read()
+                    self.read()
         return answered
-
-    def finish(self) -> int:
-        self.child.expect(pexpect.EOF)
-        self.transcript += self.child.before or ""
-        self.stream.feed(self.child.before or "")
-        self.child.close()
-        status: int = self.child.exitstatus
-        return status
 
 
 def first_summary_line() -> str:
@@ -120,8 +91,10 @@ def test_init_at_80x24_shows_the_summary_and_the_question_after_skyplanes_own(
     before_panel = term.transcript.split("\u256d")[0]  # up to the panel's top-left corner
     assert not re.search(r"usage stat|performance logging", before_panel, re.I), before_panel
 
-    for _ in range(DOWNS[choice]):
-        term.child.send("\x1b[B")
+    order = list(ANSWERS.values())
+    term.wait_for_pointer(order[0])
+    for answer in order[1 : DOWNS[choice] + 1]:
+        term.move_pointer(DOWN, answer)
     term.child.send("\r")
     assert term.finish() == 0, term.transcript
     after = term.transcript.split(QUESTION)[-1]
