@@ -10,7 +10,7 @@ slower, never wrong.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import pexpect
 import pyte
@@ -18,6 +18,7 @@ import pyte
 DOWN = "\x1b[B"
 UP = "\x1b[A"
 POINTER = "\u00bb"  # questionary's pointer, before the highlighted answer
+TICKED = "\u25cf"  # questionary's checkbox, ticked
 
 
 class Terminal:
@@ -58,9 +59,20 @@ class Terminal:
     def on_screen(self, text: str) -> bool:
         return any(text in row for row in self.screen.display)
 
-    def wait_for(self, text: str) -> None:
-        while not self.on_screen(text):
+    def wait_until(self, shown: Callable[[], bool]) -> None:
+        """Read until ``shown()`` holds of the screen."""
+        while not shown():
             self.read()
+
+    def wait_for(self, text: str) -> None:
+        self.wait_until(lambda: self.on_screen(text))
+
+    def pointer_row(self) -> int | None:
+        """The row questionary's pointer is on, if it is on the screen."""
+        for index, row in enumerate(self.screen.display):
+            if row.lstrip().startswith(POINTER):
+                return index
+        return None
 
     def pointer_on(self, answer: str) -> bool:
         """Whether questionary's pointer is on the row of ``answer``."""
@@ -70,8 +82,7 @@ class Terminal:
 
     def wait_for_pointer(self, answer: str) -> None:
         """Wait until the question is up with its pointer on ``answer``."""
-        while not self.pointer_on(answer):
-            self.read()
+        self.wait_until(lambda: self.pointer_on(answer))
 
     def move_pointer(self, key: str, to: str) -> None:
         """Press ``key`` (an arrow) and wait until the pointer is on ``to``."""

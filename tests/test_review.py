@@ -13,14 +13,12 @@ import hashlib
 import json
 import re
 import sys
-import time
 import tomllib
 import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import pexpect
 import pytest
 from pytest_httpserver import HTTPServer
 
@@ -33,6 +31,7 @@ from consent.record import load_record
 from consent.scrub import scrub_arguments
 from consent.spool import PAYLOAD_FILE, STATE_FILE, Entry, Receipt, Spool, State
 from tests.conftest import CLOSED_ENDPOINT, Result, Sandbox, run_cli
+from tests.pty_screen import DOWN, TICKED, Terminal
 
 ITEM_KEYS = {"session_id", "client_id", "state", "path", "payload", "withheld", "receipt"}
 RECEIPT_KEYS = {"endpoint", "at", "status", "sha256"}
@@ -41,7 +40,6 @@ STATES = ("pending", "held", "sent", "failed", "legacy")
 # Skyplane 0.3 derived its client id from the MAC address, as bare hex
 LEGACY_CLIENT = uuid.UUID(int=0x0242AC110002).hex
 LEGACY_SENT = uuid.UUID(int=0x0242AC110003).hex
-DOWN = "\x1b[B"
 _ESCAPES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07]*\x07|\x1b[=>]")
 
 
@@ -517,44 +515,45 @@ def test_every_state_word_comes_from_the_one_list_of_states() -> None:
 # -- the checkbox on a real terminal --------------------------------------------------------
 
 
-def spawn_review(sandbox: Sandbox, *args: str) -> pexpect.spawn:
+def spawn_review(sandbox: Sandbox, *args: str) -> Terminal:
     env = {k: v for k, v in sandbox.env.items() if k not in ("CI", "COLUMNS", "LINES")}
     env["TERM"] = "xterm"
-    return pexpect.spawn(
-        sys.executable,
-        ["-m", "consent", "stats", *args],
-        env=env,
-        dimensions=(40, 100),
-        encoding="utf-8",
-        timeout=20,
+    env["PROMPT_TOOLKIT_NO_CPR"] = "1"  # pexpect never answers the cursor-position request
+    return Terminal(
+        [sys.executable, "-m", "consent", "stats", *args], env, rows=40, cols=100, timeout=20
     )
 
 
-def finish(child: pexpect.spawn) -> tuple[int, str]:
-    child.expect(pexpect.EOF)
-    child.close()
-    assert child.signalstatus is None
-    return child.exitstatus, _ESCAPES.sub("", child.before or "")
+def finish(term: Terminal) -> tuple[int, str]:
+    code = term.finish()
+    assert term.child.signalstatus is None
+    return code, _ESCAPES.sub("", term.transcript)
 
 
-def open_checkbox(sandbox: Sandbox) -> pexpect.spawn:
-    child = spawn_review(sandbox, "review")
-    child.expect_exact("Approve which")
-    child.expect_exact("Esc cancels")
-    time.sleep(0.3)  # let prompt_toolkit switch the terminal to raw mode
-    return child
+def open_checkbox(sandbox: Sandbox) -> tuple[Terminal, int]:
+    """The checkbox of held payloads, up; and the row its pointer starts on."""
+    term = spawn_review(sandbox, "review")
+    term.wait_for("Esc cancels")
+    term.wait_until(lambda: term.pointer_row() is not None)
+    first = term.pointer_row()
+    assert first is not None
+    return term, first
+
+
+def tick(term: Terminal, row: int) -> None:
+    term.child.send(" ")
+    term.wait_until(lambda: TICKED in term.rows()[row])
 
 
 def test_checkbox_approves_what_is_ticked_and_keeps_the_rest_held(sandbox: Sandbox) -> None:
     share(review=True)
     held = [spool_payload("held", minute=i).session_id for i in range(3)]
-    child = open_checkbox(sandbox)
-    child.send(DOWN)  # the second, in collected order
-    time.sleep(0.1)
-    child.send(" ")
-    time.sleep(0.1)
-    child.send("\r")
-    code, screen = finish(child)
+    term, first = open_checkbox(sandbox)
+    term.child.send(DOWN)  # the second, in collected order
+    term.wait_until(lambda: term.pointer_row() == first + 1)
+    tick(term, first + 1)
+    term.child.send("\r")
+    code, screen = finish(term)
     assert code == 0, screen
     assert "Approved 1 payload:" in screen
     assert "2 payloads stay held" in screen
@@ -564,9 +563,9 @@ def test_checkbox_approves_what_is_ticked_and_keeps_the_rest_held(sandbox: Sandb
 def test_checkbox_with_nothing_ticked_approves_nothing(sandbox: Sandbox) -> None:
     share(review=True)
     held = spool_payload("held").session_id
-    child = open_checkbox(sandbox)
-    child.send("\r")
-    code, screen = finish(child)
+    term, _ = open_checkbox(sandbox)
+    term.child.send("\r")
+    code, screen = finish(term)
     assert code == 0, screen
     assert "Nothing approved." in screen
     assert states_on_disk() == {held: "held"}
@@ -576,11 +575,10 @@ def test_checkbox_with_nothing_ticked_approves_nothing(sandbox: Sandbox) -> None
 def test_checkbox_cancelled_changes_nothing(sandbox: Sandbox, key: str) -> None:
     share(review=True)
     held = [spool_payload("held", minute=i).session_id for i in range(2)]
-    child = open_checkbox(sandbox)
-    child.send(" ")  # ticked, but never confirmed
-    time.sleep(0.1)
-    child.send(key)
-    code, screen = finish(child)
+    term, first = open_checkbox(sandbox)
+    tick(term, first)  # ticked, but never confirmed
+    term.child.send(key)
+    code, screen = finish(term)
     assert code == 130, screen
     assert "nothing was changed" in screen
     assert states_on_disk() == dict.fromkeys(held, "held")
@@ -774,20 +772,18 @@ def test_forget_without_any_data(sandbox: Sandbox) -> None:
 def test_forget_asks_on_a_terminal(sandbox: Sandbox) -> None:
     one_of_each(sandbox)
     client_id = read_record(sandbox)["client_id"]
-    child = spawn_review(sandbox, "forget")
-    child.expect_exact("Delete your usage statistics?")
-    time.sleep(0.3)
-    child.send("\x03")
-    code, screen = finish(child)
+    term = spawn_review(sandbox, "forget")
+    term.wait_for("Delete your usage statistics?")
+    term.child.send("\x03")
+    code, screen = finish(term)
     assert code == 130, screen
     assert len(states_on_disk()) == 5
     assert read_record(sandbox)["client_id"] == client_id
 
-    child = spawn_review(sandbox, "forget")
-    child.expect_exact("Delete your usage statistics?")
-    time.sleep(0.3)
-    child.send("y")
-    code, screen = finish(child)
+    term = spawn_review(sandbox, "forget")
+    term.wait_for("Delete your usage statistics?")
+    term.child.send("y")
+    code, screen = finish(term)
     assert code == 0, screen
     assert re.search(r"Deleted\s+5 payloads", screen)
     assert states_on_disk() == {}
