@@ -136,12 +136,11 @@ def init(env: dict[str, str]) -> None:
 def fill_spool(payloads: int) -> list[str]:
     from consent.payload import build_payload, encode_payload, project
     from consent.policy import load_policy
-    from consent.profile import DEFAULT_PROFILE
     from consent.record import load_record
     from consent.spool import Spool, State
 
     policy = load_policy(Scope().policy_path)
-    record = load_record(DEFAULT_PROFILE.record_path())
+    record = load_record(Scope().record_path)
     assert record is not None
     assert record.acknowledgement is not None
     spool = Spool.open(Scope())

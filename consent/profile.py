@@ -115,44 +115,6 @@ class AppProfile:
     def endpoint_env(self) -> str:
         return f"{self.env_prefix}_ENDPOINT"
 
-    # -- paths, for hosts: the library resolves them through a Scope ----------------------
-    def home_dir(self, environ: Mapping[str, str] | None = None) -> str:
-        return Scope(self, environ).home_dir
-
-    def config_dir_name(self, environ: Mapping[str, str] | None = None) -> str:
-        return Scope(self, environ).config_dir
-
-    def config_file(self, environ: Mapping[str, str] | None = None) -> str:
-        return Scope(self, environ).config_file
-
-    def legacy_ini_file(self, environ: Mapping[str, str] | None = None) -> str:
-        """The host's own INI settings file (Skyplane's ``~/.skyplane/config``)."""
-        return Scope(self, environ).legacy_ini_file
-
-    def home(self, environ: Mapping[str, str] | None = None) -> Path:
-        return Scope(self, environ).home
-
-    def config_dir(self, environ: Mapping[str, str] | None = None) -> Path:
-        return _path(Scope(self, environ).config_dir)
-
-    def config_path(self, environ: Mapping[str, str] | None = None) -> Path:
-        return Scope(self, environ).config_path
-
-    def record_path(self, environ: Mapping[str, str] | None = None) -> Path:
-        return Scope(self, environ).record_path
-
-    def legacy_ini_path(self, environ: Mapping[str, str] | None = None) -> Path:
-        return Scope(self, environ).legacy_ini_path
-
-    def spool_root(self, environ: Mapping[str, str] | None = None) -> Path:
-        return Scope(self, environ).spool_root
-
-    def fallback_spool_root(self) -> Path:
-        return Scope(self, {}).fallback_spool_root
-
-    def policy_path(self, environ: Mapping[str, str] | None = None) -> Path:
-        return Scope(self, environ).policy_path
-
 
 DEFAULT_PROFILE = AppProfile()
 

@@ -25,7 +25,7 @@ import typer
 
 import consent
 from consent.cli import mount
-from consent.profile import AppProfile
+from consent.profile import AppProfile, Scope
 
 HOST_VERSION = "0.0.1-example"
 
@@ -49,7 +49,8 @@ class CopyError(RuntimeError):
 
 
 def _settings_file() -> Path:
-    return PROFILE.legacy_ini_path()  # the host's INI file: $SKYPLANE_CONFIG or ~/.skyplane/config
+    # the host's INI file: $SKYPLANE_CONFIG or ~/.skyplane/config
+    return Scope(PROFILE).legacy_ini_path
 
 
 @config_app.command("set")

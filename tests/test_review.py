@@ -726,7 +726,7 @@ def test_forget_in_a_shared_fallback_touches_only_this_users_client_id(
     share()
     own_id = read_record(sandbox)["client_id"]
     spool = Spool.open(Scope(profile, env))
-    assert spool.root == profile.fallback_spool_root()
+    assert spool.root == Scope(profile, {}).fallback_spool_root
     mine = spool.write(own_id, str(uuid.uuid4()), b"{}", State.PENDING)
     spool.add_receipt(
         mine, Receipt.for_payload(CLOSED_ENDPOINT, 204, b"{}"), required_endpoints=[CLOSED_ENDPOINT]

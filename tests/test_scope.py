@@ -151,18 +151,6 @@ def test_a_scope_does_not_show_the_environment() -> None:
     assert "hunter2" not in shown
 
 
-def test_the_profiles_path_methods_are_the_scopes(tmp_path: Path) -> None:
-    env = {"HOME": str(tmp_path), "ACME_STATS_DIR": str(tmp_path / "s"), "ACME_CONFIG": "/x.ini"}
-    scope = Scope(ACME, env)
-    assert ACME.config_file(env) == scope.config_file
-    assert ACME.config_path(env) == scope.config_path
-    assert ACME.record_path(env) == scope.record_path
-    assert ACME.legacy_ini_path(env) == scope.legacy_ini_path == Path("/x.ini")
-    assert ACME.spool_root(env) == scope.spool_root
-    assert ACME.policy_path(env) == scope.policy_path
-    assert ACME.fallback_spool_root() == scope.fallback_spool_root
-
-
 # -- the CLI: one scope per command run, from the profile the factory bound -------------------
 
 

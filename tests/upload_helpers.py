@@ -21,7 +21,7 @@ from typing import Any
 from consent.actions import apply_choice
 from consent.payload import build_payload, encode_payload, project
 from consent.policy import load_policy
-from consent.profile import DEFAULT_PROFILE, Scope
+from consent.profile import Scope
 from consent.record import load_record
 from consent.spool import Entry, Spool, State
 
@@ -164,7 +164,7 @@ def make_payloads(
 ) -> list[tuple[Entry, bytes]]:
     """Spool ``count`` realistic payloads, projected on the acknowledged schema."""
     policy = load_policy(Scope().policy_path)
-    record = load_record(DEFAULT_PROFILE.record_path())
+    record = load_record(Scope().record_path)
     assert record is not None, "acknowledge() first"
     assert record.acknowledgement is not None, "acknowledge() first"
     spool = spool or Spool.open(Scope())
