@@ -675,6 +675,38 @@ def test_detached_flush_after_a_recorded_session(receiver: Receiver, sandbox: Sa
     assert last_error(Spool.open(Scope())) is None
 
 
+def test_the_detached_sender_runs_niced_as_a_batch_job(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sender lowers its own priority; the host makes no call about it after the spawn."""
+    import threading
+
+    from consent.upload import _children
+
+    release = threading.Event()
+
+    def hold(_request: Request) -> int:
+        release.wait(60)  # keeps the sender alive, mid-request, while it is looked at
+        return 204
+
+    with Receiver(hold) as held:
+        monkeypatch.setenv("SKYPLANE_USAGE_STATS_ENDPOINT", held.url)
+        acknowledge()
+        make_payloads(1)
+        earlier = list(_children)
+        start_background_flush(Spool.open(Scope()), scope=Scope())
+        (child,) = [c for c in _children if c not in earlier]
+        own = os.getpriority(os.PRIO_PROCESS, 0)
+        try:
+            assert _wait_for(lambda: held.requests, 60), "the sender never sent"
+            assert os.getpriority(os.PRIO_PROCESS, child.pid) == min(own + 10, 19)
+            assert os.sched_getscheduler(child.pid) == os.SCHED_BATCH
+        finally:
+            release.set()
+        assert child.wait(timeout=60) == 0
+    assert set(states().values()) == {"sent"}
+
+
 def test_host_does_not_wait_for_a_black_holed_endpoint(
     sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
