@@ -20,7 +20,8 @@ keyed by what it was built from:
   by its source's.
 
 A cache that is missing, stale, unreadable or refused by the engine is ignored: the
-pattern is compiled by ``re`` (imported only then) and the cache written again.
+pattern is compiled by ``re`` (imported only then), and the cache is written again
+when the process exits.
 Either way the pattern is the one ``re.compile`` gives, since the code is what
 ``re``'s own compiler made. The cache is written only where Python would write
 bytecode (not under ``PYTHONDONTWRITEBYTECODE``, not where the directory is
@@ -53,6 +54,7 @@ _ENGINE = (sys.version, _sre.MAGIC, _sre.CODESIZE)
 _Entry = tuple[int, list[int], int, dict[str, int], tuple[str | None, ...]]
 
 _patterns: dict[str, _Entry] | None = None
+_save_at_exit = False
 # The scrubber has fewer than a hundred patterns; past this many the cache holds
 # stale ones (edited rules), and starts over rather than grow.
 _MAX_PATTERNS = 512
@@ -102,7 +104,7 @@ def compile_pattern(pattern: str) -> re.Pattern[str]:
 
     Flags go inline (``(?i)``), so that no caller needs ``re`` for its constants.
     """
-    global _patterns
+    global _patterns, _save_at_exit
     if _patterns is None:
         stored = load("patterns", _ENGINE)
         _patterns = stored if type(stored) is dict else {}
@@ -117,9 +119,20 @@ def compile_pattern(pattern: str) -> re.Pattern[str]:
     if entry is not None:
         if len(_patterns) >= _MAX_PATTERNS:
             _patterns = {}
+        if not _save_at_exit:
+            # once, for everything this process compiles: a cold cache misses every
+            # pattern, and one write beats one per pattern
+            import atexit
+
+            atexit.register(_save_patterns)
+            _save_at_exit = True
         _patterns[pattern] = entry
-        store("patterns", _ENGINE, _patterns)
     return compiled
+
+
+def _save_patterns() -> None:
+    if _patterns is not None:
+        store("patterns", _ENGINE, _patterns)
 
 
 def _compile_with_re(pattern: str) -> tuple[re.Pattern[str], _Entry | None]:
