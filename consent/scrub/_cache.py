@@ -131,8 +131,11 @@ def compile_pattern(pattern: str) -> re.Pattern[str]:
 
 
 def _save_patterns() -> None:
-    if _patterns is not None:
-        store("patterns", _ENGINE, _patterns)
+    try:
+        if _patterns is not None:
+            store("patterns", _ENGINE, _patterns)
+    except BaseException:  # noqa: S110 - a Ctrl-C as the host exits: no traceback for a cache
+        pass
 
 
 def _compile_with_re(pattern: str) -> tuple[re.Pattern[str], _Entry | None]:
