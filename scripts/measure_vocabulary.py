@@ -30,14 +30,6 @@ from consent.scrub import text as scrub_text_module  # noqa: E402
 from tests.scrub_corpus import templates  # noqa: E402
 
 
-def _vocabulary(text: str) -> scrub_text_module.Vocabulary:
-    sections = {}
-    for chunk in text.split("\n[")[1:]:
-        title, _, body = chunk.partition("]\n")
-        sections[title] = frozenset(body.split())
-    return scrub_text_module.Vocabulary(sections)
-
-
 def main() -> int:
     rows = gen_vocabulary.read_inputs()
     ranked = sorted(
@@ -52,8 +44,8 @@ def main() -> int:
     print("size   words  rare-leak  any-leak  surname-leak  facts-kept  template-words-kept")
     for size in (5_000, 10_000, 15_000, 20_000, 25_000, 30_000, 40_000, 60_000):
         vocabulary_text, _ = gen_vocabulary.build(rows, size)
-        vocab = _vocabulary(vocabulary_text)
-        scrub_text_module.vocabulary = lambda vocab=vocab: vocab  # type: ignore[assignment]
+        vocab = scrub_text_module.Vocabulary.from_text(vocabulary_text)
+        scrub_text_module.vocabulary = lambda vocab=vocab: vocab  # type: ignore[misc]
         leaks = {"rare": 0, "any": 0, "surname": 0}
         facts = kept_facts = words = kept_words = 0
         for index, template in enumerate(corpus):
