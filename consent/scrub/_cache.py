@@ -54,6 +54,8 @@ _ENGINE = (sys.version, _sre.MAGIC, _sre.CODESIZE)
 _Entry = tuple[int, list[int], int, dict[str, int], tuple[str | None, ...]]
 
 _patterns: dict[str, _Entry] | None = None
+# what this process compiled: a pattern asked for again (argv's, per value) is built once
+_compiled: dict[str, re.Pattern[str]] = {}
 _save_at_exit = False
 # The scrubber has fewer than a hundred patterns; past this many the cache holds
 # stale ones (edited rules), and starts over rather than grow.
@@ -105,6 +107,9 @@ def compile_pattern(pattern: str) -> re.Pattern[str]:
     Flags go inline (``(?i)``), so that no caller needs ``re`` for its constants.
     """
     global _patterns, _save_at_exit
+    known = _compiled.get(pattern)
+    if known is not None:
+        return known
     if _patterns is None:
         stored = load("patterns", _ENGINE)
         _patterns = stored if type(stored) is dict else {}
@@ -112,6 +117,7 @@ def compile_pattern(pattern: str) -> re.Pattern[str]:
     if entry is not None:
         try:
             compiled: re.Pattern[str] = _sre.compile(pattern, *entry)
+            _compiled[pattern] = compiled
             return compiled
         except (TypeError, ValueError, RuntimeError, OverflowError):
             pass  # refused by the engine (a damaged cache): compile it afresh below
@@ -127,6 +133,7 @@ def compile_pattern(pattern: str) -> re.Pattern[str]:
             atexit.register(_save_patterns)
             _save_at_exit = True
         _patterns[pattern] = entry
+    _compiled[pattern] = compiled
     return compiled
 
 

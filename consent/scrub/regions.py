@@ -81,16 +81,12 @@ _SOURCES = {
     "ibmcloud": _IBM,
     "cloudflare": _CLOUDFLARE,
 }
-_compiled: dict[str, re.Pattern[str]] = {}
 
 
 def _pattern(provider: str) -> re.Pattern[str]:
-    pattern = _compiled.get(provider)
-    if pattern is None:
-        from consent.scrub._cache import compile_pattern
+    from consent.scrub._cache import compile_pattern  # built once per process
 
-        pattern = _compiled[provider] = compile_pattern(_SOURCES[provider])
-    return pattern
+    return compile_pattern(_SOURCES[provider])
 
 
 _LOWER = frozenset("abcdefghijklmnopqrstuvwxyz")
