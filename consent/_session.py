@@ -20,7 +20,6 @@ in turn, a run imports only what building, scrubbing and writing one payload nee
 
 from __future__ import annotations
 
-import math
 import os
 import sys
 
@@ -131,13 +130,15 @@ def _host_version(explicit: str | None, profile: AppProfile, *, strict: bool) ->
 
 def _non_negative(value: object) -> float | None:
     """``value`` if it is a finite number >= 0; ``None`` otherwise (bools are not numbers)."""
+    from consent.payload import is_finite  # loaded for the payload anyway
+
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     try:
         number = float(value)
     except OverflowError:
         return None
-    return number if math.isfinite(number) and number >= 0 else None
+    return number if is_finite(number) and number >= 0 else None
 
 
 class RecordOutcome:

@@ -9,7 +9,6 @@ from ``os.urandom``, and the OS facts from ``os.uname()``.
 
 from __future__ import annotations
 
-import math
 import os
 import sys
 
@@ -25,6 +24,7 @@ __all__ = [
     "build_payload",
     "dumps_json",
     "encode_payload",
+    "is_finite",
     "project",
     "project_fields",
     "random_uuid4",
@@ -34,13 +34,19 @@ __all__ = [
 _TYPE_CHECKS: dict[str, Callable[[object], bool]] = {
     "string": lambda v: isinstance(v, str),
     "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
-    "number": lambda v: isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v),
+    "number": lambda v: isinstance(v, int | float) and not isinstance(v, bool) and is_finite(v),
     "boolean": lambda v: isinstance(v, bool),
     "string[]": lambda v: isinstance(v, list) and all(isinstance(i, str) for i in v),
     "object": lambda v: isinstance(v, dict),
 }
 
 _system: tuple[tuple[str, str], ...] = ()
+
+
+def is_finite(number: float) -> bool:
+    """``math.isfinite`` for an int or a float, without loading ``math`` (a shared library)."""
+    # NaN compares false with everything; an int of any size is finite
+    return isinstance(number, int) or -sys.float_info.max <= number <= sys.float_info.max
 
 
 def system_fields() -> dict[str, str]:

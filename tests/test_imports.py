@@ -108,6 +108,11 @@ NOT_ON_THE_SESSION_PATH = (
     "datetime",
     "pathlib",
     "subprocess",
+    # a shared library costs its own dlopen; neither the session nor the scrubber needs it
+    "math",
+    # a codec looked up by name (a text-mode open with an encoding): bytes.decode("ascii")
+    # and "utf-8" need none
+    "encodings",
     *HEAVY,
 )
 

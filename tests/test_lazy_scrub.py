@@ -140,3 +140,18 @@ def test_a_flag_word_is_a_whole_word_not_a_piece_of_one() -> None:
     assert _flag_like(word)
     assert not _flag_like(fragment)
     assert not _flag_like(f"{word}-{fragment}")
+
+
+def test_the_flag_words_file_separates_words_only_by_spaces_and_newlines() -> None:
+    # _flag_words turns newlines into spaces and nothing else: another separator (a
+    # tab) would join two words into one that no flag name is made of
+    import os
+
+    from consent.scrub import argv
+
+    path = os.path.join(os.path.dirname(argv.__file__), "flagwords.txt")
+    with open(path, "rb") as file:
+        body = b"".join(line for line in file if not line.startswith(b"#"))
+    assert set(body) <= set(b"abcdefghijklmnopqrstuvwxyz0123456789 \n"), set(body) - set(
+        b"abcdefghijklmnopqrstuvwxyz0123456789 \n"
+    )

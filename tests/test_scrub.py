@@ -1239,3 +1239,38 @@ def test_argv_path_loads_neither_text_rules_nor_vocabulary() -> None:
     )
     # the text rules were not imported for argv; the first text scrub loaded the vocabulary
     assert probe.result == [False, True]
+
+
+def _entropy_bits(token: str) -> float:
+    import math
+
+    total = len(token)
+    return -sum(token.count(c) / total * math.log2(token.count(c) / total) for c in set(token))
+
+
+@given(
+    token=st.text(alphabet="ab01+/=_-AZxyz9", min_size=1, max_size=80),
+    bits=st.sampled_from([2.5, 3.5, 1.0, 2.0]),
+)
+def test_the_spread_check_agrees_with_shannon_entropy(token: str, bits: float) -> None:
+    # _looks_random asks for entropy without importing math (a shared library); it must
+    # decide as the logarithm does, and a token at the threshold counts as random
+    from consent.scrub._shapes import _spread_at_least
+
+    entropy = _entropy_bits(token)
+    if abs(entropy - bits) < 1e-9:
+        assert _spread_at_least(token, bits)
+    else:
+        assert _spread_at_least(token, bits) == (entropy >= bits)
+
+
+@pytest.mark.parametrize(
+    ("token", "bits"),
+    [("aabbcdef", 2.5), ("abcd", 2.0), ("ab", 1.0), ("abcdefghijklmnop", 4.0)],
+)
+def test_a_token_exactly_at_the_spread_threshold_counts_as_random(token: str, bits: float) -> None:
+    from consent.scrub._shapes import _spread_at_least
+
+    assert _entropy_bits(token) == bits
+    assert _spread_at_least(token, bits)
+    assert not _spread_at_least(token, bits + 0.01)

@@ -92,7 +92,8 @@ def test_each_cached_pattern_is_what_re_compiles(tmp_path: Path) -> None:
     assert text._TOKEN_RE.pattern in entries
     assert text._QUOTED_RE.pattern in entries
     assert len(entries) >= 60
-    for pattern, entry in entries.items():
+    for pattern, stored in entries.items():
+        entry = marshal.loads(stored)  # noqa: S302
         compiled, fresh = _cache._compile_with_re(pattern)
         assert fresh == entry, pattern
         rebuilt = _sre.compile(pattern, *entry)
@@ -105,15 +106,24 @@ def test_each_cached_pattern_is_what_re_compiles(tmp_path: Path) -> None:
 
 
 def _damage_entries(path: Path) -> None:
-    version, key, entries = marshal.loads(path.read_bytes())  # noqa: S302
     if path.name.startswith("patterns"):
-        # code the engine refuses (an opcode past the last): each is compiled afresh
-        for pattern in list(entries)[::2]:
-            flags, code, groups, groupindex, indexgroup = entries[pattern]
-            entries[pattern] = (flags, [10_000, *code[1:]], groups, groupindex, indexgroup)
+        version, key, entries = marshal.loads(path.read_bytes())  # noqa: S302
+        for index, pattern in enumerate(list(entries)):
+            if index % 3 == 0:
+                # code the engine refuses (an opcode past the last): compiled afresh
+                flags, code, groups, groupindex, indexgroup = marshal.loads(entries[pattern])  # noqa: S302
+                entry = (flags, [10_000, *code[1:]], groups, groupindex, indexgroup)
+                entries[pattern] = marshal.dumps(entry)
+            elif index % 3 == 1:
+                entries[pattern] = b"\xffnot an entry"
+        path.write_bytes(marshal.dumps((version, key, entries)))
     else:
-        entries["words"]["bu"] = 5  # a group that is not text: the whole cache is refused
-    path.write_bytes(marshal.dumps((version, key, entries)))
+        # every group's bytes, past the index, made undecodable: each group asked about
+        # is read from vocabulary.txt instead
+        data = bytearray(path.read_bytes())
+        size = int.from_bytes(data[:4], "little")
+        data[4 + size :] = b"\xff" * (len(data) - 4 - size)
+        path.write_bytes(bytes(data))
 
 
 @pytest.mark.parametrize(
@@ -169,6 +179,7 @@ def test_a_regenerated_vocabulary_is_not_read_from_a_stale_cache(
     assert "alpha" in first.words and "gamma" not in first.words
     assert "NoSuchThing" in first.codes and "alpha" not in first.codes
     assert any((tmp_path / "pycache").rglob("vocabulary.*.marshal"))
+    assert first.words.source is None  # parsed from the source, not read from the cache
     # a longer file: a different size, so a different key
     source.write_text("# test\n[words]\nalpha beta gamma\n", encoding="ascii")
     second = text.load_vocabulary()
@@ -200,3 +211,89 @@ def test_the_cache_holds_only_the_packages_own_text(tmp_path: Path) -> None:
             for value in values.values():
                 if len(value) >= 8 and not re.fullmatch(r"[a-z]+", value):
                     assert value.encode() not in data
+
+
+def _cached_vocabulary(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, body: str
+) -> tuple[text.Vocabulary, Path]:
+    """A vocabulary from ``body``, cached under ``tmp_path`` and read back lazily."""
+    source = tmp_path / "vocabulary.txt"
+    source.write_text(f"# test\n{body}", encoding="ascii")
+    monkeypatch.setattr(text, "VOCABULARY_FILE", str(source))
+    monkeypatch.setattr(text, "_from_source", None)
+    monkeypatch.setattr(sys, "pycache_prefix", str(tmp_path / "pycache"))
+    monkeypatch.setattr(sys, "dont_write_bytecode", False)
+    text.load_vocabulary()  # parses the source and writes the cache
+    monkeypatch.setattr(text, "_from_source", None)
+    lazy = text.load_vocabulary()
+    assert lazy.words.source is not None, "read back from the cache"
+    (cache,) = (tmp_path / "pycache").rglob("vocabulary.*.marshal")
+    return lazy, cache
+
+
+def _private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> text.Vocabulary:
+    """The shipped vocabulary, cached under ``tmp_path`` and read back from there."""
+    monkeypatch.setattr(sys, "pycache_prefix", str(tmp_path / "pycache"))
+    monkeypatch.setattr(sys, "dont_write_bytecode", False)
+    text.load_vocabulary()
+    lazy = text.load_vocabulary()
+    assert lazy.words.source is not None, "read back from the cache"
+    return lazy
+
+
+def test_the_vocabulary_read_from_its_cache_is_the_parsed_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with open(text.VOCABULARY_FILE, "rb") as file:
+        parsed = text.Vocabulary.from_text(file.read().decode("ascii"))
+    lazy = _private_cache(tmp_path, monkeypatch)
+    for section in ("words", "acronyms", "codes", "modules", "given"):
+        expected = sorted(getattr(parsed, section))
+        assert expected, section
+        assert sorted(getattr(lazy, section)) == expected, section
+    fresh = _private_cache(tmp_path, monkeypatch)
+    for probe in ["bucket", "Bucket", "NoSuchBucket", "nosuchbucket", "acme", "", "a b", "zz"]:
+        assert (probe in fresh.words) == (probe in parsed.words), probe
+        assert (probe in fresh.codes) == (probe in parsed.codes), probe
+
+
+def test_a_cache_replaced_after_its_index_was_read_is_not_read_with_that_index(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lazy, cache = _cached_vocabulary(tmp_path, monkeypatch, "[words]\nalpha beta\n")
+    # another file in its place, its words at the same offsets: an index read from the
+    # first file must not be used to read the second
+    swapped = cache.read_bytes().replace(b" alpha ", b" gamma ")
+    replacement = cache.with_suffix(".new")
+    replacement.write_bytes(swapped)
+    os.replace(replacement, cache)
+    assert "alpha" in lazy.words
+    assert "gamma" not in lazy.words
+
+
+def test_a_cache_cut_short_is_refused_before_a_group_is_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, cache = _cached_vocabulary(tmp_path, monkeypatch, "[words]\nalpha beta\n[codes]\nNoSuch\n")
+    cache.write_bytes(cache.read_bytes()[:-3])
+    monkeypatch.setattr(text, "_from_source", None)
+    again = text.load_vocabulary()
+    assert again.words.source is None  # parsed from vocabulary.txt, and cached again
+    assert "alpha" in again.words and "NoSuch" in again.codes
+
+
+def test_scrubbing_one_error_reads_a_small_part_of_the_vocabulary(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lazy = _private_cache(tmp_path, monkeypatch)
+    monkeypatch.setattr(text, "_vocabulary", lazy)
+    scrubbed = text.scrub_error(
+        RuntimeError(
+            "An error occurred (NoSuchBucket) when calling the ListObjectsV2 operation: "
+            "The specified bucket does not exist: acme-payroll-prod"
+        )
+    )
+    assert "NoSuchBucket" in scrubbed and "acme" not in scrubbed
+    sections = [lazy.words, lazy.acronyms, lazy.codes, lazy.modules, lazy.given]
+    read = sum(len(group) for words in sections for group in words.groups.values())
+    assert 0 < read < os.path.getsize(text.VOCABULARY_FILE) / 4

@@ -916,3 +916,33 @@ def test_random_uuid4_is_a_uuid4() -> None:
     ids = {random_uuid4() for _ in range(200)}
     assert len(ids) == 200
     assert all(is_uuid4(value) for value in ids)
+
+
+@given(
+    number=st.floats(allow_nan=True, allow_infinity=True)
+    | st.integers(min_value=-(10**400), max_value=10**400)
+)
+def test_is_finite_agrees_with_math_isfinite(number: float) -> None:
+    import math
+
+    from consent.payload import is_finite
+
+    try:
+        expected = math.isfinite(number)
+    except OverflowError:  # an int too large for a float is still a finite number
+        expected = True
+    assert is_finite(number) == expected
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -1.0, -0.5, True, "3"])
+def test_a_figure_that_is_not_a_finite_non_negative_number_is_not_recorded(value: object) -> None:
+    from consent._session import _non_negative
+
+    assert _non_negative(value) is None
+
+
+@pytest.mark.parametrize("value", [0, 0.0, 3, 2.5, 10**20])
+def test_a_finite_non_negative_figure_is_recorded_as_a_float(value: float) -> None:
+    from consent._session import _non_negative
+
+    assert _non_negative(value) == float(value)

@@ -17,7 +17,9 @@ keyed by what it was built from:
   (``sys.version``) and the engine (``_sre.MAGIC``, ``_sre.CODESIZE``), since the
   compiled code is theirs;
 - the vocabulary by its file's size and modification time, as a ``.pyc`` is keyed
-  by its source's.
+  by its source's. A scrub asks about a few dozen words, so the vocabulary's file is
+  read a piece at a time (:class:`IndexedFile`): a small index, then only the word
+  groups asked about.
 
 A cache that is missing, stale, unreadable or refused by the engine is ignored: the
 pattern is compiled by ``re`` (imported only then), and the cache is written again
@@ -43,9 +45,17 @@ if TYPE_CHECKING:
     import re
     from typing import Any
 
-__all__ = ["cache_file", "compile_pattern", "load", "store"]
+__all__ = [
+    "IndexedFile",
+    "cache_file",
+    "compile_pattern",
+    "load",
+    "open_indexed",
+    "store",
+    "store_indexed",
+]
 
-_CACHE_FORMAT = 1
+_CACHE_FORMAT = 2
 # The compiled code belongs to this interpreter and this engine.
 _ENGINE = (sys.version, _sre.MAGIC, _sre.CODESIZE)
 
@@ -53,10 +63,15 @@ _ENGINE = (sys.version, _sre.MAGIC, _sre.CODESIZE)
 # groups, name -> index, index -> name
 _Entry = tuple[int, list[int], int, dict[str, int], tuple[str | None, ...]]
 
-_patterns: dict[str, _Entry] | None = None
+# pattern -> its entry, marshalled: one bytes object per pattern rather than the five
+# containers of an entry, which the garbage collector would walk for the rest of the
+# host's life (each compile reads its entry afresh, and drops it)
+_patterns: dict[str, bytes] | None = None
 # what this process compiled: a pattern asked for again (argv's, per value) is built once
 _compiled: dict[str, re.Pattern[str]] = {}
 _save_at_exit = False
+# every pattern declared in this process, built or not
+_declared: list[str] = []
 # The scrubber has fewer than a hundred patterns; past this many the cache holds
 # stale ones (edited rules), and starts over rather than grow.
 _MAX_PATTERNS = 512
@@ -89,11 +104,18 @@ def load(name: str, key: Any) -> object:
 
 def store(name: str, key: Any, value: Any) -> None:
     """Save ``value`` under ``key`` in the cache ``name``, where Python writes bytecode."""
+    try:
+        data = marshal.dumps((_CACHE_FORMAT, key, value))
+    except ValueError:
+        return
+    _write(name, data)
+
+
+def _write(name: str, data: bytes) -> None:
     if sys.dont_write_bytecode:
         return
     path = cache_file(name)
     try:
-        data = marshal.dumps((_CACHE_FORMAT, key, value))
         os.makedirs(os.path.dirname(path), exist_ok=True)
         # not durable: a cache lost in a power cut is rebuilt on the next run
         atomic_write(path, data, 0o644, durable=False)
@@ -101,11 +123,155 @@ def store(name: str, key: Any, value: Any) -> None:
         pass  # a read-only install or a full disk: the next run compiles again
 
 
-def compile_pattern(pattern: str) -> re.Pattern[str]:
-    """``re.compile(pattern)``, from the cached compiled code when there is some.
+# -- a cache read in pieces ------------------------------------------------------------
+#
+# Layout: the header's length (4 bytes, little-endian), the header, a marshal of
+# (format, key, index, length of the data), then the data. The index is the caller's.
+_HEADER_GUESS = 16384
+_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 
-    Flags go inline (``(?i)``), so that no caller needs ``re`` for its constants.
+
+class IndexedFile:
+    """A cache file whose data is read a piece at a time, as its index directs.
+
+    Each read opens the file afresh and checks, by ``fstat``, that it is still the file
+    the index was read from: a cache rewritten meanwhile (another process, a new
+    vocabulary) is never read with a stale index, and no descriptor is held between
+    reads, where the host could close it or reuse its number for a file of its own.
     """
+
+    __slots__ = ("base", "identity", "index", "length", "path")
+
+    def __init__(
+        self, path: str, identity: tuple[int, ...], base: int, length: int, index: object
+    ) -> None:
+        self.path = path
+        self.identity = identity
+        self.base = base
+        self.length = length
+        self.index = index
+
+    def read(self, start: int, end: int) -> bytes | None:
+        """The data's bytes ``start:end``; None if the file changed or cannot be read."""
+        if not 0 <= start <= end <= self.length:
+            return None
+        try:
+            fd = os.open(self.path, os.O_RDONLY | _O_CLOEXEC)
+        except OSError:
+            return None
+        try:
+            if _identity(os.fstat(fd)) != self.identity:
+                return None
+            os.lseek(fd, self.base + start, os.SEEK_SET)
+            data = os.read(fd, end - start)
+        except OSError:
+            return None
+        finally:
+            os.close(fd)
+        return data if len(data) == end - start else None
+
+
+def _identity(stat: os.stat_result) -> tuple[int, ...]:
+    return (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
+
+
+def open_indexed(name: str, key: Any) -> IndexedFile | None:
+    """The cache ``name`` if it holds data stored under ``key``; None otherwise.
+
+    Only the header is read here. A file whose size is not exactly what its header
+    says (truncated, appended to, another format) is refused.
+    """
+    path = cache_file(name)
+    try:
+        fd = os.open(path, os.O_RDONLY | _O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        stat = os.fstat(fd)
+        head = os.read(fd, _HEADER_GUESS)
+        size = int.from_bytes(head[:4], "little")
+        if len(head) < 4 or 4 + size > stat.st_size:
+            return None
+        while len(head) < 4 + size:
+            more = os.read(fd, 4 + size - len(head))
+            if not more:
+                return None
+            head += more
+        # our own file beside our own bytecode, trusted as a .pyc is
+        header = marshal.loads(head[4 : 4 + size])  # noqa: S302
+    except (OSError, EOFError, ValueError, TypeError):
+        return None
+    finally:
+        os.close(fd)
+    if not (type(header) is tuple and len(header) == 4 and header[:2] == (_CACHE_FORMAT, key)):
+        return None
+    index, length = header[2], header[3]
+    if type(length) is not int or 4 + size + length != stat.st_size:
+        return None
+    return IndexedFile(path, _identity(stat), 4 + size, length, index)
+
+
+def store_indexed(name: str, key: Any, index: Any, data: bytes) -> None:
+    """Save ``data`` and its ``index`` under ``key``, for :func:`open_indexed`."""
+    try:
+        header = marshal.dumps((_CACHE_FORMAT, key, index, len(data)))
+    except ValueError:
+        return
+    _write(name, len(header).to_bytes(4, "little") + header + data)
+
+
+def compile_pattern(pattern: str) -> re.Pattern[str]:
+    """``re.compile(pattern)``, built from the cached compiled code when first used.
+
+    Flags go inline (``(?i)``), so that no caller needs ``re`` for its constants. A
+    module's patterns are declared at import, but a scrub uses a fraction of them (an
+    error text that holds no URL, quote or key never runs those rules): each is built
+    the first time one of its methods is called (:class:`_LazyPattern`).
+    """
+    known = _compiled.get(pattern)
+    if known is not None:
+        return known
+    _declared.append(pattern)
+    # behaves as the compiled pattern for every attribute: a stand-in until first use
+    return _LazyPattern(pattern)  # type: ignore[return-value]
+
+
+class _LazyPattern:
+    """A pattern built on first use, whose methods are then the compiled pattern's own.
+
+    The first attribute asked for builds the pattern and copies its methods into this
+    object's slots, so that every later call is the engine's bound method, with no
+    Python frame in between.
+    """
+
+    __slots__ = (
+        "findall",
+        "finditer",
+        "flags",
+        "fullmatch",
+        "groupindex",
+        "groups",
+        "match",
+        "pattern",
+        "search",
+        "split",
+        "sub",
+        "subn",
+    )
+
+    def __init__(self, pattern: str) -> None:
+        self.pattern = pattern
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "pattern":  # not set yet (a half-built copy): nothing to build from
+            raise AttributeError(name)
+        compiled = _build(self.pattern)
+        for attribute in self.__slots__:
+            setattr(self, attribute, getattr(compiled, attribute))
+        return getattr(compiled, name)
+
+
+def _build(pattern: str) -> re.Pattern[str]:
     global _patterns, _save_at_exit
     known = _compiled.get(pattern)
     if known is not None:
@@ -113,14 +279,15 @@ def compile_pattern(pattern: str) -> re.Pattern[str]:
     if _patterns is None:
         stored = load("patterns", _ENGINE)
         _patterns = stored if type(stored) is dict else {}
-    entry = _patterns.get(pattern)
-    if entry is not None:
+    stored_entry = _patterns.get(pattern)
+    if stored_entry is not None:
         try:
-            compiled: re.Pattern[str] = _sre.compile(pattern, *entry)
+            # our own file beside our own bytecode, trusted as a .pyc is
+            compiled: re.Pattern[str] = _sre.compile(pattern, *marshal.loads(stored_entry))  # noqa: S302
             _compiled[pattern] = compiled
             return compiled
-        except (TypeError, ValueError, RuntimeError, OverflowError):
-            pass  # refused by the engine (a damaged cache): compile it afresh below
+        except (TypeError, ValueError, EOFError, RuntimeError, OverflowError):
+            pass  # not an entry, or refused by the engine (a damaged cache): compile afresh
     compiled, entry = _compile_with_re(pattern)
     if entry is not None:
         if len(_patterns) >= _MAX_PATTERNS:
@@ -132,14 +299,24 @@ def compile_pattern(pattern: str) -> re.Pattern[str]:
 
             atexit.register(_save_patterns)
             _save_at_exit = True
-        _patterns[pattern] = entry
+        _patterns[pattern] = marshal.dumps(entry)
     _compiled[pattern] = compiled
     return compiled
 
 
 def _save_patterns() -> None:
+    """Write the cache, once this process has compiled a pattern ``re``'s way.
+
+    ``re`` is loaded by then, so every pattern declared but not yet built is compiled
+    too: the next process finds all of them, not only those this one used.
+    """
     try:
         if _patterns is not None:
+            for pattern in _declared:
+                if pattern not in _patterns and len(_patterns) < _MAX_PATTERNS:
+                    entry = _compile_with_re(pattern)[1]
+                    if entry is not None:
+                        _patterns[pattern] = marshal.dumps(entry)
             store("patterns", _ENGINE, _patterns)
     except BaseException:  # noqa: S110 - a Ctrl-C as the host exits: no traceback for a cache
         pass

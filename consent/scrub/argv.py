@@ -10,7 +10,6 @@ vocabulary: undeclared flag names are checked against a small list of common wor
 
 from __future__ import annotations
 
-import math
 import os
 
 from consent.scrub._rules import (
@@ -78,8 +77,6 @@ _SAFE_WORDS = frozenset(
 
 
 _words: list[str] = []  # functools.cache, without importing functools
-# the characters str.split() splits an ASCII text on, but for the line breaks
-_SPACES = str.maketrans(dict.fromkeys("\t\x0b\x0c\x1c\x1d\x1e\x1f", " "))
 
 
 def _flag_words() -> str:
@@ -87,14 +84,20 @@ def _flag_words() -> str:
     each between spaces: ``f" {word} " in _flag_words()`` is a lookup.
 
     Searching the text costs a host far less than building a set of its ten
-    thousand words, and a command line has only a few words to look up.
+    thousand words, and a command line has only a few words to look up. The file is
+    its words between spaces and newlines, under comment lines: it is read as bytes
+    and its newlines made spaces (``encoding="ascii"`` in ``open`` would load a codec
+    module, and splitting it into lines would build a string per line).
     """
     if not _words:
         path = os.path.join(os.path.dirname(__file__), "flagwords.txt")
-        with open(path, encoding="ascii") as file:
-            text = file.read()
-        lines = (line for line in text.splitlines() if line[:1] != "#")
-        _words.append("".join(f" {line} " for line in lines).translate(_SPACES))
+        with open(path, "rb") as file:
+            text = file.read().decode("ascii")
+        start = 0
+        while text.startswith("#", start):
+            start = text.find("\n", start) + 1 or len(text)
+        body = text[start:].replace("\n", " ").replace("\r", " ")
+        _words.append(f" {body} ")
     return _words[0]
 
 
@@ -161,7 +164,7 @@ def _parse_number(value: str) -> int | float | str | None:
         return integer
     if _is_float(value):
         number = float(value)
-        if math.isfinite(number) and abs(number) < 1e10:
+        if abs(number) < 1e10:  # never true of inf or nan
             return number
     if "-" in value:
         from consent.scrub._cache import compile_pattern

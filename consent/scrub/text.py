@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 
-from consent.scrub._cache import compile_pattern, load, store
+from consent.scrub._cache import compile_pattern, open_indexed, store_indexed
 from consent.scrub._rules import (
     _AWS_SECRET_RE,
     _FILE_EXTENSIONS,
@@ -53,6 +53,8 @@ if TYPE_CHECKING:
     import re
     from collections.abc import Collection, Iterable, Iterator
     from typing import TypeGuard
+
+    from consent.scrub._cache import IndexedFile
 
 __all__ = ["scrub_error", "scrub_text"]
 
@@ -675,14 +677,17 @@ class WordSet:
 
     A group is one string, `` word word word ``, and a word is looked up by searching
     its group for it with a space on either side. A scrub asks about a few dozen words,
-    so this costs it less than hashing 18,000 words into sets would, and a host
-    process that records one error loads the groups as a few hundred strings.
+    so this costs it less than hashing 18,000 words into sets would. Loaded from the
+    cache, a set starts empty and has a group read the first time a word of it is
+    asked about (:class:`_CachedSection`): a host process that records one error reads
+    a few dozen short groups, not the whole vocabulary.
     """
 
-    __slots__ = ("groups",)
+    __slots__ = ("groups", "source")
 
-    def __init__(self, groups: dict[str, str]) -> None:
+    def __init__(self, groups: dict[str, str], source: _CachedSection | None = None) -> None:
         self.groups = groups
+        self.source = source
 
     @classmethod
     def of(cls, words: Iterable[str]) -> WordSet:
@@ -693,18 +698,29 @@ class WordSet:
 
     def __contains__(self, word: object) -> bool:
         # a space inside ``word`` would match two neighbours; a vocabulary word has none
-        return (
-            isinstance(word, str)
-            and " " not in word
-            and f" {word} " in self.groups.get(word[:2], "")
-        )
+        if not isinstance(word, str) or " " in word:
+            return False
+        key = word[:2]
+        group = self.groups.get(key)
+        if group is None:
+            if self.source is None:
+                return False
+            group = self.groups[key] = self.source.group(key)
+        return f" {word} " in group
+
+    def _all_groups(self) -> Iterable[str]:
+        if self.source is not None:
+            for key in self.source.group_keys():
+                if key not in self.groups:
+                    self.groups[key] = self.source.group(key)
+        return self.groups.values()
 
     def __iter__(self) -> Iterator[str]:
-        for group in self.groups.values():
+        for group in self._all_groups():
             yield from group.split()
 
     def __len__(self) -> int:
-        return sum(len(group.split()) for group in self.groups.values())
+        return sum(len(group.split()) for group in self._all_groups())
 
 
 class Vocabulary:
@@ -735,9 +751,11 @@ def _sections_of(text: str) -> dict[str, WordSet]:
 
 
 VOCABULARY_FILE = os.path.join(os.path.dirname(__file__), "vocabulary.txt")
-# changes with WordSet's layout of a group, so that a cache of another layout is not read
-_GROUP_LAYOUT = "spaced-2"
+# changes with the cache's layout (below), so that a cache of another layout is not read
+_GROUP_LAYOUT = "spaced-2-indexed"
 _vocabulary: Vocabulary | None = None
+# the whole vocabulary, parsed from its source, once a cached group could not be read
+_from_source: dict[str, WordSet] | None = None
 
 
 def vocabulary() -> Vocabulary:
@@ -749,31 +767,106 @@ def vocabulary() -> Vocabulary:
 
 
 def load_vocabulary() -> Vocabulary:
-    """Read the vocabulary: its word groups from the cache, else from ``vocabulary.txt``.
+    """The vocabulary: its cache's index, else ``vocabulary.txt`` parsed (and cached).
 
     The cache (consent.scrub._cache) is keyed, like a ``.pyc``, by the file's size and
     modification time, so a regenerated vocabulary is never read from a stale cache.
+    Its data is every section's groups in turn; its index holds, per section, each
+    group's key in a three-character slot (``"\\n"``, then the key padded with
+    ``"\\n"``, which no word holds) and the groups' offsets, four bytes each: a few
+    kilobytes beside the words' 270.
     """
     stat = os.stat(VOCABULARY_FILE)
     key = (_GROUP_LAYOUT, stat.st_size, stat.st_mtime_ns)
-    cached = load("vocabulary", key)
-    if _is_grouped_sections(cached):
-        return Vocabulary({title: WordSet(groups) for title, groups in cached.items()})
+    cached = open_indexed("vocabulary", key)
+    if cached is not None and _is_group_index(cached.index):
+        return Vocabulary(
+            {
+                title: WordSet({}, _CachedSection(cached, title, slots, offsets))
+                for title, (slots, offsets) in cached.index.items()
+            }
+        )
+    return Vocabulary(_parse_and_store(key))
+
+
+def _parse_and_store(key: tuple[str, int, int]) -> dict[str, WordSet]:
+    global _from_source
     with open(VOCABULARY_FILE, "rb") as file:
         # bytes.decode("ascii") needs no codec lookup, unlike a text-mode open
         sections = _sections_of(file.read().decode("ascii"))
-    store("vocabulary", key, {title: words.groups for title, words in sections.items()})
-    return Vocabulary(sections)
+    index: dict[str, tuple[str, bytes]] = {}
+    pieces: list[bytes] = []
+    end = 0
+    for title, words in sections.items():
+        slots, offsets = [], [end]
+        for group_key, group in words.groups.items():
+            pieces.append(group.encode())
+            end += len(pieces[-1])
+            slots.append("\n" + group_key.ljust(2, "\n"))
+            offsets.append(end)
+        index[title] = ("".join(slots), b"".join(at.to_bytes(4, "little") for at in offsets))
+    store_indexed("vocabulary", key, index, b"".join(pieces))
+    _from_source = sections
+    return sections
 
 
-def _is_grouped_sections(value: object) -> TypeGuard[dict[str, dict[str, str]]]:
-    """Whether a cached value has the shape ``load_vocabulary`` stored (not damaged)."""
+def _is_group_index(value: object) -> TypeGuard[dict[str, tuple[str, bytes]]]:
+    """Whether a cached index has the shape ``_parse_and_store`` stored (not damaged)."""
     return type(value) is dict and all(
         type(title) is str
-        and type(groups) is dict
-        and all(type(key) is str and type(words) is str for key, words in groups.items())
-        for title, groups in value.items()
+        and type(entry) is tuple
+        and len(entry) == 2
+        and type(entry[0]) is str
+        and type(entry[1]) is bytes
+        and len(entry[0]) % 3 == 0
+        and len(entry[1]) == 4 * (len(entry[0]) // 3 + 1)
+        for title, entry in value.items()
     )
+
+
+class _CachedSection:
+    """One section's groups in the vocabulary's cache, each read on first use.
+
+    A group that cannot be read as stored (the cache rewritten, truncated or damaged
+    since its index was read) is taken from ``vocabulary.txt`` instead, parsed whole
+    once, so that a broken cache changes no answer.
+    """
+
+    __slots__ = ("file", "offsets", "slots", "title")
+
+    def __init__(self, file: IndexedFile, title: str, slots: str, offsets: bytes) -> None:
+        self.file = file
+        self.title = title
+        self.slots = slots
+        self.offsets = offsets
+
+    def group_keys(self) -> list[str]:
+        return [self.slots[at + 1 : at + 3].rstrip("\n") for at in range(0, len(self.slots), 3)]
+
+    def group(self, key: str) -> str:
+        at = self.slots.find("\n" + key.ljust(2, "\n"))
+        if at < 0:
+            return ""  # no word of the section starts so: nothing to read
+        if at % 3 == 0:  # a slot starts every three characters; elsewhere, a damaged index
+            slot = 4 * (at // 3)
+            start = int.from_bytes(self.offsets[slot : slot + 4], "little")
+            end = int.from_bytes(self.offsets[slot + 4 : slot + 8], "little")
+            data = self.file.read(start, end)
+            try:
+                group = data.decode() if data is not None else ""
+            except UnicodeDecodeError:
+                group = ""
+            if len(group) > 1 and group[0] == group[-1] == " ":
+                return group
+        return self._from_source().get(key, "")
+
+    def _from_source(self) -> dict[str, str]:
+        if _from_source is None:
+            stat = os.stat(VOCABULARY_FILE)
+            _parse_and_store((_GROUP_LAYOUT, stat.st_size, stat.st_mtime_ns))
+        assert _from_source is not None
+        section = _from_source.get(self.title)
+        return section.groups if section is not None else {}
 
 
 # A token: anything but spaces, brackets, quotes, separators and the sentinels. An
