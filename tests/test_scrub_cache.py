@@ -297,3 +297,66 @@ def test_scrubbing_one_error_reads_a_small_part_of_the_vocabulary(
     sections = [lazy.words, lazy.acronyms, lazy.codes, lazy.modules, lazy.given]
     read = sum(len(group) for words in sections for group in words.groups.values())
     assert 0 < read < os.path.getsize(text.VOCABULARY_FILE) / 4
+
+
+_SCRUB_ONE = """
+import sys
+from consent.scrub import _cache, text
+text.scrub_text(sys.argv[1])
+built = sum(1 for pattern in _cache._declared if pattern in _cache._compiled)
+print(built, len(_cache._declared), int("re" in sys.modules))
+"""
+
+
+def _scrub_one(prefix: Path, message: str) -> tuple[int, int, bool]:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env.update(PYTHONPYCACHEPREFIX=str(prefix), PYTHONPATH=str(REPO))
+    proc = subprocess.run(
+        [sys.executable, "-c", _SCRUB_ONE, message],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    built, declared, re_loaded = proc.stdout.split()
+    return int(built), int(declared), re_loaded == "1"
+
+
+def test_a_scrub_builds_only_the_patterns_it_uses_and_the_cache_gets_them_all(
+    tmp_path: Path,
+) -> None:
+    plain = "The specified bucket does not exist"
+    built, declared, re_loaded = _scrub_one(tmp_path, plain)
+    assert re_loaded  # a cold cache: what was used was compiled by re
+    # warm: a plain message builds a fraction of the rules, and never needs re
+    built, declared, re_loaded = _scrub_one(tmp_path, plain)
+    assert not re_loaded
+    assert 0 < built < declared / 2
+    # the cold run cached every declared pattern, not only those it used: a message
+    # that runs other rules (a key, a URL, an address, a PEM block) needs no re either
+    rich = (
+        "password=hunter2 at https://acme.example.com/x?sig=abc&se=1 from 10.1.2.3 "
+        "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY----- <Key>a/b</Key>"
+    )
+    built_rich, _, re_loaded = _scrub_one(tmp_path, rich)
+    assert not re_loaded
+    assert built_rich > built
+
+
+@pytest.mark.parametrize("pattern", [r"(?i)a(?P<x>b)+", r"[0-9]{2,}", r"(?s)x.*?y"])
+def test_a_pattern_built_on_first_use_is_the_one_re_compiles(pattern: str) -> None:
+    lazy = _cache.compile_pattern(pattern)
+    assert lazy.pattern == pattern  # known before it is built
+    compiled = re.compile(pattern)
+    assert (lazy.flags, lazy.groups, lazy.groupindex) == (
+        compiled.flags,
+        compiled.groups,
+        compiled.groupindex,
+    )
+    for sample in ["", "aBbB", "x12 345y", "xay\nxby"]:
+        assert lazy.sub("#", sample) == compiled.sub("#", sample)
+        assert lazy.findall(sample) == compiled.findall(sample)
+        assert bool(lazy.search(sample)) == bool(compiled.search(sample))

@@ -70,8 +70,8 @@ _patterns: dict[str, bytes] | None = None
 # what this process compiled: a pattern asked for again (argv's, per value) is built once
 _compiled: dict[str, re.Pattern[str]] = {}
 _save_at_exit = False
-# every pattern declared in this process, built or not
-_declared: list[str] = []
+# every pattern declared in this process, built or not (a dict: ordered, no repeats)
+_declared: dict[str, None] = {}
 # The scrubber has fewer than a hundred patterns; past this many the cache holds
 # stale ones (edited rules), and starts over rather than grow.
 _MAX_PATTERNS = 512
@@ -162,8 +162,7 @@ class IndexedFile:
         try:
             if _identity(os.fstat(fd)) != self.identity:
                 return None
-            os.lseek(fd, self.base + start, os.SEEK_SET)
-            data = os.read(fd, end - start)
+            data = os.pread(fd, end - start, self.base + start)
         except OSError:
             return None
         finally:
@@ -231,7 +230,7 @@ def compile_pattern(pattern: str) -> re.Pattern[str]:
     known = _compiled.get(pattern)
     if known is not None:
         return known
-    _declared.append(pattern)
+    _declared[pattern] = None
     # behaves as the compiled pattern for every attribute: a stand-in until first use
     return _LazyPattern(pattern)  # type: ignore[return-value]
 
@@ -312,7 +311,7 @@ def _save_patterns() -> None:
     """
     try:
         if _patterns is not None:
-            for pattern in _declared:
+            for pattern in list(_declared):
                 if pattern not in _patterns and len(_patterns) < _MAX_PATTERNS:
                     entry = _compile_with_re(pattern)[1]
                     if entry is not None:
