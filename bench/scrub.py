@@ -101,10 +101,9 @@ def load_rows(iterations: int) -> list[Row]:
 
     # an error's words, each asked of every section as the allow-list may: the groups a
     # scrub reads from the cache, which loads only its index up front
-    words = (
-        "An error occurred NoSuchBucket when calling the ListObjectsV2 operation The"
-        " specified bucket does not exist acme payroll prod request"
-    ).split()
+    from bench.cold import ERROR_TEXT
+
+    words = "".join(char if char.isalnum() else " " for char in ERROR_TEXT).split()
 
     def load_and_look_up() -> None:
         vocab = module.load_vocabulary()
