@@ -101,9 +101,16 @@ def _number(text: str, *, letter: bool = False) -> bool:
     return 0 < len(text) <= 2 and text[0] in "123456789" and text[1:] in ("", *_DIGITS)
 
 
+_AWS_AREA_PREFIXES = tuple(f"{area}-" for area in _AWS_AREAS.split("|"))
+_GCP_AREA_SET = frozenset(_GCP_AREAS.split("|"))
+
+
 def _aws_name(region: str) -> bool:
-    for area in _AWS_AREAS.split("|"):
-        if not region.startswith(area + "-"):
+    if "-" not in region:
+        return False  # the common case, a word: every name is an area, a dash and more
+    for prefix in _AWS_AREA_PREFIXES:
+        area = prefix[:-1]
+        if not region.startswith(prefix):
             continue
         direction, dash, tail = region[len(area) + 1 :].partition("-")
         if not dash or direction not in _DIRECTION_SET:
@@ -126,7 +133,7 @@ def _aws_name(region: str) -> bool:
 
 def _gcp_name(region: str) -> bool:
     area, dash, rest = region.partition("-")
-    if not dash or area not in _GCP_AREAS.split("|"):
+    if not dash or area not in _GCP_AREA_SET:
         return False
     body, dash, zone = rest.partition("-")
     if dash and not (len(zone) == 1 and zone in _LOWER):
@@ -139,7 +146,18 @@ def _gcp_name(region: str) -> bool:
 
 _AZURE_DIRECTION_SET = frozenset(_AZURE_DIRECTIONS.split("|"))
 _AZURE_PLACE_SET = frozenset(_AZURE_PLACES.split("|"))
-_AZURE_WORDS = (*_AZURE_DIRECTION_SET, *_AZURE_PLACE_SET)
+
+
+def _by_first_letter(words: frozenset[str]) -> dict[str, tuple[str, ...]]:
+    grouped: dict[str, tuple[str, ...]] = {}
+    for word in sorted(words):
+        grouped[word[0]] = (*grouped.get(word[0], ()), word)
+    return grouped
+
+
+# each word under its first letter: a text is tried only against the words that can
+# start it, not all sixty of them, for every token of an error text
+_AZURE_WORDS = _by_first_letter(_AZURE_DIRECTION_SET | _AZURE_PLACE_SET)
 
 
 def _azure_words(text: str, placed: bool, after: int, words: int) -> bool:
@@ -150,7 +168,7 @@ def _azure_words(text: str, placed: bool, after: int, words: int) -> bool:
     """
     if not text:
         return placed and words >= 2
-    for word in _AZURE_WORDS:
+    for word in _AZURE_WORDS.get(text[0], ()):
         if not text.startswith(word):
             continue
         rest = text[len(word) :]
