@@ -360,3 +360,20 @@ def test_a_pattern_built_on_first_use_is_the_one_re_compiles(pattern: str) -> No
         assert lazy.sub("#", sample) == compiled.sub("#", sample)
         assert lazy.findall(sample) == compiled.findall(sample)
         assert bool(lazy.search(sample)) == bool(compiled.search(sample))
+
+
+def test_where_no_cache_is_written_the_unused_patterns_are_not_compiled_at_exit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    unused = r"(?:never-used-by-a-scrub)+[0-9]"
+    _cache.compile_pattern(unused)
+    monkeypatch.setattr(_cache, "_patterns", {})
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)
+    _cache._save_patterns()
+    assert unused not in _cache._patterns  # type: ignore[operator]
+    # where the cache is written, the same exit compiles it for the next process
+    monkeypatch.setattr(sys, "dont_write_bytecode", False)
+    written: list[dict[str, bytes]] = []
+    monkeypatch.setattr(_cache, "store", lambda name, key, value: written.append(value))
+    _cache._save_patterns()
+    assert unused in written[0]

@@ -309,6 +309,8 @@ def _save_patterns() -> None:
     ``re`` is loaded by then, so every pattern declared but not yet built is compiled
     too: the next process finds all of them, not only those this one used.
     """
+    if sys.dont_write_bytecode or not _can_write(cache_file("patterns")):
+        return  # nothing will be written: compiling the rest would be for nothing
     try:
         if _patterns is not None:
             for pattern in list(_declared):
@@ -319,6 +321,17 @@ def _save_patterns() -> None:
             store("patterns", _ENGINE, _patterns)
     except BaseException:  # noqa: S110 - a Ctrl-C as the host exits: no traceback for a cache
         pass
+
+
+def _can_write(path: str) -> bool:
+    """Whether ``path`` could be written: its directory, or the nearest that exists."""
+    directory = os.path.dirname(path)
+    while directory and not os.path.isdir(directory):
+        parent = os.path.dirname(directory)
+        if parent == directory:
+            break
+        directory = parent
+    return os.access(directory or ".", os.W_OK)
 
 
 def _compile_with_re(pattern: str) -> tuple[re.Pattern[str], _Entry | None]:
