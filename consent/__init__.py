@@ -462,7 +462,19 @@ def record_session(
 
 
 def _record(**figures: object) -> str | None:
-    """Record one session through the recording path; reports problems, never raises."""
+    """Record one session through the recording path; reports problems, never raises.
+
+    The cyclic garbage collector is paused meanwhile, unless the host has it off. The
+    first recording in a process imports the recording path (and, with an error, the
+    scrubber): a few thousand objects that live as long as the process. Collected
+    while they are made, they would be walked again every 700 allocations, and each of
+    those collections brings the host's next full one closer; paused, the host's next
+    collection takes them in one pass (docs/architecture.md §5).
+    """
+    import gc
+
+    collecting = gc.isenabled()
+    gc.disable()
     try:
         from consent import _session
 
@@ -472,3 +484,6 @@ def _record(**figures: object) -> str | None:
             f"usage statistics were not recorded ({type(exc).__name__})", key=type(exc).__name__
         )
         return None
+    finally:
+        if collecting:
+            gc.enable()

@@ -946,3 +946,61 @@ def test_a_finite_non_negative_figure_is_recorded_as_a_float(value: float) -> No
     from consent._session import _non_negative
 
     assert _non_negative(value) == float(value)
+
+
+# -- the collector during a recording (docs/architecture.md §5) ------------------------------
+
+
+@pytest.mark.parametrize("host_collects", [True, False])
+@pytest.mark.parametrize("fails", [False, True])
+def test_recording_pauses_the_collector_and_leaves_it_as_the_host_had_it(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch, host_collects: bool, fails: bool
+) -> None:
+    import gc
+
+    acknowledge()
+    seen: list[bool] = []
+    real = session_module.record_reported
+
+    def spy(**figures: Any) -> str | None:
+        seen.append(gc.isenabled())
+        if fails:
+            raise OSError("disk full")
+        return real(**figures)
+
+    monkeypatch.setattr(session_module, "record_reported", spy)
+    was = gc.isenabled()
+    try:
+        if not host_collects:
+            gc.disable()
+        with consent.session(ARGV, src="aws:us-east-1", dst="gcp:us-central1") as s:
+            s.transferred(10**9)
+        assert seen == [False]  # paused while recording
+        assert gc.isenabled() is host_collects  # and as the host had it after
+        assert (s.session_id is None) is fails
+    finally:
+        if was:
+            gc.enable()
+
+
+def test_a_recording_with_an_error_takes_the_host_through_fewer_collections(
+    sandbox: Sandbox,
+) -> None:
+    # the first recording imports the recording path and the scrubber in one burst; the
+    # host's count of young collections moves by about one for it, not one per 700 objects
+    acknowledge()
+    probe = """
+import gc, sys
+import consent
+before = gc.get_stats()[0]["collections"]
+with consent.session(["cp", "-r", "s3://a/b", "gs://c/d"], src="aws:us-east-1") as s:
+    s.failed(ValueError("The specified bucket does not exist: acme-payroll-prod"))
+gc.collect(0)  # whatever the burst left young is taken in here, once
+print(gc.get_stats()[0]["collections"] - before, s.session_id is not None)
+"""
+    env = {**os.environ, "PYTHONPATH": str(Path(consent.__file__).parent.parent)}
+    out = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert out[1] == "True", "the probe must record a session"
+    assert int(out[0]) <= 2
