@@ -21,9 +21,11 @@ keyed by what it was built from:
   read a piece at a time (:class:`IndexedFile`): a small index, then only the word
   groups asked about.
 
-A cache that is missing, stale, unreadable or refused by the engine is ignored: the
-pattern is compiled by ``re`` (imported only then), and the cache is written again
-when the process exits.
+Each pattern is built the first time it is used (:func:`compile_pattern`), so a
+scrub pays only for the rules its text runs. A cache that is missing, stale,
+unreadable or refused by the engine is ignored: the pattern is compiled by ``re``
+(imported only then), and the cache is written again when the process exits, with
+every pattern declared in the process, used or not.
 Either way the pattern is the one ``re.compile`` gives, since the code is what
 ``re``'s own compiler made. The cache is written only where Python would write
 bytecode (not under ``PYTHONDONTWRITEBYTECODE``, not where the directory is
