@@ -75,6 +75,11 @@ def _dist_key(name: str) -> str:
 
 
 _versions: dict[str, str] = {}
+_METADATA_SUFFIXES = (".dist-info", ".egg-info")
+# the standard library's own directories (os.py lives in the first)
+_STDLIB_DIRS = frozenset(
+    {os.path.dirname(os.__file__), os.path.join(os.path.dirname(os.__file__), "lib-dynload")}
+)
 
 
 def _installed_version(package: str) -> str:
@@ -88,14 +93,16 @@ def _installed_version(package: str) -> str:
         return _versions[package]
     wanted, found = _dist_key(package), "unknown"
     for entry in sys.path:
+        if entry in _STDLIB_DIRS:
+            continue  # hundreds of modules, and no distribution is installed there
         try:
             names = os.listdir(entry or ".")
         except OSError:
             continue
         for name in names:
-            stem, dot, suffix = name.rpartition(".")
-            if not dot or suffix not in ("dist-info", "egg-info"):
+            if not name.endswith(_METADATA_SUFFIXES):
                 continue
+            stem = name.rpartition(".")[0]
             dist, _, version = stem.partition("-")
             if _dist_key(dist) == wanted:
                 found = version if _is_version(version) else "unknown"

@@ -337,6 +337,42 @@ def test_host_version_comes_from_the_imported_host(
     assert versions == ["0.3.2", "unknown"]
 
 
+@pytest.mark.parametrize(
+    ("entry", "expected"),
+    [
+        ("SkyPlane-9.8.7.dist-info", "9.8.7"),
+        ("skyplane-1.2.egg-info", "1.2"),
+        ("skyplane-1.2.3.dist-info.bak", "unknown"),  # not a metadata directory
+        ("skyplanes-1.0.dist-info", "unknown"),  # another distribution
+    ],
+)
+def test_an_installed_host_version_is_read_from_its_metadata_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, entry: str, expected: str
+) -> None:
+    (tmp_path / entry).mkdir()
+    monkeypatch.setattr(sys, "path", [str(tmp_path)])
+    monkeypatch.setattr(session_module, "_versions", {})
+    assert session_module._installed_version("skyplane") == expected
+
+
+def test_the_host_version_search_skips_the_standard_library(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    listed: list[str] = []
+    real = os.listdir
+
+    def spy(path: str) -> list[str]:
+        listed.append(path)
+        return real(path)
+
+    stdlib = os.path.dirname(os.__file__)
+    monkeypatch.setattr(sys, "path", [stdlib, os.path.join(stdlib, "lib-dynload")])
+    monkeypatch.setattr(session_module, "_versions", {})
+    monkeypatch.setattr(os, "listdir", spy)
+    assert session_module._installed_version("skyplane") == "unknown"
+    assert listed == []
+
+
 def test_first_session_tells_and_holds(
     sandbox: Sandbox, capsys: pytest.CaptureFixture[str]
 ) -> None:
