@@ -467,9 +467,10 @@ def _record(**figures: object) -> str | None:
     The cyclic garbage collector is paused meanwhile, unless the host has it off. The
     first recording in a process imports the recording path (and, with an error, the
     scrubber): a few thousand objects that live as long as the process. Collected
-    while they are made, they would be walked again every 700 allocations, and each of
-    those collections brings the host's next full one closer; paused, the host's next
-    collection takes them in one pass (docs/architecture.md §5).
+    while they are made, they would be walked again every 700 allocations, and each
+    of those collections brings closer the host's next collection of its older
+    objects; paused, the host's next collection takes them in one pass
+    (docs/architecture.md §5).
     """
     import gc
 
