@@ -462,21 +462,9 @@ def record_session(
 
 
 def _record(**figures: object) -> str | None:
-    """Record one session through the recording path; reports problems, never raises.
-
-    The cyclic garbage collector is paused meanwhile, unless the host has it off. The
-    first recording in a process imports the recording path (and, with an error, the
-    scrubber): a few thousand objects that live as long as the process. Collected
-    while they are made, they would be walked again every 700 allocations, and each
-    of those collections brings closer the host's next collection of its older
-    objects; paused, the host's next collection takes them in one pass
-    (docs/architecture.md §5).
-    """
-    import gc
-
-    collecting = gc.isenabled()
-    gc.disable()
+    """Record one session through the recording path; reports problems, never raises."""
     try:
+        _load_recording_path(scrubs_text=figures.get("error") is not None)
         from consent import _session
 
         return _session.record_reported(**figures)
@@ -485,6 +473,44 @@ def _record(**figures: object) -> str | None:
             f"usage statistics were not recorded ({type(exc).__name__})", key=type(exc).__name__
         )
         return None
-    finally:
-        if collecting:
-            gc.enable()
+
+
+_RECORDING_PATH = (
+    "consent._session",
+    "consent._spoolwrite",
+    "consent._time",
+    "consent.payload",
+    "consent.scrub",
+)
+_loading = _thread.allocate_lock()
+
+
+def _load_recording_path(*, scrubs_text: bool) -> None:
+    """Import what recording needs, the first time, with the cyclic collector paused.
+
+    The first recording in a process imports the recording path (and, for an error,
+    the text scrubber): a few thousand objects that live as long as the process. A
+    collection every 700 of them while they are made would only walk them again, and
+    each one brings closer the host's next collection of its older objects; paused,
+    the host's next collection takes them in one pass (docs/architecture.md §5).
+
+    Only imports run paused: no I/O, no wait on a lock of the spool, no host code, a
+    millisecond or two, once per process. One recording at a time pauses it, and the
+    collector is resumed only if it was on.
+    """
+    import sys
+
+    wanted = _RECORDING_PATH + (("consent.scrub.text",) if scrubs_text else ())
+    if all(name in sys.modules for name in wanted):
+        return  # a later recording: nothing to import, nothing to pause
+    import gc
+
+    with _loading:
+        collecting = gc.isenabled()
+        try:
+            gc.disable()
+            for name in wanted:
+                __import__(name)
+        finally:
+            if collecting:
+                gc.enable()

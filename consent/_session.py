@@ -76,10 +76,10 @@ def _dist_key(name: str) -> str:
 
 _versions: dict[str, str] = {}
 _METADATA_SUFFIXES = (".dist-info", ".egg-info")
-# the standard library's own directories (os.py lives in the first)
-_STDLIB_DIRS = frozenset(
-    {os.path.dirname(os.__file__), os.path.join(os.path.dirname(os.__file__), "lib-dynload")}
-)
+# the standard library's own directories (os.py lives in the first); none where os has
+# no file (an embedded interpreter), and then every directory is listed
+_STDLIB = os.path.dirname(getattr(os, "__file__", None) or "")
+_STDLIB_DIRS = frozenset({_STDLIB, os.path.join(_STDLIB, "lib-dynload")} if _STDLIB else ())
 
 
 def _installed_version(package: str) -> str:

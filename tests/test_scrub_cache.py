@@ -377,3 +377,29 @@ def test_where_no_cache_is_written_the_unused_patterns_are_not_compiled_at_exit(
     monkeypatch.setattr(_cache, "store", lambda name, key, value: written.append(value))
     _cache._save_patterns()
     assert unused in written[0]
+
+
+def test_words_asked_about_and_absent_leave_nothing_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a long-lived host scrubs errors for months: only groups that exist are kept
+    lazy = _private_cache(tmp_path, monkeypatch)
+    assert lazy.words.source is not None
+    keys = len(lazy.words.source.group_keys())
+    for index in range(3000):
+        probe = chr(0x4E00 + index) + "x"  # CJK: no group starts so
+        assert probe not in lazy.words and probe not in lazy.codes
+    assert len(lazy.words.groups) == 0 and len(lazy.codes.groups) == 0
+    assert "bucket" in lazy.words
+    assert len(lazy.words.groups) == 1 <= keys
+
+
+def test_a_cached_word_set_can_be_asked_while_it_is_iterated(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lazy, _ = _cached_vocabulary(tmp_path, monkeypatch, "[words]\na alpha beta\n")
+    seen = [word for word in lazy.words if (word + "qzx") not in lazy.words]
+    assert sorted(seen) == ["a", "alpha", "beta"]
+    # a newline pads the index's keys: a "word" holding one is never one of them
+    assert "a\n" not in lazy.words and "\nalpha" not in lazy.words
+    assert sorted(lazy.words) == ["a", "alpha", "beta"] and len(lazy.words) == 3

@@ -698,23 +698,28 @@ class WordSet:
         return cls({key: f" {' '.join(group)} " for key, group in groups.items()})
 
     def __contains__(self, word: object) -> bool:
-        # a space inside ``word`` would match two neighbours; a vocabulary word has none
-        if not isinstance(word, str) or " " in word:
+        # a space inside ``word`` would match two neighbours, and a newline is what the
+        # cache's index pads keys with; a vocabulary word holds neither
+        if not isinstance(word, str) or " " in word or "\n" in word:
             return False
         key = word[:2]
         group = self.groups.get(key)
         if group is None:
             if self.source is None:
                 return False
-            group = self.groups[key] = self.source.group(key)
+            group = self.source.group(key)
+            if group:
+                # only a group that exists is kept: keys asked about and absent (every
+                # two letters of every error a long-lived host scrubs) would pile up
+                self.groups[key] = group
         return f" {word} " in group
 
-    def _all_groups(self) -> Iterable[str]:
+    def _all_groups(self) -> list[str]:
         if self.source is not None:
             for key in self.source.group_keys():
                 if key not in self.groups:
                     self.groups[key] = self.source.group(key)
-        return self.groups.values()
+        return list(self.groups.values())
 
     def __iter__(self) -> Iterator[str]:
         for group in self._all_groups():
