@@ -227,7 +227,9 @@ def compile_pattern(pattern: str) -> re.Pattern[str]:
     Flags go inline (``(?i)``), so that no caller needs ``re`` for its constants. A
     module's patterns are declared at import, but a scrub uses a fraction of them (an
     error text that holds no URL, quote or key never runs those rules): each is built
-    the first time one of its methods is called (:class:`_LazyPattern`).
+    the first time one of its methods is called (:class:`_LazyPattern`). The
+    stand-in is not an ``re.Pattern`` to ``isinstance`` or to ``re.sub(pattern, ...)``:
+    callers use its methods and attributes, which are the compiled pattern's.
     """
     known = _compiled.get(pattern)
     if known is not None:
