@@ -38,10 +38,16 @@ sys.stdout.buffer.write(marshal.dumps([out, "re" in sys.modules]))
 """
 
 
-def _scrub_all(prefix: Path, *, write: bool = True) -> tuple[list[object], bool]:
-    """Scrub every text in a fresh interpreter whose bytecode (and cache) go to ``prefix``."""
+def _cache_env(prefix: Path) -> dict[str, str]:
+    """An interpreter's environment whose bytecode (and scrub cache) go to ``prefix``."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     env.update(PYTHONPYCACHEPREFIX=str(prefix), PYTHONPATH=str(REPO))
+    return env
+
+
+def _scrub_all(prefix: Path, *, write: bool = True) -> tuple[list[object], bool]:
+    """Scrub every text in a fresh interpreter whose bytecode (and cache) go to ``prefix``."""
+    env = _cache_env(prefix)
     if not write:
         env["PYTHONDONTWRITEBYTECODE"] = "1"
     proc = subprocess.run(
@@ -309,11 +315,9 @@ print(built, len(_cache._declared), int("re" in sys.modules))
 
 
 def _scrub_one(prefix: Path, message: str) -> tuple[int, int, bool]:
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    env.update(PYTHONPYCACHEPREFIX=str(prefix), PYTHONPATH=str(REPO))
     proc = subprocess.run(
         [sys.executable, "-c", _SCRUB_ONE, message],
-        env=env,
+        env=_cache_env(prefix),
         cwd=REPO,
         capture_output=True,
         text=True,
