@@ -464,7 +464,9 @@ def record_session(
 def _record(**figures: object) -> str | None:
     """Record one session through the recording path; reports problems, never raises."""
     try:
-        _load_recording_path(scrubs_text=figures.get("error") is not None)
+        error = figures.get("error")
+        # an exit status is recorded as it is: only an exception or a text is scrubbed
+        _load_recording_path(scrubs_text=error is not None and not isinstance(error, StatusText))
         from consent import _session
 
         return _session.record_reported(**figures)

@@ -245,3 +245,14 @@ def test_without_a_writable_cache_the_patterns_compile_each_time(
         assert probe.result is not None
         assert "re" in probe.new
     assert not (tmp_path / "pycache").exists()
+
+
+def test_a_session_that_ends_with_an_exit_status_loads_no_text_rules(sandbox: Sandbox) -> None:
+    # an exit status is recorded as a number: nothing in it to scrub
+    from consent.actions import apply_choice
+
+    apply_choice("review", "init-flag", scope=Scope())
+    imports_of(_SESSION.format(inside="s.outcome(3)"))
+    probe = imports_of(_SESSION.format(inside="s.outcome(3)"))
+    assert probe.result is not None
+    assert _forbidden(probe.new, LOADED_ONLY_TO_SCRUB_TEXT) == []
