@@ -109,10 +109,9 @@ def _aws_name(region: str) -> bool:
     if "-" not in region:
         return False  # the common case, a word: every name is an area, a dash and more
     for prefix in _AWS_AREA_PREFIXES:
-        area = prefix[:-1]
         if not region.startswith(prefix):
             continue
-        direction, dash, tail = region[len(area) + 1 :].partition("-")
+        direction, dash, tail = region[len(prefix) :].partition("-")
         if not dash or direction not in _DIRECTION_SET:
             continue
         parts = tail.split("-")
